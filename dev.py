@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""One entry point for a fresh clone (needs only python3 and pip).
+
+    python3 dev.py up      # venv + install, embedded PostgreSQL, demo incident, portal + job cluster
+    python3 dev.py test    # venv + install (dev extras), Chromium if missing, the whole test suite
+
+Everything else goes through manage.py inside .venv.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PY = VENV / "bin" / "python"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def say(msg: str) -> None:
+    print(f"[dev] {msg}", flush=True)
+
+
+def ensure_venv(extras: str) -> None:
+    """Create .venv and install the project when pyproject.toml changed since last time."""
+    if not PY.exists():
+        say("creating .venv")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    stamp = VENV / f".installed-{extras or 'base'}"
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    say("installing dependencies (first run takes a minute)")
+    target = f".[{extras}]" if extras else "."
+    run([str(PY), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+    run([str(PY), "-m", "pip", "install", "--quiet", "-e", target])
+    stamp.write_text(digest)
+
+
+def ensure_env_file() -> None:
+    """A local .env for the demo: DEBUG on, a random secret key, the edge emulator's URL."""
+    env_file = ROOT / ".env"
+    if env_file.exists():
+        return
+    example = (ROOT / ".env.example").read_text()
+    lines = []
+    for line in example.splitlines():
+        if line.startswith("SECRET_KEY="):
+            line = f"SECRET_KEY={secrets.token_urlsafe(48)}"
+        elif line.startswith("DEBUG="):
+            line = "DEBUG=true"
+        elif line.startswith("SUPABASE_SERVICE_ROLE_KEY="):
+            line = f"SUPABASE_SERVICE_ROLE_KEY=demo-{secrets.token_urlsafe(24)}"
+        lines.append(line)
+    env_file.write_text("\n".join(lines) + "\n")
+    env_file.chmod(0o600)
+    say("wrote .env for the demo (DEBUG on, random SECRET_KEY)")
+
+
+def ensure_chromium() -> None:
+    """The browser tests drive Debian's Chromium; install it when we can."""
+    if CHROMIUM.exists() or os.environ.get("CHROMIUM_PATH"):
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        say("installing Debian's chromium for the browser tests")
+        run(["apt-get", "update", "-qq"])
+        run(["apt-get", "install", "-y", "-qq", "chromium"], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        return
+    sys.exit(
+        "[dev] the browser tests need Chromium at /usr/bin/chromium "
+        "(sudo apt-get install chromium) or CHROMIUM_PATH set"
+    )
+
+
+def run(cmd: list[str], **kwargs: object) -> None:
+    subprocess.run(cmd, check=True, cwd=ROOT, **kwargs)  # type: ignore[call-overload]
+
+
+def manage(*args: str) -> list[str]:
+    return [str(PY), str(ROOT / "manage.py"), *args]
+
+
+def cmd_up(argv: list[str]) -> int:
+    port = argv[0] if argv else os.environ.get("PORT", "8000")
+    ensure_venv("")
+    ensure_env_file()
+    run(manage("demo_setup"))
+    procs = [
+        subprocess.Popen(manage("qcluster"), cwd=ROOT),
+        subprocess.Popen(manage("edge_emulator", "--port", "54321"), cwd=ROOT)
+        if (ROOT / "remediation/management/commands/edge_emulator.py").exists()
+        else None,
+        subprocess.Popen(manage("runserver", f"127.0.0.1:{port}", "--noreload"), cwd=ROOT),
+    ]
+    procs = [p for p in procs if p is not None]
+    login = (ROOT / ".demo-login").read_text().split()
+    time.sleep(1.5)
+    say(f"portal: http://127.0.0.1:{port}/admin/  login: {login[0]} / {login[1]}")
+    say("orphaned sessions: http://127.0.0.1:%s/admin/remediation/orphanedsession/  (Ctrl-C stops)" % port)
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    return 0
+
+
+def cmd_test(argv: list[str]) -> int:
+    ensure_venv("dev")
+    ensure_chromium()
+    env = {**os.environ, "OPSPORTAL_TESTING": "1"}
+    return subprocess.call([str(PY), "-m", "pytest", *argv], cwd=ROOT, env=env)
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in ("up", "test"):
+        print(__doc__)
+        return 2
+    return {"up": cmd_up, "test": cmd_test}[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""Settings for the PRISM ops portal, read once from the environment (django-environ).
+
+Every variable is listed with a comment in `.env.example`. With no database URL set,
+both databases live in an embedded PostgreSQL (opsportal/embedded_pg.py).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import environ
+
+from opsportal.secrets import Secret
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+_env_file = Path(os.environ.get("OPSPORTAL_ENV_FILE", BASE_DIR / ".env"))
+if _env_file.is_file():
+    environ.Env.read_env(_env_file, overwrite=False)
+
+TESTING = "pytest" in sys.modules or env.bool("OPSPORTAL_TESTING", default=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+# A fixed development key is only accepted with DEBUG on; opsportal.checks refuses it
+# otherwise, so a production deployment cannot start with it.
+DEV_SECRET_KEY = "django-insecure-opsportal-development-key-do-not-use-in-production"
+SECRET_KEY = env.str("SECRET_KEY", default=DEV_SECRET_KEY)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- Databases -----------------------------------------------------------------
+# `default`: the portal's own state. `pipeline`: the Supabase Postgres (unmanaged
+# models only, see opsportal.routers).
+EMBEDDED_PG_DIR = Path(env.str("EMBEDDED_PG_DIR", default=str(BASE_DIR / ".pgdata")))
+_portal_url = env.str("DATABASE_URL", default="")
+_pipeline_url = env.str("PIPELINE_DATABASE_URL", default="")
+EMBEDDED_PG_USED = not (_portal_url and _pipeline_url)
+
+if EMBEDDED_PG_USED:
+    from opsportal import embedded_pg
+
+    _embedded = embedded_pg.start(EMBEDDED_PG_DIR)
+else:
+    _embedded = None
+
+
+def _database(url: str, embedded_name: str) -> dict[str, object]:
+    if url:
+        return env.db_url_config(url)
+    assert _embedded is not None
+    return _embedded.database(embedded_name)
+
+
+PIPELINE_STATEMENT_TIMEOUT_MS = env.int("PIPELINE_STATEMENT_TIMEOUT_MS", default=30_000)
+
+DATABASES = {
+    "default": _database(_portal_url, "opsportal"),
+    "pipeline": _database(_pipeline_url, "pipeline"),
+}
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+DATABASES["pipeline"]["CONN_MAX_AGE"] = env.int("PIPELINE_CONN_MAX_AGE", default=0)
+DATABASES["pipeline"].setdefault("OPTIONS", {})
+DATABASES["pipeline"]["OPTIONS"].update(  # type: ignore[union-attr]
+    {"application_name": "prism-opsportal"}
+)
+# The pipeline test database gets its schema from tests/sql/emulated_supabase.sql,
+# never from Django migrations.
+DATABASES["pipeline"]["TEST"] = {"MIGRATE": False}
+DATABASE_ROUTERS = ["opsportal.routers.PipelineRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Supabase ------------------------------------------------------------------
+SUPABASE_URL = env.str("SUPABASE_URL", default="http://127.0.0.1:54321").rstrip("/")
+SUPABASE_SERVICE_ROLE_KEY = Secret(env.str("SUPABASE_SERVICE_ROLE_KEY", default=""))
+RESULTS_BASE_URL = env.str("RESULTS_BASE_URL", default="http://localhost:3000").rstrip("/")
+# The emulated Supabase database (demo and tests): does service_role get BYPASSRLS?
+# Hosted Supabase: yes. The incident as the IR-07 plan describes it: no.
+EMULATE_SERVICE_ROLE_BYPASSRLS = env.bool("EMULATE_SERVICE_ROLE_BYPASSRLS", default=False)
+# ...and does profiles carry the recursive update_fc_metrics_trigger?
+EMULATE_FC_METRICS_TRIGGER = env.bool("EMULATE_FC_METRICS_TRIGGER", default=False)
+
+# --- Edge function client ------------------------------------------------------
+EDGE_CONNECT_TIMEOUT = env.float("EDGE_CONNECT_TIMEOUT", default=3.05)
+EDGE_READ_TIMEOUT = env.float("EDGE_READ_TIMEOUT", default=30.0)
+EDGE_MAX_RETRIES = env.int("EDGE_MAX_RETRIES", default=3)
+EDGE_BACKOFF_BASE = env.float("EDGE_BACKOFF_BASE", default=0.5)
+EDGE_RETRY_AFTER_CAP = env.float("EDGE_RETRY_AFTER_CAP", default=30.0)
+
+# --- django-q2 -----------------------------------------------------------------
+Q_BROKER = env.str("Q_BROKER", default="orm")  # "orm" (the portal database) or "redis"
+Q_CLUSTER: dict[str, object] = {
+    "name": env.str("Q_CLUSTER_NAME", default="opsportal"),
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": env.int("Q_TIMEOUT", default=300),
+    "retry": env.int("Q_RETRY", default=360),
+    "max_attempts": env.int("Q_MAX_ATTEMPTS", default=3),
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": env.int("Q_SAVE_LIMIT", default=1000),
+    "poll": env.float("Q_POLL", default=0.5),
+    "label": "Job queue",
+}
+if Q_BROKER == "redis":
+    Q_CLUSTER["redis"] = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- Django ----------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "opsportal",
+    "remediation",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "opsportal.urls"
+WSGI_APPLICATION = "opsportal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"pgserver": {"level": "WARNING"}},
+}

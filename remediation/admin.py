@@ -1,0 +1,323 @@
+"""Admin for the pipeline's tables (read-only) and the orphaned-sessions list."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from django.contrib import admin
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from remediation import selectors
+from remediation.admin_utils import CappedCountPaginator, DateRangeFilter, ReadOnlyAdmin
+from remediation.models import (
+    AssessmentResponse,
+    AssessmentSession,
+    CalibrationModel,
+    FcBlock,
+    FcOption,
+    FcResponse,
+    FcScore,
+    OrphanedSession,
+    Profile,
+    ScoringConfig,
+    ScoringKey,
+    TypePrototype,
+)
+
+
+def _pretty_json(value: Any) -> SafeString:
+    return format_html("<pre style='margin:0'>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
+
+
+class HasProfileFilter(admin.SimpleListFilter):
+    title = "profile"
+    parameter_name = "has_profile"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "has a profile"), ("no", "no profile")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.filter(selectors.has_profile_expression())
+        if self.value() == "no":
+            return queryset.filter(~selectors.has_profile_expression())
+        return queryset
+
+
+class FcPresenceFilter(admin.SimpleListFilter):
+    title = "forced-choice data"
+    parameter_name = "fc"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("responses", "has FC responses"), ("none", "no FC responses")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "responses":
+            return queryset.filter(selectors.has_fc_responses_expression())
+        if self.value() == "none":
+            return queryset.filter(~selectors.has_fc_responses_expression())
+        return queryset
+
+
+class SessionSearchMixin:
+    """Search by exact session id, share token or email: indexed, instant on a million rows."""
+
+    search_help_text = "Session id, share token or email (exact)."
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        condition = Q(share_token=term) | Q(email=term)
+        if term.lower() != term:
+            condition |= Q(email=term.lower())
+        try:
+            condition |= Q(id=UUID(term))
+        except ValueError:
+            pass
+        return queryset.filter(condition), False
+
+
+@admin.register(AssessmentSession)
+class AssessmentSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
+    list_display = ("id", "email", "status", "created_at", "completed_at", "has_profile")
+    list_filter = (
+        "status",
+        HasProfileFilter,
+        ("completed_at", DateRangeFilter),
+        ("created_at", DateRangeFilter),
+    )
+    search_fields = ("email",)  # shows the box; get_search_results does the matching
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+    readonly_fields = ("pipeline_state",)
+    fieldsets = (
+        ("Pipeline state", {"fields": ("pipeline_state",)}),
+        (
+            "Session",
+            {
+                "fields": (
+                    "id", "status", "email", "user_id", "session_type", "started_at",
+                    "completed_at", "finalized_at", "total_questions", "completed_questions",
+                    "share_token", "share_token_expires_at", "metadata", "created_at",
+                    "updated_at",
+                )
+            },
+        ),
+    )  # fmt: skip
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).annotate(has_profile=selectors.has_profile_expression())
+
+    @admin.display(boolean=True, description="profile", ordering="has_profile")
+    def has_profile(self, obj: Any) -> bool:
+        return bool(getattr(obj, "has_profile", False))
+
+    @admin.display(description="at a glance")
+    def pipeline_state(self, obj: AssessmentSession) -> SafeString:
+        state = selectors.session_pipeline_state(obj.pk)
+        answers_url = reverse("admin:remediation_assessmentresponse_changelist") + f"?session__id__exact={obj.pk}"
+        rows: list[tuple[str, Any]] = [
+            ("Answers", format_html('<a href="{}">{}</a>', answers_url, state.answers)),
+            ("Answers only in answer_numeric", state.answers_only_numeric),
+            ("answer_value and answer_numeric disagree", state.answers_disagreeing),
+            ("FC responses", state.fc_responses),
+            (
+                "FC scores",
+                ", ".join(
+                    f"{s['version']}/{s['fc_kind']} ({s['blocks_answered']} blocks)"
+                    for s in state.fc_scores
+                )
+                or "none",
+            ),
+        ]
+        profile = state.profile
+        if profile is None:
+            rows.append(("Profile", format_html("<strong>{}</strong>", "none: orphaned" if obj.status == "completed" else "none")))
+        else:
+            url = reverse("admin:remediation_profile_change", args=[profile.pk])
+            rows.append(
+                (
+                    "Profile",
+                    format_html(
+                        '<a href="{}">{} {}</a>, created {}, submitted {}, recomputed {}',
+                        url,
+                        profile.type_code or "?",
+                        profile.results_version or "?",
+                        profile.created_at or "–",
+                        profile.submitted_at or "–",
+                        profile.recomputed_at or "–",
+                    ),
+                )
+            )
+        return format_html(
+            '<table class="pipeline-state">{}</table>',
+            format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows),
+        )
+
+
+@admin.register(OrphanedSession)
+class OrphanedSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
+    """Completed sessions with no profile, newest completion first."""
+
+    list_display = ("id", "email", "completed_at", "age", "has_fc", "session_link")
+    list_filter = (("completed_at", DateRangeFilter), FcPresenceFilter)
+    search_fields = ("email",)
+    sortable_by = ("completed_at", "email", "id")
+    ordering = ("-completed_at",)
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    list_per_page = 100
+    list_display_links = None
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return selectors.orphaned_sessions().annotate(has_fc=selectors.has_fc_responses_expression())
+
+    @admin.display(description="age")
+    def age(self, obj: AssessmentSession) -> str:
+        if obj.completed_at is None:
+            return "–"
+        days = (timezone.now() - obj.completed_at).days
+        return f"{days} d"
+
+    @admin.display(boolean=True, description="FC responses")
+    def has_fc(self, obj: Any) -> bool:
+        return bool(getattr(obj, "has_fc", False))
+
+    @admin.display(description="session")
+    def session_link(self, obj: AssessmentSession) -> SafeString:
+        url = reverse("admin:remediation_assessmentsession_change", args=[obj.pk])
+        return format_html('<a href="{}">open</a>', url)
+
+
+@admin.register(AssessmentResponse)
+class AssessmentResponseAdmin(ReadOnlyAdmin):
+    list_display = ("session", "question_id", "answer_value", "answer_numeric", "question_type", "created_at")
+    list_filter = ("question_type",)
+    search_fields = ("=session__id",)
+    search_help_text = "Session id (exact)."
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    list_select_related = False
+    raw_id_fields = ("session",)
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> tuple[QuerySet[Any], bool]:
+        try:
+            return queryset.filter(session_id=UUID(search_term.strip())), False
+        except ValueError:
+            return (queryset.none() if search_term.strip() else queryset), False
+
+
+@admin.register(Profile)
+class ProfileAdmin(ReadOnlyAdmin):
+    list_display = ("session_id", "type_code", "results_version", "confidence", "fc_coverage_bucket", "created_at")
+    list_filter = ("results_version", "type_code", "confidence")
+    search_fields = ("=share_token",)
+    search_help_text = "Session id or share token (exact)."
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    raw_id_fields = ("session",)
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> tuple[QuerySet[Any], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        condition = Q(share_token=term)
+        try:
+            condition |= Q(session_id=UUID(term)) | Q(id=UUID(term))
+        except ValueError:
+            pass
+        return queryset.filter(condition), False
+
+
+@admin.register(ScoringKey)
+class ScoringKeyAdmin(ReadOnlyAdmin):
+    list_display = ("question_id", "tag", "scale_type", "reverse_scored", "fc_map", "weight", "section")
+    list_filter = ("scale_type", "reverse_scored")
+    search_fields = ("tag", "=question_id")
+
+
+@admin.register(ScoringConfig)
+class ScoringConfigAdmin(ReadOnlyAdmin):
+    list_display = ("key", "short_value", "updated_at")
+    search_fields = ("key",)
+    readonly_fields = ("value_pretty",)
+    fields = ("key", "value_pretty", "updated_at")
+
+    @admin.display(description="value")
+    def short_value(self, obj: ScoringConfig) -> str:
+        text = json.dumps(obj.value, ensure_ascii=False)
+        return text if len(text) <= 80 else text[:77] + "…"
+
+    @admin.display(description="value")
+    def value_pretty(self, obj: ScoringConfig) -> SafeString:
+        return _pretty_json(obj.value)
+
+
+@admin.register(TypePrototype)
+class TypePrototypeAdmin(ReadOnlyAdmin):
+    list_display = ("type_code", "func", "block")
+    list_filter = ("block", "func")
+    search_fields = ("type_code",)
+    list_display_links = None
+
+
+@admin.register(CalibrationModel)
+class CalibrationModelAdmin(ReadOnlyAdmin):
+    list_display = ("id", "version", "method", "stratum", "trained_at")
+    list_filter = ("version",)
+
+
+class FcOptionInline(admin.TabularInline):
+    model = FcOption
+    fields = ("option_code", "prompt", "weights_json", "order_index")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(FcBlock)
+class FcBlockAdmin(ReadOnlyAdmin):
+    list_display = ("code", "version", "title", "order_index", "is_active")
+    list_filter = ("version", "is_active")
+    search_fields = ("code", "title")
+    inlines = (FcOptionInline,)
+
+
+@admin.register(FcOption)
+class FcOptionAdmin(ReadOnlyAdmin):
+    list_display = ("block", "option_code", "prompt", "weights_json")
+    list_filter = ("block__version",)
+    search_fields = ("prompt",)
+
+
+@admin.register(FcResponse)
+class FcResponseAdmin(ReadOnlyAdmin):
+    list_display = ("session_id", "block_id", "option_id", "answered_at")
+    search_fields = ("=session_id",)
+    list_display_links = None
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+
+
+@admin.register(FcScore)
+class FcScoreAdmin(ReadOnlyAdmin):
+    list_display = ("session_id", "version", "fc_kind", "blocks_answered", "scores_json", "created_at")
+    list_filter = ("version", "fc_kind")
+    search_fields = ("=session_id",)
+    list_display_links = None
+    paginator = CappedCountPaginator
+    show_full_result_count = False

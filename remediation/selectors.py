@@ -1,0 +1,79 @@
+"""Reads of the pipeline database (HackSoft style: selectors read, services write)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+
+from remediation.models import (
+    AssessmentResponse,
+    AssessmentSession,
+    FcResponse,
+    FcScore,
+    Profile,
+)
+
+
+def has_profile_expression() -> Exists:
+    """EXISTS (a profile for this session)."""
+    return Exists(Profile.objects.filter(session_id=OuterRef("pk")))
+
+
+def has_fc_responses_expression() -> Exists:
+    """EXISTS (an fc_responses row for this session)."""
+    return Exists(FcResponse.objects.filter(session_id=OuterRef("pk")))
+
+
+def sessions_with_flags() -> QuerySet[AssessmentSession]:
+    """All sessions, annotated with has_profile."""
+    return AssessmentSession.objects.annotate(has_profile=has_profile_expression())
+
+
+def orphaned_sessions() -> QuerySet[AssessmentSession]:
+    """Completed sessions without a profile: the incident's orphans."""
+    return AssessmentSession.objects.filter(status=AssessmentSession.STATUS_COMPLETED).filter(
+        ~has_profile_expression()
+    )
+
+
+@dataclass(frozen=True)
+class PipelineState:
+    """A session's pipeline state at a glance."""
+
+    answers: int
+    answers_only_numeric: int
+    answers_disagreeing: int
+    fc_responses: int
+    fc_scores: list[dict[str, Any]]
+    profile: Profile | None
+
+
+def session_pipeline_state(session_id: UUID | str) -> PipelineState:
+    """Counts and rows that tell where a session stands in the pipeline."""
+    agg = AssessmentResponse.objects.filter(session_id=session_id).aggregate(
+        answers=Count("id"),
+        only_numeric=Count(
+            "id", filter=Q(answer_value__isnull=True, answer_numeric__isnull=False)
+        ),
+    )
+    disagreeing = AssessmentResponse.objects.raw(
+        "SELECT id FROM assessment_responses WHERE session_id = %s AND answer_value IS NOT NULL"
+        " AND answer_numeric IS NOT NULL AND btrim(answer_value) <> answer_numeric::text",
+        [str(session_id)],
+    )
+    fc_scores = list(
+        FcScore.objects.filter(session_id=session_id).values(
+            "version", "fc_kind", "blocks_answered", "scores_json", "created_at"
+        )
+    )
+    return PipelineState(
+        answers=agg["answers"],
+        answers_only_numeric=agg["only_numeric"],
+        answers_disagreeing=len(list(disagreeing)),
+        fc_responses=FcResponse.objects.filter(session_id=session_id).count(),
+        fc_scores=fc_scores,
+        profile=Profile.objects.filter(session_id=session_id).first(),
+    )
