@@ -1,0 +1,484 @@
+"""The v1.2.1 scoring engine (scoring.md sections 1-6), one session at a time."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import attrgetter
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from .config import EngineConfig
+from .constants import ENGINE_VERSION, FUNCTION_INDEX, FUNCTIONS, TYPES
+from .errors import UnscorableSession
+from .events import Event, make_event
+from .jsnum import js_number, js_string, to_fixed
+from .model import (
+    EngineResult,
+    KeyEntry,
+    RankedType,
+    Response,
+    ScoreRequest,
+    _canonical_qid,
+    key_from_mapping,
+)
+from .prototypes import Prototypes
+
+if TYPE_CHECKING:
+    from .batch import BatchItem
+
+__all__ = ["Scorer", "parse_answer", "score_session"]
+
+_NAN = math.nan
+_INF = math.inf
+_NF = len(FUNCTIONS)
+_NT = len(TYPES)
+
+_QID = attrgetter("question_id")
+_VAL = attrgetter("answer_value")
+
+# Parsed answers by value. Keys are JSON scalars: ints hit for equal floats and bools
+# too (hash(True) == hash(1)), which is right because Number(true) == 1 and
+# Number(5.0) == 5. `None` maps to NaN: a null answer is skipped just like NaN.
+_ANSWER_CACHE: dict[object, float] = {None: _NAN}
+for _i in range(-10, 101):
+    _ANSWER_CACHE[_i] = float(_i)
+    _ANSWER_CACHE[str(_i)] = float(_i)
+_ANSWER_CACHE_LIMIT = 50_000
+
+
+def parse_answer(value: object) -> float:
+    """Step 3 of scoring.md: the answer as a number; NaN means skip (null included)."""
+    try:
+        cached = _ANSWER_CACHE.get(value)
+    except TypeError:  # unhashable: list or dict
+        cached = None
+    if cached is not None:
+        return cached
+    if value is None:
+        return _NAN
+    x = js_number(value)
+    if isinstance(value, str) and len(_ANSWER_CACHE) < _ANSWER_CACHE_LIMIT:
+        _ANSWER_CACHE[value] = x
+    return x
+
+
+def _fc_score_value(value: object) -> float:
+    """A number from an FC score: missing or non-numeric -> 0 (numeric strings count)."""
+    if isinstance(value, bool) or value is None:
+        return 0.0
+    if isinstance(value, (int, float, str)):
+        x = js_number(value)
+        return x if x - x == 0.0 else 0.0
+    return 0.0
+
+
+def fc_norm_from_scores(scores: Mapping[object, object]) -> list[float]:
+    """Section 3: `score[f] / 100 × 5` per function, in function order."""
+    return [_fc_score_value(scores.get(f)) / 100 * 5 for f in FUNCTIONS]
+
+
+def _sigmoid(x: float) -> float:
+    try:
+        return 1 / (1 + math.exp(-x))
+    except OverflowError:  # exp(-x) = +Infinity in JavaScript -> 1 / Infinity
+        return 0.0
+
+
+def _exp(x: float) -> float:
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return _INF
+
+
+def entropy_bits(shares: Iterable[float]) -> float:
+    """−Σ p·log2 p, summed in the given order, with 0·log2 0 taken as 0."""
+    h = 0.0
+    log2 = math.log2
+    for p in shares:
+        if p > 0:
+            h -= p * log2(p)
+    return h
+
+
+def _v8_sort(items: list[int], cmp: Callable[[int, int], float]) -> list[int]:
+    """Sort as V8's Array.prototype.sort does for fewer than 64 elements.
+
+    V8 runs TimSort; below 64 elements that is one counted run extended by binary
+    insertion. Reproducing it keeps the result identical to the original engine even
+    for a comparator that is not a strict weak order (ties within 1e-9 are not
+    transitive when the softmax temperature is negative).
+    """
+    a = list(items)
+    n = len(a)
+    if n < 2:
+        return a
+    run = 2
+    desc = cmp(a[1], a[0]) < 0
+    prev = a[1]
+    for idx in range(2, n):
+        order = cmp(a[idx], prev)
+        if (desc and order >= 0) or (not desc and order < 0):
+            break
+        prev = a[idx]
+        run += 1
+    if desc:
+        a[:run] = a[:run][::-1]
+    for start in range(run, n):
+        pivot = a[start]
+        left, right = 0, start
+        while left < right:
+            mid = left + ((right - left) >> 1)
+            if cmp(pivot, a[mid]) < 0:
+                right = mid
+            else:
+                left = mid + 1
+        a[left + 1 : start + 1] = a[left:start]
+        a[left] = pivot
+    return a
+
+
+def rank_types(fits: Sequence[float], shares: Sequence[float], temp: float) -> list[int]:
+    """Type indices by share desc; shares within 1e-9 -> fit desc; then type order."""
+    if temp > 0:
+        # share is a non-decreasing function of fit, so the spec's comparator is exactly
+        # "fit desc, then type order" here; a stable sort gives that directly.
+        return sorted(range(len(fits)), key=fits.__getitem__, reverse=True)
+
+    def cmp(i: int, j: int) -> float:
+        d = shares[j] - shares[i]
+        if not abs(d) < 1e-9:
+            return d
+        df = fits[j] - fits[i]
+        if df != 0:
+            return df
+        return i - j
+
+    return _v8_sort(list(range(len(fits))), cmp)
+
+
+class Scorer:
+    """A scoring key and config compiled once; score sessions one at a time or in batches."""
+
+    __slots__ = (
+        "config",
+        "prototypes",
+        "_likert",
+        "_fcmaps",
+        "_weights",
+        "_base",
+        "_creative",
+        "_config_events",
+        "_batch",
+    )
+
+    def __init__(
+        self,
+        key: Mapping[int, KeyEntry] | Iterable[KeyEntry] | Mapping[str, object],
+        config: EngineConfig | Mapping[str, object] | None = None,
+        prototypes: Prototypes | None = None,
+    ) -> None:
+        if not isinstance(config, EngineConfig):
+            config = EngineConfig.from_mapping(config)
+        self.config = config
+        self.prototypes = prototypes or config.type_prototypes or Prototypes.builtin()
+        entries = key_from_mapping(key)  # type: ignore[arg-type]
+        likert: dict[int, tuple[int, bool]] = {}
+        fcmaps: dict[int, dict[str, int]] = {}
+        for qid, entry in entries.items():
+            tag = entry.tag
+            if tag and entry.scale_type.startswith("LIKERT"):
+                f = FUNCTION_INDEX.get(tag[:2])
+                if f is not None:
+                    likert[qid] = (f, bool(entry.reverse_scored))
+            if entry.fc_map is not None:
+                m = {
+                    str(k): FUNCTION_INDEX[v]
+                    for k, v in entry.fc_map.items()
+                    if isinstance(v, str) and v in FUNCTION_INDEX
+                }
+                if m:
+                    fcmaps[qid] = m
+        self._likert = likert
+        self._fcmaps = fcmaps
+        self._weights = self.prototypes.weights
+        self._base = self.prototypes.base_funcs
+        self._creative = self.prototypes.creative_funcs
+        events: list[tuple[str, dict[str, object]]] = []
+        if config.results_version != ENGINE_VERSION:
+            events.append(
+                (
+                    "engine_version_override",
+                    {"config_version": config.results_version, "engine_version": ENGINE_VERSION},
+                )
+            )
+        if config.type_prototypes_issue is not None and prototypes is None:
+            events.append(
+                ("type_prototypes_fallback", {"reason": config.type_prototypes_issue})
+            )
+        self._config_events = tuple(events)
+        self._batch: object = None
+
+    # -- inputs ---------------------------------------------------------------------
+
+    @staticmethod
+    def _answers(responses: Iterable[object]) -> dict[int, object]:
+        """question_id -> latest answer, in first-seen order (duplicates: latest wins)."""
+        if not isinstance(responses, (list, tuple)):
+            responses = list(responses)
+        try:
+            qids = list(map(_QID, responses))
+            vals = list(map(_VAL, responses))
+        except AttributeError:
+            qids, vals = [], []
+            for r in responses:
+                if isinstance(r, Response):
+                    qids.append(r.question_id)
+                    vals.append(r.answer_value)
+                elif isinstance(r, Mapping):
+                    qids.append(r.get("question_id"))
+                    vals.append(r.get("answer_value"))
+        if qids and set(map(type, qids)) != {int}:
+            pairs = [(_canonical_qid(q), v) for q, v in zip(qids, vals, strict=True)]
+            return {q: v for q, v in pairs if q is not None}
+        return dict(zip(qids, vals, strict=True))
+
+    # -- scoring --------------------------------------------------------------------
+
+    def score(
+        self,
+        responses: Iterable[Response],
+        fc_function_scores: object = None,
+        *,
+        session_id: object = None,
+    ) -> EngineResult:
+        """Score one session; raise UnscorableSession when nothing can be scored."""
+        answers = self._answers(responses)
+
+        sums = [0.0] * _NF
+        counts = [0] * _NF
+        lget = self._likert.get
+        cget = _ANSWER_CACHE.get
+        for q, v in answers.items():
+            e = lget(q)
+            if e is None:
+                continue
+            try:
+                x = cget(v)
+            except TypeError:
+                x = None
+            if x is None:
+                x = parse_answer(v)
+            if x - x != 0.0:  # NaN, +-Infinity, null
+                continue
+            f, rev = e
+            if rev:
+                x = 6.0 - x
+            sums[f] += x
+            counts[f] += 1
+
+        fc_source, fc_norm, fc_ct = self._fc_component(answers, fc_function_scores)
+        return self._finish(sums, counts, fc_source, fc_norm, fc_ct, len(answers), session_id)
+
+    def _fc_component(
+        self, answers: Mapping[int, object], fc_scores: object
+    ) -> tuple[str, list[float] | None, int]:
+        """Section 3: (source, fc_norm or None, fc_answered_ct)."""
+        if isinstance(fc_scores, Mapping):
+            return "scores", fc_norm_from_scores(fc_scores), len(fc_scores)
+        derived = [0] * _NF
+        answered = 0
+        for q, fmap in self._fcmaps.items():
+            if q in answers:
+                v = answers[q]
+                f = fmap.get(v if type(v) is str else js_string(v))
+                if f is not None:
+                    derived[f] += 1
+                    answered += 1
+        if answered:
+            return "derived", [d / answered * 5 for d in derived], answered
+        return ("invalid" if fc_scores is not None else "none"), None, 0
+
+    def _finish(
+        self,
+        sums: list[float],
+        counts: list[int],
+        fc_source: str,
+        fc_norm: list[float] | None,
+        fc_ct: int,
+        n_answers: int,
+        session_id: object,
+    ) -> EngineResult:
+        lik = [s / c if c else 0.0 for s, c in zip(sums, counts, strict=True)]
+        likert_items = sum(counts)
+        if fc_norm is not None:
+            strengths = [0.5 * li + 0.5 * fn for li, fn in zip(lik, fc_norm, strict=True)]
+        else:
+            if likert_items == 0:
+                raise self._unscorable(n_answers, session_id)
+            strengths = lik
+        if any(s - s != 0.0 for s in strengths):
+            raise _overflow(session_id)
+
+        s0, s1, s2, s3, s4, s5, s6, s7 = strengths
+        fits = [
+            to_fixed(0.0 + w0 * s0 + w1 * s1 + w2 * s2 + w3 * s3 + w4 * s4 + w5 * s5 + w6 * s6 + w7 * s7, 4)
+            for w0, w1, w2, w3, w4, w5, w6, w7 in self._weights
+        ]  # fmt: skip
+        temp = self.config.softmax_temp
+        top = max(fits)
+        exps = [_exp((fi - top) / temp) for fi in fits]
+        total = 0.0
+        for e in exps:  # sequential, in type order (not sum(): 3.12+ compensates)
+            total += e
+        shares = [e / total for e in exps]
+        if any(p - p != 0.0 for p in shares):
+            raise _overflow(session_id)
+        order = rank_types(fits, shares, temp)
+        h16 = entropy_bits(shares)
+        rounded = [to_fixed(s, 3) for s in strengths]
+        return self.build_result(
+            rounded, fits, shares, order, h16, fc_source, fc_ct, likert_items, session_id
+        )
+
+    def _unscorable(self, n_answers: int, session_id: object) -> UnscorableSession:
+        if n_answers == 0:
+            return UnscorableSession(
+                "no_responses",
+                "the session has no answers and no forced-choice scores",
+                session_id,
+            )
+        return UnscorableSession(
+            "no_scorable_responses",
+            f"none of the {n_answers} answers is a numeric answer to a Likert function "
+            "item, and there are no forced-choice scores",
+            session_id,
+        )
+
+    def build_result(
+        self,
+        strengths: Sequence[float],
+        fits: Sequence[float],
+        shares: Sequence[float],
+        order: Sequence[int],
+        h16: float,
+        fc_source: str,
+        fc_ct: int,
+        likert_items: int,
+        session_id: object,
+    ) -> EngineResult:
+        """Assemble an EngineResult from the computed numbers (shared by single and batch)."""
+        cfg = self.config
+        i1, i2, i3 = order[0], order[1], order[2]
+        fit1, fit2 = fits[i1], fits[i2]
+        share1, share2 = shares[i1], shares[i2]
+        fit_gap = fit1 - fit2
+        share_gap = share1 - share2
+        p = cfg.conf_raw_params
+        conf_raw = to_fixed(_sigmoid(p.a * fit_gap + p.b * share_gap - p.c * h16), 4)
+        if conf_raw >= 0.75:
+            confidence = "High"
+        elif conf_raw >= 0.55:
+            confidence = "Moderate"
+        else:
+            confidence = "Low"
+        th = cfg.fit_band_thresholds
+        if fit1 >= th.high_fit:
+            fit_band = "high_fit"
+        elif fit1 >= th.moderate_fit:
+            fit_band = "moderate_fit"
+        else:
+            fit_band = "low_fit"
+        top3 = (
+            RankedType(TYPES[i1], fit1, share1),
+            RankedType(TYPES[i2], fit2, share2),
+            RankedType(TYPES[i3], fits[i3], shares[i3]),
+        )
+        type_code = TYPES[i1]
+        events = self._events(session_id, fc_source, fc_ct, type_code, fit1, likert_items)
+        return EngineResult(
+            type_code=type_code,
+            base_func=self._base[i1],
+            creative_func=self._creative[i1],
+            top_types=top3,
+            top_3_fits=top3,
+            score_fit_raw=fit1,
+            score_fit_calibrated=fit1,
+            fit_band=fit_band,
+            top_gap=to_fixed(share_gap, 3),
+            close_call=share_gap < 0.05,
+            strengths=MappingProxyType(dict(zip(FUNCTIONS, strengths, strict=True))),
+            confidence=confidence,
+            conf_raw=conf_raw,
+            conf_calibrated=conf_raw,
+            fc_answered_ct=fc_ct,
+            fc_coverage_bucket="full" if fc_ct >= cfg.fc_expected_min else "low",
+            type_fits=tuple(fits),
+            type_shares=tuple(shares),
+            share_gap=share_gap,
+            fit_gap=fit_gap,
+            fc_source="none" if fc_source == "invalid" else fc_source,
+            likert_items=likert_items,
+            events=events,
+        )
+
+    def _events(
+        self,
+        session_id: object,
+        fc_source: str,
+        fc_ct: int,
+        type_code: str,
+        fit: float,
+        likert_items: int,
+    ) -> tuple[Event, ...]:
+        out = [make_event(name, session_id, **fields) for name, fields in self._config_events]
+        if fc_source == "scores":
+            out.append(make_event("fc_scores_loaded", session_id, keys=fc_ct))
+        elif fc_source == "derived":
+            out.append(make_event("fc_derived_from_answers", session_id, answered=fc_ct))
+        else:
+            reason = "invalid_fc_scores" if fc_source == "invalid" else "no_fc_infrastructure"
+            out.append(make_event("fc_fallback_legacy", session_id, reason=reason))
+        out.append(
+            make_event(
+                "scoring_complete",
+                session_id,
+                type_code=type_code,
+                fit=fit,
+                likert_items=likert_items,
+                fc_source="none" if fc_source == "invalid" else fc_source,
+                results_version=ENGINE_VERSION,
+            )
+        )
+        return tuple(out)
+
+    def score_batch(
+        self, items: Iterable[ScoreRequest | Sequence[Response] | BatchItem]
+    ) -> list[EngineResult | UnscorableSession]:
+        """Score many sessions (vectorized); each item yields a result or its error, in order."""
+        from .batch import score_batch
+
+        return score_batch(self, items)
+
+
+def _overflow(session_id: object) -> UnscorableSession:
+    return UnscorableSession(
+        "non_finite_result",
+        "answers are so large that a strength, fit or share is not a finite number",
+        session_id,
+    )
+
+
+def score_session(
+    responses: Iterable[Response],
+    key: Mapping[int, KeyEntry] | Iterable[KeyEntry] | Mapping[str, object],
+    config: EngineConfig | Mapping[str, object] | None = None,
+    fc_function_scores: object = None,
+    *,
+    prototypes: Prototypes | None = None,
+    session_id: object = None,
+) -> EngineResult:
+    """Score one session without keeping a compiled Scorer (convenience)."""
+    scorer = Scorer(key, config, prototypes)
+    return scorer.score(responses, fc_function_scores, session_id=session_id)
