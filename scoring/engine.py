@@ -6,7 +6,6 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import attrgetter
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 from .config import EngineConfig
 from .constants import ENGINE_VERSION, FUNCTION_INDEX, FUNCTIONS, TYPES
@@ -14,6 +13,7 @@ from .errors import UnscorableSession
 from .events import Event, make_event
 from .jsnum import js_number, js_string, to_fixed
 from .model import (
+    PLACEHOLDERS,
     EngineResult,
     KeyEntry,
     RankedType,
@@ -24,9 +24,6 @@ from .model import (
 )
 from .prototypes import Prototypes
 
-if TYPE_CHECKING:
-    from .batch import BatchItem
-
 __all__ = ["Scorer", "parse_answer", "score_session"]
 
 _NAN = math.nan
@@ -34,6 +31,7 @@ _INF = math.inf
 _NF = len(FUNCTIONS)
 _NT = len(TYPES)
 
+_PLACEHOLDERS = dict(PLACEHOLDERS)
 _QID = attrgetter("question_id")
 _VAL = attrgetter("answer_value")
 
@@ -65,6 +63,8 @@ def parse_answer(value: object) -> float:
 
 def _fc_score_value(value: object) -> float:
     """A number from an FC score: missing or non-numeric -> 0 (numeric strings count)."""
+    if type(value) is float:
+        return value if value - value == 0.0 else 0.0
     if isinstance(value, bool) or value is None:
         return 0.0
     if isinstance(value, (int, float, str)):
@@ -396,8 +396,8 @@ class Scorer:
             RankedType(TYPES[i3], fits[i3], shares[i3]),
         )
         type_code = TYPES[i1]
-        events = self._events(session_id, fc_source, fc_ct, type_code, fit1, likert_items)
-        return EngineResult(
+        values = dict(_PLACEHOLDERS)
+        values.update(
             type_code=type_code,
             base_func=self._base[i1],
             creative_func=self._creative[i1],
@@ -420,8 +420,9 @@ class Scorer:
             fit_gap=fit_gap,
             fc_source="none" if fc_source == "invalid" else fc_source,
             likert_items=likert_items,
-            events=events,
+            events=self._events(session_id, fc_source, fc_ct, type_code, fit1, likert_items),
         )
+        return EngineResult._from_fields(values)
 
     def _events(
         self,
@@ -454,7 +455,7 @@ class Scorer:
         return tuple(out)
 
     def score_batch(
-        self, items: Iterable[ScoreRequest | Sequence[Response] | BatchItem]
+        self, items: Iterable[ScoreRequest | Sequence[Response] | Mapping[str, object]]
     ) -> list[EngineResult | UnscorableSession]:
         """Score many sessions (vectorized); each item yields a result or its error, in order."""
         from .batch import score_batch

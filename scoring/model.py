@@ -145,10 +145,32 @@ _VALIDITY: Mapping[str, float] = MappingProxyType(
     {"attention": 0, "inconsistency": 0, "sd_index": 0}
 )
 
+# The constant placeholder fields of every v1.2.1 result.
+PLACEHOLDERS: Mapping[str, object] = MappingProxyType(
+    {
+        "dimensions": _ZERO_FUNCS,
+        "dims_highlights": _DIMS_HIGHLIGHTS,
+        "blocks_norm": _BLOCKS_NORM,
+        "neuro_mean": 0,
+        "neuro_z": 0,
+        "overlay_neuro": "none",
+        "overlay_state": "none",
+        "state_index": 0,
+        "overlay": "0",
+        "validity_status": "valid",
+        "validity": _VALIDITY,
+        "version": ENGINE_VERSION,
+        "results_version": ENGINE_VERSION,
+    }
+)
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
+@dataclass(frozen=True, kw_only=True)
 class EngineResult:
     """The engine's output for one session (scoring.md sections 1-6) plus its events."""
+
+    # No __slots__: the engine builds instances from a complete field dict (see
+    # `_from_fields`), which is several times cheaper than the generated frozen __init__.
 
     type_code: str
     base_func: str | None
@@ -188,6 +210,13 @@ class EngineResult:
     fc_source: str = "none"  # 'scores' | 'derived' | 'none' (the legacy fallback)
     likert_items: int = 0
     events: tuple[Event, ...] = ()
+
+    @classmethod
+    def _from_fields(cls, values: dict[str, object]) -> EngineResult:
+        """Build from a dict holding every field (internal fast path, no validation)."""
+        obj = object.__new__(cls)
+        object.__setattr__(obj, "__dict__", values)
+        return obj
 
     def to_dict(self) -> dict[str, object]:
         """Return the golden output shape (plain dicts and lists, in the goldens' key order)."""
