@@ -14,16 +14,16 @@ from __future__ import annotations
 import gc
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import chain, compress, repeat
+from itertools import compress, repeat
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from .engine import _ANSWER_CACHE, fc_norm_from_scores, parse_answer
+from .engine import _ANSWER_CACHE, fc_norm_from_scores, parse_answer, sigmoid
 from .errors import UnscorableSession
 from .jsnum import js_string, to_fixed
-from .model import EngineResult, Response, ScoreRequest
+from .model import EngineResult, ScoreRequest, all_int_qids
 
 if TYPE_CHECKING:
     from .engine import Scorer
@@ -158,17 +158,16 @@ def _score_vector(
     n = len(reqs)
     resp_lists = [r.responses for r in reqs]
     lens = np.fromiter(map(len, resp_lists), dtype=np.int64, count=n)
-    flat: list[Response] = list(chain.from_iterable(resp_lists))
     try:
-        qids: list[object] = [r.question_id for r in flat]
-        vals: list[object] = [r.answer_value for r in flat]
+        qids: list[object] = [r.question_id for rl in resp_lists for r in rl]
+        vals: list[object] = [r.answer_value for rl in resp_lists for r in rl]
     except AttributeError:
         return [None] * n
-    total = len(flat)
+    total = len(qids)
     sess = np.repeat(np.arange(n, dtype=np.int64), lens)
     fallback = np.zeros(n, dtype=bool)
 
-    if total and set(map(type, qids)) != {int}:
+    if not all_int_qids(qids):
         ok = np.fromiter((type(q) is int for q in qids), dtype=bool, count=total)
         fallback[sess[~ok]] = True
         qids = [q if type(q) is int else comp.lo - 1 for q in qids]
@@ -281,6 +280,16 @@ def _score_vector(
         h16 = np.zeros(n, dtype=np.float64)
         for j in range(_NT):
             h16 = h16 - terms[:, j]
+        top2 = order[:, :2]
+        f12 = np.take_along_axis(fits4, top2, axis=1)
+        s12 = np.take_along_axis(shares, top2, axis=1)
+        fit_gap = f12[:, 0] - f12[:, 1]
+        share_gap = s12[:, 0] - s12[:, 1]
+        p = scorer.config.conf_raw_params
+        xarg = p.a * fit_gap + p.b * share_gap - p.c * h16
+    conf = np.fromiter(map(sigmoid, xarg.tolist()), dtype=np.float64, count=n)
+    conf4 = to_fixed_array(conf, 4).tolist()
+    gap3 = to_fixed_array(share_gap, 3).tolist()
     strengths3 = to_fixed_array(strengths, 3)
 
     results: list[EngineResult | None] = [None] * n
@@ -296,6 +305,16 @@ def _score_vector(
         if fb[i]:
             continue
         results[i] = build(
-            s3[i], f4[i], sh[i], top3[i], hl[i], sources[i], fc_ct[i], items[i], reqs[i].session_id
+            s3[i],
+            f4[i],
+            sh[i],
+            top3[i],
+            hl[i],
+            sources[i],
+            fc_ct[i],
+            items[i],
+            reqs[i].session_id,
+            conf4[i],
+            gap3[i],
         )
     return results

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -10,7 +9,7 @@ from datetime import datetime, timezone
 
 from .config import EngineConfig
 from .constants import ENGINE_VERSION
-from .engine import entropy_bits
+from .engine import entropy_bits, sigmoid
 from .jsnum import js_number, to_fixed
 from .model import EngineResult
 
@@ -123,13 +122,6 @@ class StoredConfidence:
         return "model" if self.model is not None else "fallback_curve"
 
 
-def _sigmoid(x: float) -> float:
-    try:
-        return 1 / (1 + math.exp(-x))
-    except OverflowError:
-        return 0.0
-
-
 def select_calibration_model(
     models: Iterable[CalibrationModel | Mapping[str, object]],
     fit_band: str,
@@ -159,7 +151,7 @@ def calibrate(raw: float, model: CalibrationModel | None) -> float:
     """Interpolate over the model's knots, or use the fallback curve σ(−0.5 + 1.2·raw)."""
     if model is not None and model.points:
         return model.interpolate(raw)
-    return min(1.0, max(0.0, _sigmoid(-0.5 + 1.2 * raw)))
+    return min(1.0, max(0.0, sigmoid(-0.5 + 1.2 * raw)))
 
 
 def stored_confidence(
@@ -175,7 +167,7 @@ def stored_confidence(
     margin = top[0].share - top[1].share
     h3 = entropy_bits(t.share for t in top)
     p = config.conf_raw_params
-    raw = min(1.0, max(0.0, _sigmoid(p.a * fit_gap + p.b * margin - p.c * h3)))
+    raw = min(1.0, max(0.0, sigmoid(p.a * fit_gap + p.b * margin - p.c * h3)))
     model = select_calibration_model(calibration_models, result.fit_band, result.overlay)
     if model is not None and not model.points:
         model = None  # the newest row has no usable knots: use the fallback curve

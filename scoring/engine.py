@@ -20,6 +20,7 @@ from .model import (
     Response,
     ScoreRequest,
     _canonical_qid,
+    all_int_qids,
     key_from_mapping,
 )
 from .prototypes import Prototypes
@@ -78,7 +79,8 @@ def fc_norm_from_scores(scores: Mapping[object, object]) -> list[float]:
     return [_fc_score_value(scores.get(f)) / 100 * 5 for f in FUNCTIONS]
 
 
-def _sigmoid(x: float) -> float:
+def sigmoid(x: float) -> float:
+    """σ(x) = 1 / (1 + e^−x), 0 where e^−x overflows (as JavaScript gives 1/Infinity)."""
     try:
         return 1 / (1 + math.exp(-x))
     except OverflowError:  # exp(-x) = +Infinity in JavaScript -> 1 / Infinity
@@ -239,7 +241,7 @@ class Scorer:
                 elif isinstance(r, Mapping):
                     qids.append(r.get("question_id"))
                     vals.append(r.get("answer_value"))
-        if qids and set(map(type, qids)) != {int}:
+        if not all_int_qids(qids):
             pairs = [(_canonical_qid(q), v) for q, v in zip(qids, vals, strict=True)]
             return {q: v for q, v in pairs if q is not None}
         return dict(zip(qids, vals, strict=True))
@@ -367,16 +369,24 @@ class Scorer:
         fc_ct: int,
         likert_items: int,
         session_id: object,
+        conf_raw: float | None = None,
+        top_gap: float | None = None,
     ) -> EngineResult:
-        """Assemble an EngineResult from the computed numbers (shared by single and batch)."""
+        """Assemble an EngineResult from the computed numbers (shared by single and batch).
+
+        `conf_raw` and `top_gap` may be passed precomputed (the batch rounds them in bulk).
+        """
         cfg = self.config
         i1, i2, i3 = order[0], order[1], order[2]
         fit1, fit2 = fits[i1], fits[i2]
         share1, share2 = shares[i1], shares[i2]
         fit_gap = fit1 - fit2
         share_gap = share1 - share2
-        p = cfg.conf_raw_params
-        conf_raw = to_fixed(_sigmoid(p.a * fit_gap + p.b * share_gap - p.c * h16), 4)
+        if conf_raw is None:
+            p = cfg.conf_raw_params
+            conf_raw = to_fixed(sigmoid(p.a * fit_gap + p.b * share_gap - p.c * h16), 4)
+        if top_gap is None:
+            top_gap = to_fixed(share_gap, 3)
         if conf_raw >= 0.75:
             confidence = "High"
         elif conf_raw >= 0.55:
@@ -406,9 +416,9 @@ class Scorer:
             score_fit_raw=fit1,
             score_fit_calibrated=fit1,
             fit_band=fit_band,
-            top_gap=to_fixed(share_gap, 3),
+            top_gap=top_gap,
             close_call=share_gap < 0.05,
-            strengths=MappingProxyType(dict(zip(FUNCTIONS, strengths, strict=True))),
+            strengths=MappingProxyType(dict(zip(FUNCTIONS, strengths))),
             confidence=confidence,
             conf_raw=conf_raw,
             conf_calibrated=conf_raw,

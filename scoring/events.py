@@ -35,8 +35,15 @@ def _fmt(value: object) -> str:
     return js_string(value)
 
 
+_new = object.__new__
+_set = object.__setattr__
+
+
 def make_event(name: str, session_id: object = None, /, **fields: object) -> Event:
     """Build an Event, putting `session_id` first when one is known."""
     if session_id is not None:
         fields = {"session_id": session_id, **fields}
-    return Event(name, MappingProxyType(fields))
+    ev = _new(Event)  # the frozen dataclass __init__, minus its overhead (hot path)
+    _set(ev, "name", name)
+    _set(ev, "fields", MappingProxyType(fields))
+    return ev

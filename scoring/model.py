@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from types import MappingProxyType
 from typing import Any
 
@@ -74,11 +75,25 @@ def _canonical_qid(value: object) -> int | None:
         return None
     if isinstance(value, int):
         return value
+    if isinstance(value, Integral):  # numpy integers
+        return int(value)
     if isinstance(value, float):
         return int(value) if value.is_integer() else None
     if isinstance(value, str) and _QID_TEXT.fullmatch(value):
         return int(value)
     return None
+
+
+def all_int_qids(qids: list[object]) -> bool:
+    """True when every question id is a plain int (bools count as their int value).
+
+    `sum` is the cheapest full type check: its C fast path accepts only ints and bools,
+    a float makes the total a float, anything else raises TypeError.
+    """
+    try:
+        return type(sum(qids)) is int  # type: ignore[arg-type]
+    except TypeError:
+        return False
 
 
 def key_from_mapping(key: Mapping[Any, object] | Iterable[object]) -> dict[int, KeyEntry]:
