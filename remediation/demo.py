@@ -98,7 +98,7 @@ def seed_demo(
         _refuse_foreign_data(cur, force)
         cur.execute("SET LOCAL session_replication_role = replica")  # no triggers, no FK checks
         cur.execute("TRUNCATE " + ", ".join(f"public.{t}" for t in PIPELINE_TABLES))
-        _load_reference_data(cur, seed, sessions)
+        _load_reference_data(cur, {"seed": seed, "sessions": sessions})
         t = time.perf_counter()
         plan = _plan_sessions(rng, sessions, days, now)
         stats.timings["plan"] = time.perf_counter() - t
@@ -113,6 +113,7 @@ def seed_demo(
         t = time.perf_counter()
         stats.profiles = _copy_profiles(cur, rng, plan, now)
         stats.timings["profiles"] = time.perf_counter() - t
+        cur.execute("SET LOCAL session_replication_role = DEFAULT")
     with conn.cursor() as cur:
         t = time.perf_counter()
         cur.execute("ANALYZE public.assessment_sessions, public.assessment_responses, public.profiles")
@@ -146,7 +147,14 @@ def _refuse_foreign_data(cur: Any, force: bool) -> None:
         )
 
 
-def _load_reference_data(cur: Any, seed: int, sessions: int) -> None:
+def load_reference_data(*, using: str = "pipeline", marker: dict[str, Any] | None = None) -> None:
+    """Scoring key, scoring_config and type_prototypes as the migrations seeded them."""
+    with connections[using].cursor() as cur:
+        cur.execute("TRUNCATE public.assessment_scoring_key, public.scoring_config, public.type_prototypes")
+        _load_reference_data(cur, marker)
+
+
+def _load_reference_data(cur: Any, marker: dict[str, Any] | None) -> None:
     with cur.copy(
         "COPY public.assessment_scoring_key (question_id, tag, scale_type, reverse_scored,"
         " fc_map, pair_group, social_desirability, weight, section) FROM STDIN"
@@ -160,7 +168,8 @@ def _load_reference_data(cur: Any, seed: int, sessions: int) -> None:
                 )
             )  # fmt: skip
     config = dict(reference_data.scoring_config())
-    config[DEMO_MARKER_KEY] = {"seed": seed, "sessions": sessions}
+    if marker is not None:
+        config[DEMO_MARKER_KEY] = marker
     with cur.copy("COPY public.scoring_config (key, value) FROM STDIN") as copy:
         for key, value in sorted(config.items()):
             copy.write_row((key, json.dumps(value)))

@@ -1,3 +1,4 @@
+from remediation.models.portal import FinalizeAttempt, SessionDiagnosis
 from remediation.models.pipeline import (
     AssessmentResponse,
     AssessmentSession,
@@ -21,6 +22,8 @@ __all__ = [
     "FcOption",
     "FcResponse",
     "FcScore",
+    "FinalizeAttempt",
+    "SessionDiagnosis",
     "OrphanedSession",
     "Profile",
     "ScoringConfig",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -101,8 +102,8 @@ def test_seed_demo_answers_score_to_a_spread_of_types():
     key_rows = _rows(
         "SELECT question_id, tag, scale_type, reverse_scored, fc_map FROM assessment_scoring_key"
     )
-    key = [scoring.KeyEntry(q, t, s, r, f) for q, t, s, r, f in key_rows]
-    config = dict(_rows("SELECT key, value FROM scoring_config"))
+    key = [scoring.KeyEntry(q, t, s, r, json.loads(f) if f else None) for q, t, s, r, f in key_rows]
+    config = {k: json.loads(v) for k, v in _rows("SELECT key, value FROM scoring_config")}
     scorer = scoring.Scorer(key, scoring.EngineConfig.from_mapping(config))
     sessions = _rows(
         "SELECT s.id FROM assessment_sessions s WHERE status = 'completed' ORDER BY id LIMIT 120"

@@ -1,0 +1,83 @@
+"""The portal's own state (database `default`): finalize attempts and diagnoses."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class FinalizeAttempt(models.Model):
+    """One try at giving a session its profile, with what really happened."""
+
+    class Backend(models.TextChoices):
+        LOCAL = "local", "local (Python engine, service_role write)"
+        EDGE = "edge", "edge function (finalizeAssessment)"
+
+    class Outcome(models.TextChoices):
+        CREATED = "created", "profile created"
+        RESCORED = "rescored", "profile re-scored"
+        EXISTING = "existing", "already had a profile"
+        FAILED = "failed", "failed"
+        OK_WITHOUT_PROFILE = "ok_without_profile", "edge said ok, no profile written"
+        UNKNOWN = "unknown", "unknown (timed out, not settled)"
+
+    session_id = models.UUIDField(db_index=True)
+    backend = models.CharField(max_length=10, choices=Backend.choices)
+    source = models.CharField(max_length=20, default="admin", help_text="admin, cli, backfill, runbook")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by_name = models.CharField(max_length=150, blank=True)
+    rescore = models.BooleanField(default=False)
+    started_at = models.DateTimeField(db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, db_index=True)
+    reason = models.CharField(
+        max_length=40, blank=True, help_text="Machine-readable failure category (rls, check, …)"
+    )
+    sqlstate = models.CharField(max_length=5, blank=True, db_index=True)
+    constraint_name = models.CharField(max_length=200, blank=True)
+    table_name = models.CharField(max_length=200, blank=True)
+    error_message = models.TextField(blank=True)
+    explanation = models.TextField(blank=True, help_text="The failure in plain words")
+    http_status = models.IntegerField(null=True, blank=True)
+    events = models.JSONField(default=list, blank=True)
+    profile_id = models.UUIDField(null=True, blank=True)
+    type_code = models.CharField(max_length=3, blank=True)
+    results_version = models.CharField(max_length=20, blank=True)
+    results_url = models.URLField(max_length=500, blank=True)
+    run_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["session_id", "-started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} {self.backend} {self.outcome}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome in (self.Outcome.CREATED, self.Outcome.RESCORED, self.Outcome.EXISTING)
+
+
+class SessionDiagnosis(models.Model):
+    """The latest answer to "why has this session no profile?" (a rolled-back write)."""
+
+    session_id = models.UUIDField(unique=True)
+    checked_at = models.DateTimeField()
+    category = models.CharField(max_length=40, db_index=True)
+    sqlstate = models.CharField(max_length=5, blank=True)
+    constraint_name = models.CharField(max_length=200, blank=True)
+    table_name = models.CharField(max_length=200, blank=True)
+    value = models.TextField(blank=True, help_text="The offending value, for a CHECK failure")
+    error_message = models.TextField(blank=True)
+    explanation = models.TextField()
+    events = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-checked_at"]
+        verbose_name_plural = "session diagnoses"
+
+    def __str__(self) -> str:
+        return f"{self.session_id}: {self.category}"

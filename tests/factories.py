@@ -1,0 +1,93 @@
+"""Building pipeline rows for tests (real SQL on the emulated Supabase database)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import datetime, timedelta
+
+from django.db import connections
+from django.utils import timezone
+
+from remediation import reference_data
+from remediation.demo import load_reference_data
+
+__all__ = ["load_reference_data", "make_session", "pipeline_sql", "apply_plan_policy", "relax_checks"]
+
+
+def pipeline_sql(sql: str, params=None, fetch: str | None = None):
+    with connections["pipeline"].cursor() as cur:
+        cur.execute(sql, params or [])
+        if fetch == "one":
+            return cur.fetchone()
+        if fetch == "all":
+            return cur.fetchall()
+        return None
+
+
+def make_session(
+    *,
+    seed: int = 1,
+    status: str = "completed",
+    numeric_only: bool = False,
+    answers: dict[int, str | None] | None = None,
+    completed_at: datetime | None = None,
+    share_token: str | None = None,
+) -> str:
+    """A session with a full 248-answer set (or `answers`), returns its id."""
+    rng = random.Random(seed)
+    sid = str(uuid.uuid4())  # answers follow `seed`; ids are always fresh
+    now = timezone.now()
+    completed = completed_at or (now - timedelta(days=2) if status == "completed" else None)
+    pipeline_sql(
+        "INSERT INTO assessment_sessions (id, status, started_at, completed_at, share_token,"
+        " email, finalized_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        [sid, status, now - timedelta(days=3), completed, share_token or uuid.uuid4().hex,
+         f"t{seed}@example.org", completed],
+    )  # fmt: skip
+    if answers is None:
+        answers = {}
+        for row in reference_data.scoring_key_rows():
+            st = row.scale_type
+            if st.startswith(("LIKERT_1_5",)):
+                answers[row.question_id] = str(rng.randint(1, 5))
+            elif st.startswith(("LIKERT_1_7", "STATE")):
+                answers[row.question_id] = str(rng.randint(1, 7))
+            elif row.fc_map:
+                answers[row.question_id] = rng.choice(sorted(row.fc_map))
+            else:
+                answers[row.question_id] = "n/a"
+        answers[247] = "free text"
+        answers[248] = "free text"
+    key = {r.question_id: r for r in reference_data.scoring_key_rows()}
+    with connections["pipeline"].cursor() as cur:
+        for qid, value in answers.items():
+            numeric = int(value) if value is not None and value.isdigit() else None
+            is_likert = qid in key and key[qid].scale_type.startswith("LIKERT")
+            stored_value = None if (numeric_only and is_likert and numeric is not None) else value
+            cur.execute(
+                "INSERT INTO assessment_responses (session_id, question_id, question_text,"
+                " question_type, question_section, answer_value, answer_numeric)"
+                " VALUES (%s, %s, 'q', 't', 'core', %s, %s)",
+                [sid, qid, stored_value, numeric],
+            )
+    return sid
+
+
+PLAN_POLICY = (
+    'CREATE POLICY "Service role can manage profiles" ON public.profiles FOR ALL TO public'
+    " USING (auth.role() = 'service_role') WITH CHECK (auth.role() = 'service_role')"
+)
+
+
+def apply_plan_policy() -> None:
+    pipeline_sql(PLAN_POLICY)
+
+
+def relax_checks() -> None:
+    """The three CHECK constraints accept the engine's vocabulary (what Fix D does)."""
+    pipeline_sql(
+        "ALTER TABLE profiles DROP CONSTRAINT profiles_overlay_neuro_check,"
+        " DROP CONSTRAINT profiles_overlay_state_check,"
+        " DROP CONSTRAINT profiles_fc_coverage_bucket_check"
+    )
