@@ -1,0 +1,220 @@
+"""The edge finalizer against a real HTTP server on loopback: the emulator, faults included."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+from django.test import override_settings
+
+from opsportal.secrets import Secret
+from remediation.edge_emulator import Faults, start_in_thread
+from remediation.models import FinalizeAttempt
+from remediation.services import session_finalize
+from tests.factories import load_reference_data, make_session, pipeline_sql, relax_checks
+
+CANARY = "canary-service-role-key-7f3a9c"
+pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
+
+
+@pytest.fixture
+def emulator(pipeline_db):
+    load_reference_data()
+    server = start_in_thread()
+    with override_settings(
+        SUPABASE_URL=server.url,
+        SUPABASE_SERVICE_ROLE_KEY=Secret(CANARY),
+        EDGE_CONNECT_TIMEOUT=1.0,
+        EDGE_READ_TIMEOUT=1.5,
+        EDGE_MAX_RETRIES=2,
+        EDGE_BACKOFF_BASE=0.01,
+        EDGE_RETRY_AFTER_CAP=0.2,
+    ):
+        yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def clear_path():
+    """BYPASSRLS on and the CHECKs relaxed: the write can succeed; restored afterwards."""
+    pipeline_sql("ALTER ROLE service_role BYPASSRLS")
+    pipeline_sql(
+        "ALTER TABLE profiles DROP CONSTRAINT profiles_overlay_neuro_check,"
+        " DROP CONSTRAINT profiles_overlay_state_check, DROP CONSTRAINT profiles_fc_coverage_bucket_check"
+    )
+    yield
+    pipeline_sql("ALTER ROLE service_role NOBYPASSRLS")
+    pipeline_sql(
+        "ALTER TABLE profiles"
+        " ADD CONSTRAINT profiles_overlay_neuro_check CHECK (overlay_neuro IN ('+', '–', '0')) NOT VALID,"
+        " ADD CONSTRAINT profiles_overlay_state_check CHECK (overlay_state IN ('+', '–', '0')) NOT VALID,"
+        " ADD CONSTRAINT profiles_fc_coverage_bucket_check CHECK (fc_coverage_bucket IN ('None', 'Partial', 'Full')) NOT VALID"
+    )
+
+
+def _faults(server, **values):
+    server.faults = Faults(**values)
+
+
+def test_ok_without_a_profile_is_recorded_as_failed(emulator):
+    sid = make_session()
+    attempt = session_finalize(session_id=sid, backend="edge")
+    assert attempt.outcome == "ok_without_profile"
+    assert attempt.http_status == 200
+    assert "answered success" in attempt.explanation
+    # The emulator is faithful: it marked the session completed anyway.
+    assert pipeline_sql("SELECT status FROM assessment_sessions WHERE id = %s", [sid], "one")[0] == "completed"
+
+
+def test_edge_success_is_confirmed_by_reading_the_profile(emulator, clear_path):
+    sid = make_session()
+    attempt = session_finalize(session_id=sid, backend="edge")
+    assert attempt.outcome == "created", attempt.explanation
+    assert attempt.results_version == "v1.2.1" and attempt.profile_id
+    token = pipeline_sql("SELECT share_token FROM assessment_sessions WHERE id = %s", [sid], "one")[0]
+    assert attempt.results_url.endswith(f"/results/{sid}?t={token}")
+    # A second finalize does not post again: the profile is returned.
+    seen = emulator.requests_seen
+    again = session_finalize(session_id=sid, backend="edge")
+    assert again.outcome == "existing" and emulator.requests_seen == seen
+
+
+def test_a_timeout_is_unknown_and_settled_by_reading_the_database(emulator, clear_path):
+    sid = make_session()
+    _faults(emulator, hang_seconds=2.5)
+    attempt = session_finalize(session_id=sid, backend="edge")
+    # Not posted again blindly: one request only.
+    assert emulator.requests_seen == 1
+    # The read timed out before the function wrote anything: unknown, not failed.
+    assert (attempt.outcome, attempt.reason) == ("unknown", "timeout")
+    # The hung request finishes and writes the profile; a later finalize reads it.
+    import time
+
+    time.sleep(2.0)
+    later = session_finalize(session_id=sid, backend="edge")
+    assert later.outcome == "existing"
+
+
+def test_timeout_with_no_profile_stays_unknown(emulator):
+    sid = make_session()
+    _faults(emulator, hang_seconds=2.5)
+    attempt = session_finalize(session_id=sid, backend="edge")
+    assert (attempt.outcome, attempt.reason) == ("unknown", "timeout")
+    assert emulator.requests_seen == 1
+
+
+def test_5xx_with_html_is_retried_then_classified(emulator):
+    sid = make_session()
+    _faults(emulator, status=502)
+    attempt = session_finalize(session_id=sid, backend="edge")
+    assert (attempt.outcome, attempt.reason, attempt.http_status) == ("failed", "http_error", 502)
+    assert emulator.requests_seen == 3  # 1 + EDGE_MAX_RETRIES
+    assert "<html>" not in attempt.explanation and "upstream edge runtime unavailable" in attempt.explanation
+
+
+def test_a_transient_503_recovers_on_retry(emulator, clear_path):
+    sid = make_session()
+    _faults(emulator, status=503, status_times=1)
+    attempt = session_finalize(session_id=sid, backend="edge")
+    assert attempt.outcome == "created" and emulator.requests_seen == 2
+
+
+def test_429_honours_retry_after(emulator, clear_path):
+    sid = make_session()
+    _faults(emulator, rate_limit_times=1, retry_after="0.1")
+    attempt = session_finalize(session_id=sid, backend="edge")
+    assert attempt.outcome == "created" and emulator.requests_seen == 2
+
+
+def test_malformed_json_is_classified(emulator):
+    sid = make_session()
+    _faults(emulator, malformed_json=True)
+    attempt = session_finalize(session_id=sid, backend="edge")
+    assert (attempt.outcome, attempt.reason) == ("failed", "malformed_response")
+    assert emulator.requests_seen == 1
+
+
+def test_a_redirect_to_another_host_is_not_followed(emulator):
+    sid = make_session()
+    _faults(emulator, redirect_to="http://attacker.invalid/steal")
+    attempt = session_finalize(session_id=sid, backend="edge")
+    assert (attempt.outcome, attempt.reason, attempt.http_status) == ("failed", "redirect", 302)
+    assert "attacker.invalid" in attempt.explanation
+
+
+def test_connection_refused_is_retried_and_classified(pipeline_db):
+    load_reference_data()
+    sid = make_session()
+    with override_settings(
+        SUPABASE_URL="http://127.0.0.1:9", SUPABASE_SERVICE_ROLE_KEY=Secret(CANARY),
+        EDGE_MAX_RETRIES=1, EDGE_BACKOFF_BASE=0.01,
+    ):  # fmt: skip
+        attempt = session_finalize(session_id=sid, backend="edge")
+    assert (attempt.outcome, attempt.reason) == ("failed", "connection")
+    assert "after 2 tries" in attempt.explanation
+
+
+def test_a_lying_response_for_another_session_is_malformed(pipeline_db):
+    load_reference_data()
+    sid = make_session()
+
+    class Liar(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.dumps({"ok": True, "status": "success", "session_id": "someone-else",
+                               "share_token": "x", "results_url": "y", "profile": {}}).encode()  # fmt: skip
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Liar)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with override_settings(SUPABASE_URL=f"http://127.0.0.1:{server.server_address[1]}",
+                               SUPABASE_SERVICE_ROLE_KEY=Secret(CANARY)):  # fmt: skip
+            attempt = session_finalize(session_id=sid, backend="edge")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (attempt.outcome, attempt.reason) == ("failed", "malformed_response")
+    assert "someone-else" in attempt.explanation
+
+
+def test_the_emulator_refuses_a_wrong_key(emulator):
+    resp = requests.post(
+        f"{emulator.url}/functions/v1/finalizeAssessment",
+        json={"session_id": make_session()},
+        headers={"Authorization": "Bearer wrong"},
+        timeout=5,
+    )
+    assert resp.status_code == 401
+    resp = requests.post(
+        f"{emulator.url}/functions/v1/finalizeAssessment", json={},
+        headers={"Authorization": f"Bearer {CANARY}"}, timeout=5,
+    )  # fmt: skip
+    assert resp.status_code == 400
+
+
+def test_the_service_role_key_never_leaks(emulator, caplog):
+    caplog.set_level(logging.DEBUG)
+    sid = make_session()
+    attempts = [session_finalize(session_id=sid, backend="edge")]
+    _faults(emulator, status=502)
+    attempts.append(session_finalize(session_id=make_session(seed=2), backend="edge"))
+    _faults(emulator, redirect_to="http://x.invalid/")
+    attempts.append(session_finalize(session_id=make_session(seed=3), backend="edge"))
+    for attempt in FinalizeAttempt.objects.all():
+        record = json.dumps({f.name: str(getattr(attempt, f.name)) for f in attempt._meta.fields})
+        assert CANARY not in record
+    assert CANARY not in caplog.text
+    assert len(attempts) == 3
