@@ -9,7 +9,7 @@ PIPELINE_DB = "pipeline"
 
 def is_pipeline_model(model: type[Any]) -> bool:
     """True for the unmanaged models that map the Supabase tables."""
-    return bool(getattr(model._meta, "pipeline_table", False) or getattr(model, "PIPELINE", False))
+    return bool(getattr(model, "PIPELINE", False))
 
 
 class PipelineRouter:
@@ -26,7 +26,8 @@ class PipelineRouter:
     db_for_write = db_for_read
 
     def allow_relation(self, obj1: Any, obj2: Any, **hints: Any) -> bool:
-        return is_pipeline_model(type(obj1)) == is_pipeline_model(type(obj2))
+        # obj._meta.model, not type(obj): request.user is a lazy wrapper.
+        return is_pipeline_model(obj1._meta.model) == is_pipeline_model(obj2._meta.model)
 
     def allow_migrate(
         self, db: str, app_label: str, model_name: str | None = None, **hints: Any

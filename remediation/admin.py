@@ -14,10 +14,16 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from django.contrib.admin.views.main import ChangeList
+from django.urls import path
+
 from remediation import selectors
+from remediation.admin_finalize import can_finalize, finalize_action, finalize_view
 from remediation.admin_utils import CappedCountPaginator, DateRangeFilter, ReadOnlyAdmin
 from remediation.models import (
     AssessmentResponse,
+    FinalizeAttempt,
+    SessionDiagnosis,
     AssessmentSession,
     CalibrationModel,
     FcBlock,
@@ -100,9 +106,10 @@ class AssessmentSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
     paginator = CappedCountPaginator
     show_full_result_count = False
     list_per_page = 50
-    readonly_fields = ("pipeline_state",)
+    readonly_fields = ("pipeline_state", "why_no_profile", "attempts")
+    actions = ("finalize_selected", "diagnose_selected")
     fieldsets = (
-        ("Pipeline state", {"fields": ("pipeline_state",)}),
+        ("Pipeline state", {"fields": ("pipeline_state", "why_no_profile", "attempts")}),
         (
             "Session",
             {
@@ -118,6 +125,63 @@ class AssessmentSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return super().get_queryset(request).annotate(has_profile=selectors.has_profile_expression())
+
+    def get_urls(self) -> list[Any]:
+        custom = [
+            path(
+                "<path:object_id>/finalize/",
+                self.admin_site.admin_view(lambda request, object_id: finalize_view(self, request, object_id)),
+                name="remediation_assessmentsession_finalize",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
+        extra_context = {**(extra_context or {}), "can_finalize": can_finalize(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def has_finalize_permission(self, request: HttpRequest) -> bool:
+        return can_finalize(request)
+
+    @admin.action(permissions=["finalize"], description="Finalize selected sessions…")
+    def finalize_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
+        return finalize_action(self, request, queryset)
+
+    @admin.action(permissions=["view"], description="Diagnose selected sessions (why no profile?)")
+    def diagnose_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        diagnose_and_report(self, request, queryset)
+
+    @admin.display(description="why no profile")
+    def why_no_profile(self, obj: AssessmentSession) -> SafeString:
+        from remediation.services import session_diagnose
+
+        d = session_diagnose(session_id=str(obj.pk))
+        return format_html(
+            '<div class="diagnosis diagnosis-{}"><strong>{}</strong>{}: {}</div>',
+            d.category, d.category, f" [{d.sqlstate}]" if d.sqlstate else "", d.explanation,
+        )  # fmt: skip
+
+    @admin.display(description="finalize attempts")
+    def attempts(self, obj: AssessmentSession) -> SafeString:
+        rows = FinalizeAttempt.objects.filter(session_id=obj.pk).order_by("-started_at")[:20]
+        if not rows:
+            return format_html("{}", "none yet")
+        return format_html(
+            '<table class="attempts"><tr><th>when</th><th>who</th><th>backend</th><th>outcome</th>'
+            "<th>SQLSTATE</th><th>detail</th><th>results</th></tr>{}</table>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (
+                        a.started_at, a.requested_by_name, a.backend, a.get_outcome_display(),
+                        a.sqlstate or "–", a.explanation or a.type_code or "–",
+                        format_html('<a href="{}">link</a>', a.results_url) if a.results_url else "–",
+                    )  # fmt: skip
+                    for a in rows
+                ),
+            ),
+        )
 
     @admin.display(boolean=True, description="profile", ordering="has_profile")
     def has_profile(self, obj: Any) -> bool:
@@ -170,7 +234,8 @@ class AssessmentSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
 class OrphanedSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
     """Completed sessions with no profile, newest completion first."""
 
-    list_display = ("id", "email", "completed_at", "age", "has_fc", "session_link")
+    list_display = ("id", "email", "completed_at", "age", "has_fc", "reason", "session_link")
+    actions = ("finalize_selected", "diagnose_selected")
     list_filter = (("completed_at", DateRangeFilter), FcPresenceFilter)
     search_fields = ("email",)
     sortable_by = ("completed_at", "email", "id")
@@ -182,6 +247,25 @@ class OrphanedSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return selectors.orphaned_sessions().annotate(has_fc=selectors.has_fc_responses_expression())
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return ReasonChangeList
+
+    def has_finalize_permission(self, request: HttpRequest) -> bool:
+        return can_finalize(request)
+
+    @admin.action(permissions=["finalize"], description="Finalize selected sessions…")
+    def finalize_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
+        return finalize_action(self, request, queryset)
+
+    @admin.action(permissions=["view"], description="Diagnose selected sessions (why no profile?)")
+    def diagnose_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        diagnose_and_report(self, request, queryset)
+
+    @admin.display(description="why no profile (latest attempt or diagnosis)")
+    def reason(self, obj: Any) -> str:
+        reason = getattr(obj, "_reason", None)
+        return reason.short if reason else "not diagnosed yet"
 
     @admin.display(description="age")
     def age(self, obj: AssessmentSession) -> str:
@@ -198,6 +282,47 @@ class OrphanedSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
     def session_link(self, obj: AssessmentSession) -> SafeString:
         url = reverse("admin:remediation_assessmentsession_change", args=[obj.pk])
         return format_html('<a href="{}">open</a>', url)
+
+
+class ReasonChangeList(ChangeList):
+    """Attaches each listed session's latest known reason (two queries per page)."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        reasons = selectors.latest_reasons([obj.pk for obj in self.result_list])
+        for obj in self.result_list:
+            obj._reason = reasons.get(str(obj.pk))
+
+
+def diagnose_and_report(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+    from collections import Counter
+
+    from remediation.pipeline_write import load_context
+    from remediation.services import session_diagnose
+
+    sessions = list(queryset[:200])
+    ctx = load_context()
+    tally: Counter[str] = Counter(
+        session_diagnose(session_id=str(s.pk), context=ctx).category for s in sessions
+    )
+    summary = ", ".join(f"{n} {cat}" for cat, n in tally.most_common())
+    model_admin.message_user(request, f"Diagnosed {len(sessions)} sessions: {summary}.")
+
+
+@admin.register(FinalizeAttempt)
+class FinalizeAttemptAdmin(ReadOnlyAdmin):
+    list_display = ("started_at", "session_id", "backend", "outcome", "reason", "sqlstate",
+                    "constraint_name", "requested_by_name", "source", "duration_ms")  # fmt: skip
+    list_filter = ("outcome", "backend", "reason", "sqlstate", "source")
+    search_fields = ("=session_id", "requested_by_name")
+    date_hierarchy = "started_at"
+
+
+@admin.register(SessionDiagnosis)
+class SessionDiagnosisAdmin(ReadOnlyAdmin):
+    list_display = ("checked_at", "session_id", "category", "sqlstate", "constraint_name", "value")
+    list_filter = ("category", "sqlstate")
+    search_fields = ("=session_id",)
 
 
 @admin.register(AssessmentResponse)

@@ -77,3 +77,43 @@ def session_pipeline_state(session_id: UUID | str) -> PipelineState:
         fc_scores=fc_scores,
         profile=Profile.objects.filter(session_id=session_id).first(),
     )
+
+
+@dataclass(frozen=True)
+class Reason:
+    """The latest known reason a session has no profile."""
+
+    source: str  # attempt or diagnosis
+    category: str
+    sqlstate: str
+    detail: str
+    at: Any
+
+    @property
+    def short(self) -> str:
+        code = f" [{self.sqlstate}]" if self.sqlstate else ""
+        return f"{self.category}{code}" + (f": {self.detail}" if self.detail else "")
+
+
+def latest_reasons(session_ids: list[Any]) -> dict[str, Reason]:
+    """For each session, the newer of its latest failed attempt and its diagnosis."""
+    from remediation.models import FinalizeAttempt, SessionDiagnosis
+
+    if not session_ids:
+        return {}
+    out: dict[str, Reason] = {}
+    attempts = (
+        FinalizeAttempt.objects.filter(session_id__in=session_ids)
+        .order_by("session_id", "-started_at")
+        .distinct("session_id")
+    )
+    for a in attempts:
+        detail = a.constraint_name or ""
+        out[str(a.session_id)] = Reason("attempt", a.reason or a.outcome, a.sqlstate, detail, a.started_at)
+    for d in SessionDiagnosis.objects.filter(session_id__in=session_ids):
+        key = str(d.session_id)
+        current = out.get(key)
+        if current is None or d.checked_at > current.at:
+            detail = d.constraint_name + (f" = {d.value!r}" if d.value else "")
+            out[key] = Reason("diagnosis", d.category, d.sqlstate, detail, d.checked_at)
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import uuid
 from datetime import datetime, timedelta
@@ -91,3 +92,29 @@ def relax_checks() -> None:
         " DROP CONSTRAINT profiles_overlay_state_check,"
         " DROP CONSTRAINT profiles_fc_coverage_bucket_check"
     )
+
+
+def restore_checks() -> None:
+    """Put the migrations' CHECK constraints back (after relax_checks in a committed test)."""
+    pipeline_sql(
+        "ALTER TABLE profiles"
+        " DROP CONSTRAINT IF EXISTS profiles_overlay_neuro_check,"
+        " DROP CONSTRAINT IF EXISTS profiles_overlay_state_check,"
+        " DROP CONSTRAINT IF EXISTS profiles_fc_coverage_bucket_check,"
+        " ADD CONSTRAINT profiles_overlay_neuro_check CHECK (overlay_neuro IN ('+', '–', '0')) NOT VALID,"
+        " ADD CONSTRAINT profiles_overlay_state_check CHECK (overlay_state IN ('+', '–', '0')) NOT VALID,"
+        " ADD CONSTRAINT profiles_fc_coverage_bucket_check"
+        " CHECK (fc_coverage_bucket IN ('None', 'Partial', 'Full')) NOT VALID"
+    )
+
+
+@contextlib.contextmanager
+def clear_write_path():
+    """Committed: service_role BYPASSRLS and relaxed CHECKs; both restored on exit."""
+    pipeline_sql("ALTER ROLE service_role BYPASSRLS")
+    relax_checks()
+    try:
+        yield
+    finally:
+        pipeline_sql("ALTER ROLE service_role NOBYPASSRLS")
+        restore_checks()

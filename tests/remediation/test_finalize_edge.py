@@ -15,7 +15,7 @@ from opsportal.secrets import Secret
 from remediation.edge_emulator import Faults, start_in_thread
 from remediation.models import FinalizeAttempt
 from remediation.services import session_finalize
-from tests.factories import load_reference_data, make_session, pipeline_sql, relax_checks
+from tests.factories import clear_write_path, load_reference_data, make_session, pipeline_sql
 
 CANARY = "canary-service-role-key-7f3a9c"
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
@@ -42,19 +42,8 @@ def emulator(pipeline_db):
 @pytest.fixture
 def clear_path():
     """BYPASSRLS on and the CHECKs relaxed: the write can succeed; restored afterwards."""
-    pipeline_sql("ALTER ROLE service_role BYPASSRLS")
-    pipeline_sql(
-        "ALTER TABLE profiles DROP CONSTRAINT profiles_overlay_neuro_check,"
-        " DROP CONSTRAINT profiles_overlay_state_check, DROP CONSTRAINT profiles_fc_coverage_bucket_check"
-    )
-    yield
-    pipeline_sql("ALTER ROLE service_role NOBYPASSRLS")
-    pipeline_sql(
-        "ALTER TABLE profiles"
-        " ADD CONSTRAINT profiles_overlay_neuro_check CHECK (overlay_neuro IN ('+', '–', '0')) NOT VALID,"
-        " ADD CONSTRAINT profiles_overlay_state_check CHECK (overlay_state IN ('+', '–', '0')) NOT VALID,"
-        " ADD CONSTRAINT profiles_fc_coverage_bucket_check CHECK (fc_coverage_bucket IN ('None', 'Partial', 'Full')) NOT VALID"
-    )
+    with clear_write_path():
+        yield
 
 
 def _faults(server, **values):

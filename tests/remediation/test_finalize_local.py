@@ -20,6 +20,7 @@ from tests.factories import (
     make_session,
     pipeline_sql,
     relax_checks,
+    restore_checks,
 )
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -296,11 +297,4 @@ def test_two_concurrent_finalizes_of_one_session_give_one_profile(pipeline_db):
         assert _profile_count(sid) == 1
     finally:
         pipeline_sql("ALTER ROLE service_role NOBYPASSRLS")
-        from remediation.emulation import SCHEMA_FILE  # noqa: F401  (schema restored below)
-
-        pipeline_sql(
-            "ALTER TABLE profiles"
-            " ADD CONSTRAINT profiles_overlay_neuro_check CHECK (overlay_neuro IN ('+', '–', '0')) NOT VALID,"
-            " ADD CONSTRAINT profiles_overlay_state_check CHECK (overlay_state IN ('+', '–', '0')) NOT VALID,"
-            " ADD CONSTRAINT profiles_fc_coverage_bucket_check CHECK (fc_coverage_bucket IN ('None', 'Partial', 'Full')) NOT VALID"
-        )
+        restore_checks()
