@@ -44,7 +44,8 @@ def parse_input(doc: object) -> ScoringInput:
         for r in raw_responses:
             if not isinstance(r, Mapping):
                 continue
-            q = _canonical_qid(r.get("question_id"))
+            raw_qid = r.get("question_id")
+            q = None if isinstance(raw_qid, bool) else _canonical_qid(raw_qid)  # String(true)
             if q is not None:
                 responses.append(Response(q, r.get("answer_value")))
     elif raw_responses is not None:

@@ -70,11 +70,14 @@ _QID_TEXT = re.compile(r"0|-?[1-9][0-9]*")
 
 
 def _canonical_qid(value: object) -> int | None:
-    """The integer a JavaScript object key lookup would match, or None."""
-    if isinstance(value, bool):
-        return None
+    """The key row a question id finds: like a JavaScript object key lookup, or None.
+
+    Integral floats and canonical integer strings ("17", not "017") match as in
+    JavaScript. Bools count as 0/1 here, as Python ints (a JSON `true` question id is
+    dropped earlier, by `parse_input`).
+    """
     if isinstance(value, int):
-        return value
+        return int(value)
     if isinstance(value, Integral):  # numpy integers
         return int(value)
     if isinstance(value, float):

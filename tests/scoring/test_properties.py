@@ -46,8 +46,13 @@ fc_scores = st.one_of(
 )
 
 
-def sessions(answer: st.SearchStrategy[object]) -> st.SearchStrategy[list[Response]]:
-    return st.lists(st.builds(Response, qid, answer), max_size=80)
+fc_pick = st.builds(Response, st.sampled_from(FC_QIDS), st.sampled_from("ABCDE"))
+
+
+def sessions(
+    answer: st.SearchStrategy[object], qids: st.SearchStrategy[object] = qid
+) -> st.SearchStrategy[list[Response]]:
+    return st.lists(st.one_of(st.builds(Response, qids, answer), fc_pick), max_size=80)
 
 
 def score_or_error(scorer: Scorer, resp: list[Response], fc: object) -> EngineResult | UnscorableSession:
@@ -116,8 +121,13 @@ def test_ranking_agrees_with_shares_and_tie_rules(resp: list[Response], fc: obje
     assert r.close_call == (r.top_types[0].share - r.top_types[1].share < 0.05)
 
 
+# Question ids of other types (strings, bools, floats) send a session down the
+# single-session path inside the batch; the result must be the same either way.
+odd_qid = st.one_of(qid, qid, qid.map(str), st.just(True), qid.map(float), st.just(2**70))
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(sessions(any_answer), fc_scores), min_size=8, max_size=24))
+@given(st.lists(st.tuples(sessions(any_answer, odd_qid), fc_scores), min_size=8, max_size=24))
 def test_batch_equals_single(items: list[tuple[list[Response], object]]) -> None:
     batch = SCORER.score_batch([ScoreRequest(resp, fc, session_id=i) for i, (resp, fc) in enumerate(items)])
     assert len(batch) == len(items)
