@@ -70,9 +70,7 @@ def make_answer(rng: random.Random, scale: str | None) -> object:
     return str(rng.randint(1, 5))
 
 
-def build_sessions(
-    n: int, seed: int, key: dict[int, object]
-) -> list[ScoreRequest]:
+def build_sessions(n: int, seed: int, key: dict[int, object]) -> list[ScoreRequest]:
     """n deterministic sessions of 248 answers; every other one has FC function scores."""
     rng = random.Random(seed)
     scales = {q: getattr(key.get(q), "scale_type", None) for q in QUESTION_IDS}
@@ -87,7 +85,9 @@ def build_sessions(
 def time_single(scorer: Scorer, reqs: list[ScoreRequest]) -> tuple[float, list[EngineResult]]:
     gc.collect()
     t0 = time.perf_counter()
-    results = [scorer.score(r.responses, r.fc_function_scores, session_id=r.session_id) for r in reqs]
+    results = [
+        scorer.score(r.responses, r.fc_function_scores, session_id=r.session_id) for r in reqs
+    ]
     return time.perf_counter() - t0, results
 
 
@@ -125,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         f"  data:     {args.sessions} sessions x {len(QUESTION_IDS)} answers = {n_answers} "
         f"answers; key rows {len(key)}; half with FC scores, half legacy/fc_map"
     )
-    print(f"  batch:    score_batch on chunks of {args.chunk} sessions; best and median of {args.repeat} runs")
+    print(
+        f"  batch:    score_batch on chunks of {args.chunk} sessions; "
+        f"best and median of {args.repeat} runs"
+    )
 
     # Warm up caches (compiled key, parsed answer strings) before timing.
     scorer.score_batch(reqs[:50])

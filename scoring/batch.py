@@ -97,20 +97,16 @@ def _coerce(item: object) -> ScoreRequest | None:
         return ScoreRequest(item)
     if isinstance(item, Mapping) and isinstance(item.get("responses"), (list, tuple)):
         resp = item["responses"]
-        return ScoreRequest(
-            resp, item.get("fc_function_scores"), item.get("session_id")
-        )
+        return ScoreRequest(resp, item.get("fc_function_scores"), item.get("session_id"))
     return None
 
 
-def score_batch(
-    scorer: Scorer, items: Iterable[object]
-) -> list[EngineResult | UnscorableSession]:
+def score_batch(scorer: Scorer, items: Iterable[object]) -> list[EngineResult | UnscorableSession]:
     """Score many sessions; see `Scorer.score_batch`."""
     reqs = [_coerce(it) for it in items]
-    out: list[EngineResult | UnscorableSession | None] = [None] * len(reqs)
-    eligible = [
-        i
+    out: list[EngineResult | None] = [None] * len(reqs)
+    eligible: list[tuple[int, ScoreRequest]] = [
+        (i, r)
         for i, r in enumerate(reqs)
         if r is not None and isinstance(r.responses, (list, tuple))
     ]
@@ -121,35 +117,33 @@ def score_batch(
         was_enabled = gc.isenabled()
         gc.disable()
         try:
-            vec = _score_vector(scorer, [reqs[i] for i in eligible])  # type: ignore[misc]
+            vec = _score_vector(scorer, [r for _, r in eligible])
         finally:
             if was_enabled:
                 gc.enable()
-        for i, res in zip(eligible, vec, strict=True):
-            out[i] = res
+        for (i, _), done in zip(eligible, vec, strict=True):
+            out[i] = done
     final: list[EngineResult | UnscorableSession] = []
-    for i, res in enumerate(out):
-        if res is None:
-            req = reqs[i]
-            if req is None:
-                res = UnscorableSession(
-                    "invalid_item",
-                    "a batch item must be a ScoreRequest or a list of Response",
+    for res, req in zip(out, reqs, strict=True):
+        if res is not None:
+            final.append(res)
+        elif req is None:
+            final.append(
+                UnscorableSession(
+                    "invalid_item", "a batch item must be a ScoreRequest or a list of Response"
                 )
-            else:
-                try:
-                    res = scorer.score(
-                        req.responses, req.fc_function_scores, session_id=req.session_id
-                    )
-                except UnscorableSession as exc:
-                    res = exc
-        final.append(res)
+            )
+        else:
+            try:
+                final.append(
+                    scorer.score(req.responses, req.fc_function_scores, session_id=req.session_id)
+                )
+            except UnscorableSession as exc:
+                final.append(exc)
     return final
 
 
-def _score_vector(
-    scorer: Scorer, reqs: Sequence[ScoreRequest]
-) -> list[EngineResult | None]:
+def _score_vector(scorer: Scorer, reqs: Sequence[ScoreRequest]) -> list[EngineResult | None]:
     """Results for the sessions the fast path covers; None marks 'score one at a time'."""
     comp = scorer._batch
     if not isinstance(comp, _Compiled):
@@ -273,9 +267,7 @@ def _score_vector(
         order = np.argsort(-fits4, axis=1, kind="stable")
         positive = shares > 0
         logs = np.zeros((n, _NT), dtype=np.float64)
-        logs[positive] = np.fromiter(
-            map(math.log2, shares[positive].tolist()), dtype=np.float64
-        )
+        logs[positive] = np.fromiter(map(math.log2, shares[positive].tolist()), dtype=np.float64)
         terms = np.where(positive, shares * logs, 0.0)
         h16 = np.zeros(n, dtype=np.float64)
         for j in range(_NT):
@@ -285,8 +277,8 @@ def _score_vector(
         s12 = np.take_along_axis(shares, top2, axis=1)
         fit_gap = f12[:, 0] - f12[:, 1]
         share_gap = s12[:, 0] - s12[:, 1]
-        p = scorer.config.conf_raw_params
-        xarg = p.a * fit_gap + p.b * share_gap - p.c * h16
+        crp = scorer.config.conf_raw_params
+        xarg = crp.a * fit_gap + crp.b * share_gap - crp.c * h16
     conf = np.fromiter(map(sigmoid, xarg.tolist()), dtype=np.float64, count=n)
     conf4 = to_fixed_array(conf, 4).tolist()
     gap3 = to_fixed_array(share_gap, 3).tolist()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .config import EngineConfig
 from .constants import ENGINE_VERSION
@@ -51,13 +51,13 @@ def _parse_knots(knots: object) -> tuple[tuple[float, float], ...]:
 
 def _as_datetime(value: object) -> datetime | None:
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, str):
         try:
             dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             return None
-        return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+        return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
     return None
 
 
@@ -132,7 +132,7 @@ def select_calibration_model(
     want_overlay = "plus" if overlay == "+" else "minus"
     best: CalibrationModel | None = None
     best_key: tuple[datetime, int] | None = None
-    floor = datetime.min.replace(tzinfo=timezone.utc)
+    floor = datetime.min.replace(tzinfo=UTC)
     for m in models:
         model = m if isinstance(m, CalibrationModel) else CalibrationModel.from_row(m)
         if model.version != version:
@@ -148,7 +148,7 @@ def select_calibration_model(
 
 
 def calibrate(raw: float, model: CalibrationModel | None) -> float:
-    """Interpolate over the model's knots, or use the fallback curve σ(−0.5 + 1.2·raw)."""
+    """Interpolate over the model's knots, or use the fallback curve sigmoid(-0.5 + 1.2*raw)."""
     if model is not None and model.points:
         return model.interpolate(raw)
     return min(1.0, max(0.0, sigmoid(-0.5 + 1.2 * raw)))

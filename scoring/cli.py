@@ -87,7 +87,7 @@ def _score_doc(cache: _ScorerCache, doc: object) -> tuple[dict[str, object], boo
 def _open(path: str) -> IO[str]:
     if path == "-":
         return sys.stdin
-    return open(path, encoding="utf-8")  # noqa: SIM115 - closed by the caller
+    return open(path, encoding="utf-8")
 
 
 def run_single(path: str, out: TextIO, err: TextIO) -> int:

@@ -37,7 +37,7 @@ def _sub(mapping: Mapping[str, object], key: str) -> Mapping[str, object]:
 
 @dataclass(frozen=True, slots=True)
 class ConfRawParams:
-    """Weights of the confidence sigmoid: σ(a·fit_gap + b·share_gap − c·H)."""
+    """Weights of the confidence sigmoid: sigmoid(a*fit_gap + b*share_gap - c*H)."""
 
     a: float = 0.25
     b: float = 0.35

@@ -75,12 +75,12 @@ def _fc_score_value(value: object) -> float:
 
 
 def fc_norm_from_scores(scores: Mapping[object, object]) -> list[float]:
-    """Section 3: `score[f] / 100 × 5` per function, in function order."""
+    """Section 3: `score[f] / 100 * 5` per function, in function order."""
     return [_fc_score_value(scores.get(f)) / 100 * 5 for f in FUNCTIONS]
 
 
 def sigmoid(x: float) -> float:
-    """σ(x) = 1 / (1 + e^−x), 0 where e^−x overflows (as JavaScript gives 1/Infinity)."""
+    """sigmoid(x) = 1 / (1 + e^-x), 0 where e^-x overflows (as JavaScript gives 1/Infinity)."""
     try:
         return 1 / (1 + math.exp(-x))
     except OverflowError:  # exp(-x) = +Infinity in JavaScript -> 1 / Infinity
@@ -95,7 +95,7 @@ def _exp(x: float) -> float:
 
 
 def entropy_bits(shares: Iterable[float]) -> float:
-    """−Σ p·log2 p, summed in the given order, with 0·log2 0 taken as 0."""
+    """-sum  p*log2 p, summed in the given order, with 0*log2 0 taken as 0."""
     h = 0.0
     log2 = math.log2
     for p in shares:
@@ -164,15 +164,15 @@ class Scorer:
     """A scoring key and config compiled once; score sessions one at a time or in batches."""
 
     __slots__ = (
+        "_base",
+        "_batch",
+        "_config_events",
+        "_creative",
+        "_fcmaps",
+        "_likert",
+        "_weights",
         "config",
         "prototypes",
-        "_likert",
-        "_fcmaps",
-        "_weights",
-        "_base",
-        "_creative",
-        "_config_events",
-        "_batch",
     )
 
     def __init__(
@@ -185,7 +185,7 @@ class Scorer:
             config = EngineConfig.from_mapping(config)
         self.config = config
         self.prototypes = prototypes or config.type_prototypes or Prototypes.builtin()
-        entries = key_from_mapping(key)  # type: ignore[arg-type]
+        entries = key_from_mapping(key)
         likert: dict[int, tuple[int, bool]] = {}
         fcmaps: dict[int, dict[str, int]] = {}
         for qid, entry in entries.items():
@@ -216,9 +216,7 @@ class Scorer:
                 )
             )
         if config.type_prototypes_issue is not None and prototypes is None:
-            events.append(
-                ("type_prototypes_fallback", {"reason": config.type_prototypes_issue})
-            )
+            events.append(("type_prototypes_fallback", {"reason": config.type_prototypes_issue}))
         self._config_events = tuple(events)
         self._batch: object = None
 
@@ -324,10 +322,14 @@ class Scorer:
             raise _overflow(session_id)
 
         s0, s1, s2, s3, s4, s5, s6, s7 = strengths
+        # fit[T] = sum over functions in order, from 0: ((0 + w0*s0) + w1*s1) + ...
         fits = [
-            to_fixed(0.0 + w0 * s0 + w1 * s1 + w2 * s2 + w3 * s3 + w4 * s4 + w5 * s5 + w6 * s6 + w7 * s7, 4)
+            to_fixed(
+                0.0 + w0 * s0 + w1 * s1 + w2 * s2 + w3 * s3 + w4 * s4 + w5 * s5 + w6 * s6 + w7 * s7,
+                4,
+            )
             for w0, w1, w2, w3, w4, w5, w6, w7 in self._weights
-        ]  # fmt: skip
+        ]
         temp = self.config.softmax_temp
         top = max(fits)
         exps = [_exp((fi - top) / temp) for fi in fits]
@@ -418,7 +420,7 @@ class Scorer:
             fit_band=fit_band,
             top_gap=top_gap,
             close_call=share_gap < 0.05,
-            strengths=MappingProxyType(dict(zip(FUNCTIONS, strengths))),
+            strengths=MappingProxyType(dict(zip(FUNCTIONS, strengths, strict=False))),
             confidence=confidence,
             conf_raw=conf_raw,
             conf_calibrated=conf_raw,

@@ -123,9 +123,7 @@ def score_fc_session(
         # An all-zero tally would divide 0 by 0; its shares are reported as 0.
         scores = {k: (to_fixed(v / total, 4) if total else 0.0) for k, v in tally.items()}
     events.append(
-        make_event(
-            "fc_scoring_complete", session_id, basis=basis, blocks_answered=answered
-        )
+        make_event("fc_scoring_complete", session_id, basis=basis, blocks_answered=answered)
     )
     return FcSessionScore(MappingProxyType(scores), answered, basis, tuple(events))
 

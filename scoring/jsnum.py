@@ -24,7 +24,9 @@ JS_WHITESPACE = (
 
 # StrDecimalLiteral of ECMA-262 7.1.4.1.1, ASCII digits only (Python's \d would also
 # accept other Unicode digits, and float() would accept "1_0", "inf" and "nan").
-_DECIMAL = re.compile(r"[+-]?(?:Infinity|[0-9]+\.?[0-9]*(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?)")
+_DECIMAL = re.compile(
+    r"[+-]?(?:Infinity|[0-9]+\.?[0-9]*(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?)"
+)
 _NON_DECIMAL = re.compile(r"0(?:[xX]([0-9a-fA-F]+)|[oO]([0-7]+)|[bB]([01]+))")
 
 _DECIMAL_CONTEXT = Context(prec=120)

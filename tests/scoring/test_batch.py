@@ -35,10 +35,16 @@ def test_batch_equals_single_on_realistic_sessions(real_scorer: Scorer, real_key
     reqs = []
     for i in range(60):
         resp = realistic_session(rng, scales)
-        fc = {f: rng.randint(0, 100) for f in FUNCTIONS} if i % 3 == 0 else ({} if i % 3 == 1 else None)
+        fc = (
+            {f: rng.randint(0, 100) for f in FUNCTIONS}
+            if i % 3 == 0
+            else ({} if i % 3 == 1 else None)
+        )
         reqs.append(ScoreRequest(resp, fc, session_id=f"s{i}"))
     batch = real_scorer.score_batch(reqs)
-    single = [real_scorer.score(r.responses, r.fc_function_scores, session_id=r.session_id) for r in reqs]
+    single = [
+        real_scorer.score(r.responses, r.fc_function_scores, session_id=r.session_id) for r in reqs
+    ]
     assert batch == single
     sources = {r.fc_source for r in single}
     assert sources == {"scores", "derived"}  # FC scores, and fc_map derivation when absent

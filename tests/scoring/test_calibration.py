@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -82,7 +82,7 @@ def test_fallback_curve_values() -> None:
 
 def test_model_selection_stratum_version_and_newest() -> None:
     older = model(trained_at="2025-08-01T00:00:00Z", knots=[[0, 0.1], [1, 0.1]])
-    newer = model(trained_at=datetime(2025, 9, 10, tzinfo=timezone.utc), knots=[[0, 0.2], [1, 0.2]])
+    newer = model(trained_at=datetime(2025, 9, 10, tzinfo=UTC), knots=[[0, 0.2], [1, 0.2]])
     wrong_band = model(band="low_fit", trained_at="2025-09-15T00:00:00Z")
     wrong_overlay = model(overlay="plus", trained_at="2025-09-15T00:00:00Z")
     wrong_version = model(version="v1.2.0", trained_at="2025-09-15T00:00:00Z")
@@ -108,14 +108,20 @@ def test_model_rows_as_dicts_and_newest_without_knots(g1: EngineResult) -> None:
 
 
 def test_band_uses_conf_band_cuts_with_defaults(g1: EngineResult) -> None:
-    assert stored_confidence(g1, {"conf_band_cuts": {"high": 0.5, "moderate": 0.3}}).confidence == "High"
-    assert stored_confidence(g1, {"conf_band_cuts": {"high": 0.9, "moderate": 0.5}}).confidence == "Moderate"
+    assert (
+        stored_confidence(g1, {"conf_band_cuts": {"high": 0.5, "moderate": 0.3}}).confidence
+        == "High"
+    )
+    assert (
+        stored_confidence(g1, {"conf_band_cuts": {"high": 0.9, "moderate": 0.5}}).confidence
+        == "Moderate"
+    )
     assert stored_confidence(g1, {"conf_band_cuts": {"high": 0, "moderate": 0}}).confidence == "Low"
 
 
 def test_profile_row_new_and_existing(g1: EngineResult) -> None:
     stored = StoredConfidence(0.4563, 0.5119, "Low", 0.45, 0.51)
-    now = datetime(2025, 9, 17, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2025, 9, 17, 12, 0, tzinfo=UTC)
     row = build_profile_row(g1, stored, "sess-1", now)
     assert row["session_id"] == "sess-1"
     assert (row["conf_raw"], row["conf_calibrated"], row["confidence"], row["conf_band"]) == (
@@ -128,7 +134,7 @@ def test_profile_row_new_and_existing(g1: EngineResult) -> None:
     assert row["dims_highlights"] == {"coherent": [], "unique": []}
     assert row["fc_coverage_bucket"] == "full" and row["overlay_neuro"] == "none"
     assert "type_scores" not in row and "blocks" not in row
-    earlier = datetime(2025, 9, 1, tzinfo=timezone.utc)
+    earlier = datetime(2025, 9, 1, tzinfo=UTC)
     row2 = build_profile_row(g1, stored, "sess-1", now, existing_submitted_at=earlier,
                              had_profile=True, existing_created_at=earlier)  # fmt: skip
     assert row2["submitted_at"] == earlier and row2["recomputed_at"] == now

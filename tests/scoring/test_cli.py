@@ -35,8 +35,11 @@ def test_jsonl_scores_each_line_in_order_and_reports_bad_lines(tmp_path: Path) -
     assert out[0]["type_code"] == load_json(GOLDENS / "g1.output.json")["type_code"]  # type: ignore[index]
     assert out[1]["error"] == "invalid_input" and out[1]["reason"] == "invalid_json"
     assert out[2]["type_code"] == "SEE"
-    assert out[3] == {"error": "unscorable", "reason": "no_responses",
-                      "message": "the session has no answers and no forced-choice scores"}  # fmt: skip
+    assert out[3] == {
+        "error": "unscorable",
+        "reason": "no_responses",
+        "message": "the session has no answers and no forced-choice scores",
+    }
     assert out[4]["error"] == "invalid_input"
     assert out[5]["reason"] == "empty_line"
     assert out[6]["type_code"] == "EII"
@@ -65,8 +68,11 @@ def test_missing_file_and_invalid_json_exit_2(tmp_path: Path) -> None:
 
 def test_unscorable_single_file_exits_1(tmp_path: Path) -> None:
     f = tmp_path / "in.json"
-    f.write_text(json.dumps({"responses": [{"question_id": 1, "answer_value": "Agree"}],
-                             "scoringKey": {"1": {"tag": "Ti_S", "scale_type": "LIKERT_1_5"}}}))  # fmt: skip
+    doc = {
+        "responses": [{"question_id": 1, "answer_value": "Agree"}],
+        "scoringKey": {"1": {"tag": "Ti_S", "scale_type": "LIKERT_1_5"}},
+    }
+    f.write_text(json.dumps(doc))
     proc = run(str(f))
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["reason"] == "no_scorable_responses"

@@ -178,7 +178,9 @@ def test_fc_map_derivation_when_fc_scores_absent() -> None:
     [(5, "Ni"), (5.0, "Ni"), ("5", "Ni"), ("5.0", None), (" 5", None), ([5], "Ni"),
      (True, "Fe"), ("true", "Fe"), ("True", None), (None, None)],
 )  # fmt: skip
-def test_fc_map_lookup_uses_javascript_string_of_the_answer(answer: object, func: str | None) -> None:
+def test_fc_map_lookup_uses_javascript_string_of_the_answer(
+    answer: object, func: str | None
+) -> None:
     # the key is String(answer): String(5.0) == "5", String(true) == "true"
     r = score(FC_KEY, [(1, 4), (12, answer)])
     if func is None:
@@ -261,12 +263,23 @@ def test_config_values_are_used() -> None:
     cold = score(key, answers, config={"softmax_temp": 0.5})
     assert hot.top_types[0].share < cold.top_types[0].share
     assert hot.top_types[1].share / hot.top_types[0].share == pytest.approx(math.exp(-0.3 / 2))
-    assert score(key, answers, config={"fit_band_thresholds": {"high_fit": 7.8}}).fit_band == "high_fit"
-    assert score(key, answers, config={"fit_band_thresholds": {"high_fit": 7.81}}).fit_band == "moderate_fit"
-    assert score(key, answers, config={"fit_band_thresholds": {"moderate_fit": 7.9}}).fit_band == "low_fit"
+    assert (
+        score(key, answers, config={"fit_band_thresholds": {"high_fit": 7.8}}).fit_band
+        == "high_fit"
+    )
+    assert (
+        score(key, answers, config={"fit_band_thresholds": {"high_fit": 7.81}}).fit_band
+        == "moderate_fit"
+    )
+    assert (
+        score(key, answers, config={"fit_band_thresholds": {"moderate_fit": 7.9}}).fit_band
+        == "low_fit"
+    )
 
 
-def test_real_config_thresholds_give_low_fit_and_low_coverage(real_config_map: dict[str, object]) -> None:
+def test_real_config_thresholds_give_low_fit_and_low_coverage(
+    real_config_map: dict[str, object],
+) -> None:
     # the seeded v1.2.0-scale values: fit bands 60/45, fc_expected_min 24
     r = score([likert(1, "Ti_S")], [(1, 5)], fc={f: 50 for f in FUNCTIONS}, config=real_config_map)
     assert r.fit_band == "low_fit"
@@ -287,7 +300,10 @@ def test_engine_version_override_event() -> None:
 
 def test_events_carry_session_id_and_render_as_log_lines() -> None:
     r = Scorer([likert(1, "Ti_S")], SPEC_CONFIG).score([Response(1, 5)], session_id="abc")
-    assert r.events[0].to_log_line() == "evt:fc_fallback_legacy,session_id:abc,reason:no_fc_infrastructure"
+    assert (
+        r.events[0].to_log_line()
+        == "evt:fc_fallback_legacy,session_id:abc,reason:no_fc_infrastructure"
+    )
     assert r.events[-1].fields["session_id"] == "abc"
     assert r.events[-1].fields["type_code"] == r.type_code
 
@@ -307,8 +323,13 @@ def test_config_type_prototypes_are_used() -> None:
 
 def test_bad_config_type_prototypes_fall_back_to_builtin() -> None:
     key = [likert(1, "Ti_S"), likert(2, "Ne_S")]
-    for bad, reason in [([{"type_code": "LIE", "func": "Ti", "block": "base"}], "row_count_not_128"),
-                        ("nope", "not_a_table"), ({"LIE": "x"}, "no_valid_entries")]:  # fmt: skip
+    one_row = [{"type_code": "LIE", "func": "Ti", "block": "base"}]
+    cases = [
+        (one_row, "row_count_not_128"),
+        ("nope", "not_a_table"),
+        ({"LIE": "x"}, "no_valid_entries"),
+    ]
+    for bad, reason in cases:
         r = score(key, [(1, 5), (2, 4)], config={"type_prototypes": bad})
         assert r.type_code == "LII"
         assert r.events[0].name == "type_prototypes_fallback"
@@ -364,7 +385,7 @@ def test_fc_component_alone_is_scorable() -> None:
     # all strengths 0 -> all fits 0 -> 16 equal shares; type order decides
     assert [t.code for t in r.top_types] == ["LIE", "ILI", "ESE"]
     assert all(s == 1 / 16 for s in r.type_shares)
-    assert r.conf_raw == 0.31  # σ(−0.2 × 4 bits) = 0.3100255...
+    assert r.conf_raw == 0.31  # sigmoid(-0.2 * 4 bits) = 0.3100255...
     assert (r.fit_band, r.close_call, r.top_gap) == ("low_fit", True, 0.0)
     derived = score(FC_KEY, [(10, "D")])
     assert derived.type_code in ("ILE", "IEE") and derived.strengths["Ne"] == 2.5
@@ -380,7 +401,7 @@ def test_huge_finite_answers_still_score() -> None:
     r = score([likert(1, "Ti_S"), likert(2, "Fe_S")], [(1, 1000), (2, 1)])
     assert r.type_code in ("LII", "LSI")
     assert sum(r.type_shares) == pytest.approx(1.0)
-    assert min(r.type_shares) == 0.0  # exp underflow: 0·log2(0) counts as 0
+    assert min(r.type_shares) == 0.0  # exp underflow: 0*log2(0) counts as 0
     assert 0 <= r.conf_raw <= 1
 
 

@@ -43,8 +43,10 @@ def test_types_basis_shares(options: dict[str, FcOption]) -> None:
 
 
 def test_functions_basis_rounds_to_two_decimals() -> None:
-    opts = {"o1": FcOption("o1", "b1", "A", {"Ti": 2, "Te": 1, "Fi": 0}),
-            "o2": FcOption("o2", "b2", "A", {"Ti": 1, "Te": "1", "Fe": "x", "Ni": True})}  # fmt: skip
+    opts = {
+        "o1": FcOption("o1", "b1", "A", {"Ti": 2, "Te": 1, "Fi": 0}),
+        "o2": FcOption("o2", "b2", "A", {"Ti": 1, "Te": "1", "Fe": "x", "Ni": True}),
+    }
     r = score_fc_session([FcResponse("b1", "o1"), FcResponse("b2", "o2")], opts)
     # tally Ti 3, Te 2 (numeric string counts), Fi 0; non-numeric weights ignored
     assert dict(r.scores) == {"Ti": 100.0, "Te": 66.67, "Fi": 0.0}
@@ -72,7 +74,10 @@ def test_no_responses_writes_nothing(options: dict[str, FcOption]) -> None:
 def test_all_zero_weights() -> None:
     opts = {"o": FcOption("o", "b", "A", {"Ti": 0, "Te": 0})}
     assert dict(score_fc_session([FcResponse("b", "o")], opts).scores) == {"Ti": 0, "Te": 0}
-    assert dict(score_fc_session([FcResponse("b", "o")], opts, "types").scores) == {"Ti": 0, "Te": 0}
+    assert dict(score_fc_session([FcResponse("b", "o")], opts, "types").scores) == {
+        "Ti": 0,
+        "Te": 0,
+    }
 
 
 def test_bad_basis() -> None:

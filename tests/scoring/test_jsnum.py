@@ -188,11 +188,11 @@ def exact(x: float, digits: int) -> float:
         st.floats(min_value=-1e6, max_value=1e6, allow_nan=False),
         # values on or next to a rounding boundary, where a naive x*10^d fails
         st.builds(
-            lambda k, d, ulps: math.nextafter(
-                (k + 0.5) / 10**d, math.inf if ulps > 0 else -math.inf
-            )
-            if ulps
-            else (k + 0.5) / 10**d,
+            lambda k, d, ulps: (
+                math.nextafter((k + 0.5) / 10**d, math.inf if ulps > 0 else -math.inf)
+                if ulps
+                else (k + 0.5) / 10**d
+            ),
             st.integers(-(10**6), 10**6),
             st.integers(0, 4),
             st.integers(-1, 1),

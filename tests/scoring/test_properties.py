@@ -55,7 +55,9 @@ def sessions(
     return st.lists(st.one_of(st.builds(Response, qids, answer), fc_pick), max_size=80)
 
 
-def score_or_error(scorer: Scorer, resp: list[Response], fc: object) -> EngineResult | UnscorableSession:
+def score_or_error(
+    scorer: Scorer, resp: list[Response], fc: object
+) -> EngineResult | UnscorableSession:
     try:
         return scorer.score(resp, fc)
     except UnscorableSession as exc:
@@ -102,7 +104,9 @@ def test_strengths_stay_within_0_and_5_for_answers_1_to_5(resp: list[Response], 
 
 @SETTINGS
 @given(sessions(any_answer), fc_scores, st.sampled_from([1.0, 0.25, 3.0, -1.0]))
-def test_ranking_agrees_with_shares_and_tie_rules(resp: list[Response], fc: object, temp: float) -> None:
+def test_ranking_agrees_with_shares_and_tie_rules(
+    resp: list[Response], fc: object, temp: float
+) -> None:
     scorer = SCORER if temp == 1.0 else Scorer(KEY, {**CONFIG_MAP, "softmax_temp": temp})
     r = score_or_error(scorer, resp, fc)
     if not isinstance(r, EngineResult):
@@ -129,7 +133,9 @@ odd_qid = st.one_of(qid, qid, qid.map(str), st.just(True), qid.map(float), st.ju
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(sessions(any_answer, odd_qid), fc_scores), min_size=8, max_size=24))
 def test_batch_equals_single(items: list[tuple[list[Response], object]]) -> None:
-    batch = SCORER.score_batch([ScoreRequest(resp, fc, session_id=i) for i, (resp, fc) in enumerate(items)])
+    batch = SCORER.score_batch(
+        [ScoreRequest(resp, fc, session_id=i) for i, (resp, fc) in enumerate(items)]
+    )
     assert len(batch) == len(items)
     for i, ((resp, fc), got) in enumerate(zip(items, batch, strict=True)):
         try:
