@@ -68,8 +68,9 @@ def make_inputs(n: int, seed: int) -> list[dict[str, object]]:
         ]
         if rng.random() < 0.2:  # all-equal answers: many exact ties
             responses = [{"question_id": q, "answer_value": 3} for q in range(1, nq + 1)]
-        docs.append({"sessionId": "s", "responses": responses, "scoringKey": key,
-                     "config": rng.choice(CONFIGS), "fcFunctionScores": rng.choice(FC_POOL)})  # fmt: skip
+        doc = {"sessionId": "s", "responses": responses, "scoringKey": key}
+        doc.update(config=rng.choice(CONFIGS), fcFunctionScores=rng.choice(FC_POOL))
+        docs.append(doc)
     return docs
 
 
