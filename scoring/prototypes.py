@@ -8,6 +8,7 @@ from types import MappingProxyType
 
 from .constants import (
     BLOCK_ALIASES,
+    BLOCKS,
     FUNCTIONS,
     MODEL_A,
     TYPES,
@@ -66,11 +67,16 @@ class Prototypes:
 
     @classmethod
     def from_mapping(cls, table: Mapping[str, Mapping[str, object]]) -> Prototypes:
-        """Build from `{type_code: {func: block}}`; unknown types/functions are ignored."""
+        """Build from `{type: {func: block}}` (or `{type: {block: func}}`); unknowns ignored."""
         rows: dict[str, dict[str, str]] = {}
         for t, row in table.items():
             if isinstance(t, str) and isinstance(row, Mapping):
-                rows[t] = {f: b for f, b in row.items() if isinstance(b, str)}
+                pairs = {k: v for k, v in row.items() if isinstance(k, str) and isinstance(v, str)}
+                if pairs and all(
+                    _norm_block(k) in BLOCKS and v in FUNCTIONS for k, v in pairs.items()
+                ):
+                    pairs = {v: k for k, v in pairs.items()}  # block -> func orientation
+                rows[t] = pairs
         return cls(rows)
 
     @classmethod

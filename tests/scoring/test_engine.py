@@ -321,6 +321,18 @@ def test_config_type_prototypes_are_used() -> None:
     assert score(key, [(1, 5), (2, 4)]).type_code == "LII"
 
 
+def test_config_type_prototypes_shapes_and_abbreviations() -> None:
+    by_block = {t: {b: f for f, b in MODEL_A[t].items()} for t in TYPES}  # {block: func}
+    abbreviated = {t: {f: b[:4] if b != "creative" else "creat" for f, b in MODEL_A[t].items()}
+                   for t in TYPES}  # fmt: skip
+    assert Prototypes.from_mapping(by_block) == Prototypes.builtin()
+    assert Prototypes.from_mapping(abbreviated).weights == Prototypes.builtin().weights
+    partial = Prototypes.from_mapping({"LIE": {"Ti": "BASE"}})
+    assert partial.weights[0] == (1.0,) + (0.2,) * 7  # missing entries weigh 0.2
+    assert partial.base_funcs[0] == "Ti" and partial.creative_funcs[0] is None
+    assert all(w == (0.2,) * 8 for w in partial.weights[1:])
+
+
 def test_bad_config_type_prototypes_fall_back_to_builtin() -> None:
     key = [likert(1, "Ti_S"), likert(2, "Ne_S")]
     one_row = [{"type_code": "LIE", "func": "Ti", "block": "base"}]
