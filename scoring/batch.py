@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from .constants import FUNCTIONS, TYPES
 from .engine import _ANSWER_CACHE, fc_norm_from_scores, parse_answer, sigmoid
 from .errors import UnscorableSession
 from .jsnum import js_string, to_fixed
@@ -36,8 +37,8 @@ BoolA = npt.NDArray[np.bool_]
 
 # A cache-miss marker: a float object that is never stored in the answer cache.
 _MISS = float("nan")
-_NF = 8
-_NT = 16
+_NF = len(FUNCTIONS)
+_NT = len(TYPES)
 # Below this many eligible items numpy's fixed costs outweigh the gain.
 MIN_VECTOR_ITEMS = 8
 
@@ -292,7 +293,7 @@ def _score_vector(scorer: Scorer, reqs: Sequence[ScoreRequest]) -> list[EngineRe
     hl = h16.tolist()
     items = likert_items.tolist()
     fb = fallback.tolist()
-    build = scorer.build_result
+    build = scorer._build_result
     for i in range(n):
         if fb[i]:
             continue

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from operator import attrgetter
 from types import MappingProxyType
+from typing import Any
 
 from .config import EngineConfig
 from .constants import ENGINE_VERSION, FUNCTION_INDEX, FUNCTIONS, TYPES
@@ -30,11 +30,8 @@ __all__ = ["Scorer", "parse_answer", "score_session"]
 _NAN = math.nan
 _INF = math.inf
 _NF = len(FUNCTIONS)
-_NT = len(TYPES)
 
 _PLACEHOLDERS = dict(PLACEHOLDERS)
-_QID = attrgetter("question_id")
-_VAL = attrgetter("answer_value")
 
 # Parsed answers by value. Keys are JSON scalars: ints hit for equal floats and bools
 # too (hash(True) == hash(1)), which is right because Number(true) == 1 and
@@ -95,7 +92,7 @@ def _exp(x: float) -> float:
 
 
 def entropy_bits(shares: Iterable[float]) -> float:
-    """-sum  p*log2 p, summed in the given order, with 0*log2 0 taken as 0."""
+    """Entropy -sum(p * log2 p) in bits, summed in the given order; 0 * log2 0 counts as 0."""
     h = 0.0
     log2 = math.log2
     for p in shares:
@@ -225,14 +222,15 @@ class Scorer:
     @staticmethod
     def _answers(responses: Iterable[object]) -> dict[int, object]:
         """question_id -> latest answer, in first-seen order (duplicates: latest wins)."""
-        if not isinstance(responses, (list, tuple)):
-            responses = list(responses)
-        try:
-            qids = list(map(_QID, responses))
-            vals = list(map(_VAL, responses))
+        items: Sequence[Any] = (
+            responses if isinstance(responses, (list, tuple)) else list(responses)
+        )
+        try:  # comprehensions beat map(attrgetter) on 3.11's specialized attribute loads
+            qids: list[Any] = [r.question_id for r in items]
+            vals: list[object] = [r.answer_value for r in items]
         except AttributeError:
             qids, vals = [], []
-            for r in responses:
+            for r in items:
                 if isinstance(r, Response):
                     qids.append(r.question_id)
                     vals.append(r.answer_value)
@@ -342,7 +340,7 @@ class Scorer:
         order = rank_types(fits, shares, temp)
         h16 = entropy_bits(shares)
         rounded = [to_fixed(s, 3) for s in strengths]
-        return self.build_result(
+        return self._build_result(
             rounded, fits, shares, order, h16, fc_source, fc_ct, likert_items, session_id
         )
 
@@ -360,7 +358,7 @@ class Scorer:
             session_id,
         )
 
-    def build_result(
+    def _build_result(
         self,
         strengths: Sequence[float],
         fits: Sequence[float],
