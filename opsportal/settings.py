@@ -34,7 +34,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # --- Databases -----------------------------------------------------------------
 # `default`: the portal's own state. `pipeline`: the Supabase Postgres (unmanaged
 # models only, see opsportal.routers).
-EMBEDDED_PG_DIR = Path(env.str("EMBEDDED_PG_DIR", default=str(BASE_DIR / ".pgdata")))
+# An empty value (as in .env.example) means the default folder, never the working directory.
+EMBEDDED_PG_DIR = Path(env.str("EMBEDDED_PG_DIR", default="") or BASE_DIR / ".pgdata")
 _portal_url = env.str("DATABASE_URL", default="")
 _pipeline_url = env.str("PIPELINE_DATABASE_URL", default="")
 EMBEDDED_PG_USED = not (_portal_url and _pipeline_url)
@@ -162,7 +163,7 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default="") or BASE_DIR / "staticfiles")
 
 LOGGING = {
     "version": 1,

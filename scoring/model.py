@@ -45,23 +45,35 @@ class KeyEntry:
     reverse_scored: bool = False
     fc_map: Mapping[str, object] | None = None
 
+    def __post_init__(self) -> None:
+        # Whatever a row carried, the engine sees clean types: a non-text tag is no tag,
+        # reverse_scored follows JavaScript truthiness, and an fc_map given as JSON text
+        # (the CSV export) is parsed; anything but an object is no fc_map.
+        if not isinstance(self.tag, str):
+            object.__setattr__(self, "tag", None)
+        if not isinstance(self.scale_type, str):
+            object.__setattr__(self, "scale_type", "")
+        if type(self.reverse_scored) is not bool:
+            object.__setattr__(self, "reverse_scored", js_truthy(self.reverse_scored))
+        fc_map: object = self.fc_map
+        if isinstance(fc_map, str):
+            try:
+                fc_map = json.loads(fc_map) if fc_map.strip() else None
+            except ValueError:
+                fc_map = None
+        if not isinstance(fc_map, Mapping):
+            fc_map = None
+        object.__setattr__(self, "fc_map", fc_map)
+
     @classmethod
     def from_mapping(cls, question_id: int, row: Mapping[str, object]) -> KeyEntry:
         """Build from a JSON/DB row; `reverse_scored` uses JavaScript truthiness."""
-        tag = row.get("tag")
-        scale = row.get("scale_type")
-        fc_map = row.get("fc_map")
-        if isinstance(fc_map, str) and fc_map.strip():
-            try:  # the CSV export and some clients carry the jsonb as text
-                fc_map = json.loads(fc_map)
-            except ValueError:
-                fc_map = None
         return cls(
             question_id=question_id,
-            tag=tag if isinstance(tag, str) else None,
-            scale_type=scale if isinstance(scale, str) else "",
-            reverse_scored=js_truthy(row.get("reverse_scored")),
-            fc_map=fc_map if isinstance(fc_map, Mapping) else None,
+            tag=row.get("tag"),  # type: ignore[arg-type]
+            scale_type=row.get("scale_type"),  # type: ignore[arg-type]
+            reverse_scored=row.get("reverse_scored"),  # type: ignore[arg-type]
+            fc_map=row.get("fc_map"),  # type: ignore[arg-type]
         )
 
 

@@ -226,6 +226,15 @@ def test_malformed_fc_maps_are_ignored() -> None:
     assert r2.fc_answered_ct == 1 and r2.strengths["Ne"] == 2.5  # JSON text fc_map parsed
 
 
+def test_key_entries_with_odd_types_are_cleaned() -> None:
+    e = KeyEntry(1, 17, None, "yes", '{"A": "Ti"}')  # type: ignore[arg-type]
+    assert (e.tag, e.scale_type, e.reverse_scored, e.fc_map) == (None, "", True, {"A": "Ti"})
+    e2 = KeyEntry(2, "Ti_S", "LIKERT_1_5", 0, "[1]")  # type: ignore[arg-type]
+    assert e2.reverse_scored is False and e2.fc_map is None
+    r = score([e, e2], [(1, "A"), (2, 4)])
+    assert r.fc_answered_ct == 1 and dict(r.strengths)["Ti"] == 4.5  # (4 + 5) / 2 blend
+
+
 def test_fc_scores_not_a_mapping_counts_as_absent() -> None:
     r = score(FC_KEY, [(1, 4)], fc=[1, 2, 3])
     assert r.fc_source == "none"
