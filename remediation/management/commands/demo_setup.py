@@ -27,6 +27,8 @@ class Command(BaseCommand):
             empty = cur.fetchone()[0] == 0
         if empty or reseed:
             call_command("seed_demo", no_schema=True, stdout=self.stdout)
+            # Fill the orphan list's "why no profile" column from real (rolled-back) writes.
+            call_command("diagnose", orphans=True, stdout=self.stdout)
         password_file = settings.BASE_DIR / ".demo-login"
         user_model = get_user_model()
         user = user_model.objects.filter(username=username).first()
