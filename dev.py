@@ -73,7 +73,10 @@ def ensure_chromium() -> None:
     if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
         say("installing Debian's chromium for the browser tests")
         run(["apt-get", "update", "-qq"])
-        run(["apt-get", "install", "-y", "-qq", "chromium"], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        run(
+            ["apt-get", "install", "-y", "-qq", "chromium"],
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
         return
     sys.exit(
         "[dev] the browser tests need Chromium at /usr/bin/chromium "
@@ -96,16 +99,14 @@ def cmd_up(argv: list[str]) -> int:
     run(manage("demo_setup"))
     procs = [
         subprocess.Popen(manage("qcluster"), cwd=ROOT),
-        subprocess.Popen(manage("edge_emulator", "--port", "54321"), cwd=ROOT)
-        if (ROOT / "remediation/management/commands/edge_emulator.py").exists()
-        else None,
+        subprocess.Popen(manage("edge_emulator", "--port", "54321"), cwd=ROOT),
         subprocess.Popen(manage("runserver", f"127.0.0.1:{port}", "--noreload"), cwd=ROOT),
     ]
-    procs = [p for p in procs if p is not None]
     login = (ROOT / ".demo-login").read_text().split()
     time.sleep(1.5)
     say(f"portal: http://127.0.0.1:{port}/admin/  login: {login[0]} / {login[1]}")
-    say("orphaned sessions: http://127.0.0.1:%s/admin/remediation/orphanedsession/  (Ctrl-C stops)" % port)
+    say(f"orphaned sessions: http://127.0.0.1:{port}/admin/remediation/orphanedsession/")
+    say("Ctrl-C stops the portal, the job cluster and the edge-function emulator")
     try:
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
@@ -124,9 +125,22 @@ def cmd_up(argv: list[str]) -> int:
 
 
 def cmd_test(argv: list[str]) -> int:
+    """Static gates (migrations in sync, ruff, mypy), then pytest with any given arguments."""
     ensure_venv("dev")
     ensure_chromium()
-    env = {**os.environ, "OPSPORTAL_TESTING": "1"}
+    env = {**os.environ, "OPSPORTAL_TESTING": "1", "DEBUG": "true"}
+    if not argv:
+        gates = {
+            "makemigrations --check": manage("makemigrations", "--check", "--dry-run"),
+            "ruff check": [str(PY), "-m", "ruff", "check", "."],
+            "mypy": [str(PY), "-m", "mypy", "."],
+        }
+        for name, gate in gates.items():
+            say(f"gate: {name}")
+            if subprocess.call(gate, cwd=ROOT, env=env) != 0:
+                say("a static gate failed; fix it before the tests run")
+                return 1
+    env.pop("DEBUG")
     return subprocess.call([str(PY), "-m", "pytest", *argv], cwd=ROOT, env=env)
 
 

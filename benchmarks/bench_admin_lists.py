@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsportal.settings")
 os.environ.setdefault("DEBUG", "true")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -44,7 +44,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     with connections["pipeline"].cursor() as cur:
-        cur.execute("SELECT count(*), count(*) FILTER (WHERE status = 'completed') FROM assessment_sessions")
+        cur.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'completed') FROM assessment_sessions"
+        )
         sessions, completed = cur.fetchone()
         cur.execute("SELECT count(*) FROM profiles")
         profiles = cur.fetchone()[0]
@@ -54,7 +56,9 @@ def main() -> None:
     client = Client(HTTP_HOST="localhost")
     client.force_login(user)
     with connections["pipeline"].cursor() as cur:
-        cur.execute("SELECT id::text, email FROM assessment_sessions ORDER BY created_at DESC LIMIT 1 OFFSET 1000")
+        cur.execute(
+            "SELECT id::text, email FROM assessment_sessions ORDER BY created_at DESC LIMIT 1 OFFSET 1000"
+        )
         some_id, some_email = cur.fetchone()
     pages = {
         "orphans, newest first": "/admin/remediation/orphanedsession/",

@@ -76,7 +76,9 @@ def _create_databases(socket_dir: str, databases: tuple[str, ...]) -> None:
     import psycopg
     from psycopg import sql
 
-    with psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True) as conn:
+    with psycopg.connect(
+        host=socket_dir, user="postgres", dbname="postgres", autocommit=True
+    ) as conn:
         existing = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
         for name in databases:
             if name not in existing:
@@ -89,7 +91,7 @@ def stop(datadir: Path) -> bool:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from pgserver._commands import pg_ctl
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
         from pgserver.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(datadir)

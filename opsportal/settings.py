@@ -26,7 +26,7 @@ TESTING = "pytest" in sys.modules or env.bool("OPSPORTAL_TESTING", default=False
 DEBUG = env.bool("DEBUG", default=False)
 # A fixed development key is only accepted with DEBUG on; opsportal.checks refuses it
 # otherwise, so a production deployment cannot start with it.
-DEV_SECRET_KEY = "django-insecure-opsportal-development-key-do-not-use-in-production"
+DEV_SECRET_KEY = "django-insecure-opsportal-development-key-do-not-use-in-production"  # noqa: S105
 SECRET_KEY = env.str("SECRET_KEY", default=DEV_SECRET_KEY)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -40,12 +40,11 @@ _portal_url = env.str("DATABASE_URL", default="")
 _pipeline_url = env.str("PIPELINE_DATABASE_URL", default="")
 EMBEDDED_PG_USED = not (_portal_url and _pipeline_url)
 
-if EMBEDDED_PG_USED:
-    from opsportal import embedded_pg
+from opsportal import embedded_pg  # noqa: E402
 
-    _embedded = embedded_pg.start(EMBEDDED_PG_DIR)
-else:
-    _embedded = None
+_embedded: embedded_pg.EmbeddedServer | None = (
+    embedded_pg.start(EMBEDDED_PG_DIR) if EMBEDDED_PG_USED else None
+)
 
 
 def _database(url: str, embedded_name: str) -> dict[str, object]:
@@ -63,10 +62,9 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 DATABASES["pipeline"]["CONN_MAX_AGE"] = env.int("PIPELINE_CONN_MAX_AGE", default=0)
-DATABASES["pipeline"].setdefault("OPTIONS", {})
-DATABASES["pipeline"]["OPTIONS"].update(  # type: ignore[union-attr]
-    {"application_name": "prism-opsportal"}
-)
+_pipeline_options: dict[str, object] = dict(DATABASES["pipeline"].get("OPTIONS") or {})  # type: ignore[call-overload]
+_pipeline_options.setdefault("application_name", "prism-opsportal")
+DATABASES["pipeline"]["OPTIONS"] = _pipeline_options
 # The pipeline test database gets its schema from tests/sql/emulated_supabase.sql,
 # never from Django migrations.
 DATABASES["pipeline"]["TEST"] = {"MIGRATE": False}

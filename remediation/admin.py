@@ -2,44 +2,45 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 from uuid import UUID
 
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
-
-from django.contrib.admin.views.main import ChangeList
-from django.urls import path
 
 from remediation import selectors
 from remediation.admin_finalize import can_finalize, finalize_action, finalize_view
 from remediation.admin_utils import CappedCountPaginator, DateRangeFilter, ReadOnlyAdmin
 from remediation.models import (
     AssessmentResponse,
-    FinalizeAttempt,
-    SessionDiagnosis,
     AssessmentSession,
     CalibrationModel,
     FcBlock,
     FcOption,
     FcResponse,
     FcScore,
+    FinalizeAttempt,
     OrphanedSession,
     Profile,
     ScoringConfig,
     ScoringKey,
+    SessionDiagnosis,
     TypePrototype,
 )
 
 
 def _pretty_json(value: Any) -> SafeString:
-    return format_html("<pre style='margin:0'>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
+    return format_html(
+        "<pre style='margin:0'>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False)
+    )
 
 
 class HasProfileFilter(admin.SimpleListFilter):
@@ -78,7 +79,7 @@ class SessionSearchMixin:
     class Media:
         css = {"all": ["remediation/admin.css"]}
 
-    search_help_text = "Session id, share token or email (exact)."
+    search_help_text: Any = "Session id, share token or email (exact)."
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
@@ -89,10 +90,8 @@ class SessionSearchMixin:
         condition = Q(share_token=term) | Q(email=term)
         if term.lower() != term:
             condition |= Q(email=term.lower())
-        try:
+        with contextlib.suppress(ValueError):
             condition |= Q(id=UUID(term))
-        except ValueError:
-            pass
         return queryset.filter(condition), False
 
 
@@ -127,19 +126,25 @@ class AssessmentSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
     )  # fmt: skip
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return super().get_queryset(request).annotate(has_profile=selectors.has_profile_expression())
+        return (
+            super().get_queryset(request).annotate(has_profile=selectors.has_profile_expression())
+        )
 
     def get_urls(self) -> list[Any]:
         custom = [
             path(
                 "<path:object_id>/finalize/",
-                self.admin_site.admin_view(lambda request, object_id: finalize_view(self, request, object_id)),
+                self.admin_site.admin_view(
+                    lambda request, object_id: finalize_view(self, request, object_id)
+                ),
                 name="remediation_assessmentsession_finalize",
             )
         ]
         return custom + super().get_urls()
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> Any:
         extra_context = {**(extra_context or {}), "can_finalize": can_finalize(request)}
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -177,10 +182,16 @@ class AssessmentSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 (
                     (
-                        a.started_at, a.requested_by_name, a.backend, a.get_outcome_display(),
-                        a.sqlstate or "–", a.explanation or a.type_code or "–",
-                        format_html('<a href="{}">link</a>', a.results_url) if a.results_url else "–",
-                    )  # fmt: skip
+                        a.started_at,
+                        a.requested_by_name,
+                        a.backend,
+                        a.get_outcome_display(),
+                        a.sqlstate or "–",
+                        a.explanation or a.type_code or "–",
+                        format_html('<a href="{}">link</a>', a.results_url)
+                        if a.results_url
+                        else "–",
+                    )
                     for a in rows
                 ),
             ),
@@ -193,7 +204,10 @@ class AssessmentSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
     @admin.display(description="at a glance")
     def pipeline_state(self, obj: AssessmentSession) -> SafeString:
         state = selectors.session_pipeline_state(obj.pk)
-        answers_url = reverse("admin:remediation_assessmentresponse_changelist") + f"?session__id__exact={obj.pk}"
+        answers_url = (
+            reverse("admin:remediation_assessmentresponse_changelist")
+            + f"?session__id__exact={obj.pk}"
+        )
         rows: list[tuple[str, Any]] = [
             ("Answers", format_html('<a href="{}">{}</a>', answers_url, state.answers)),
             ("Answers only in answer_numeric", state.answers_only_numeric),
@@ -210,7 +224,15 @@ class AssessmentSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
         ]
         profile = state.profile
         if profile is None:
-            rows.append(("Profile", format_html("<strong>{}</strong>", "none: orphaned" if obj.status == "completed" else "none")))
+            rows.append(
+                (
+                    "Profile",
+                    format_html(
+                        "<strong>{}</strong>",
+                        "none: orphaned" if obj.status == "completed" else "none",
+                    ),
+                )
+            )
         else:
             url = reverse("admin:remediation_profile_change", args=[profile.pk])
             rows.append(
@@ -249,7 +271,9 @@ class OrphanedSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
     list_display_links = None
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return selectors.orphaned_sessions().annotate(has_fc=selectors.has_fc_responses_expression())
+        return selectors.orphaned_sessions().annotate(
+            has_fc=selectors.has_fc_responses_expression()
+        )
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return ReasonChangeList
@@ -297,7 +321,9 @@ class ReasonChangeList(ChangeList):
             obj._reason = reasons.get(str(obj.pk))
 
 
-def diagnose_and_report(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+def diagnose_and_report(
+    model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]
+) -> None:
     from collections import Counter
 
     from remediation.pipeline_write import load_context
@@ -330,7 +356,14 @@ class SessionDiagnosisAdmin(ReadOnlyAdmin):
 
 @admin.register(AssessmentResponse)
 class AssessmentResponseAdmin(ReadOnlyAdmin):
-    list_display = ("session", "question_id", "answer_value", "answer_numeric", "question_type", "created_at")
+    list_display = (
+        "session",
+        "question_id",
+        "answer_value",
+        "answer_numeric",
+        "question_type",
+        "created_at",
+    )
     list_filter = ("question_type",)
     search_fields = ("=session__id",)
     search_help_text = "Session id (exact)."
@@ -339,7 +372,9 @@ class AssessmentResponseAdmin(ReadOnlyAdmin):
     list_select_related = False
     raw_id_fields = ("session",)
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> tuple[QuerySet[Any], bool]:
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
         try:
             return queryset.filter(session_id=UUID(search_term.strip())), False
         except ValueError:
@@ -348,7 +383,14 @@ class AssessmentResponseAdmin(ReadOnlyAdmin):
 
 @admin.register(Profile)
 class ProfileAdmin(ReadOnlyAdmin):
-    list_display = ("session_id", "type_code", "results_version", "confidence", "fc_coverage_bucket", "created_at")
+    list_display = (
+        "session_id",
+        "type_code",
+        "results_version",
+        "confidence",
+        "fc_coverage_bucket",
+        "created_at",
+    )
     list_filter = ("results_version", "type_code", "confidence")
     search_fields = ("=share_token",)
     search_help_text = "Session id or share token (exact)."
@@ -356,21 +398,29 @@ class ProfileAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     raw_id_fields = ("session",)
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> tuple[QuerySet[Any], bool]:
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
         term = search_term.strip()
         if not term:
             return queryset, False
         condition = Q(share_token=term)
-        try:
+        with contextlib.suppress(ValueError):
             condition |= Q(session_id=UUID(term)) | Q(id=UUID(term))
-        except ValueError:
-            pass
         return queryset.filter(condition), False
 
 
 @admin.register(ScoringKey)
 class ScoringKeyAdmin(ReadOnlyAdmin):
-    list_display = ("question_id", "tag", "scale_type", "reverse_scored", "fc_map", "weight", "section")
+    list_display = (
+        "question_id",
+        "tag",
+        "scale_type",
+        "reverse_scored",
+        "fc_map",
+        "weight",
+        "section",
+    )
     list_filter = ("scale_type", "reverse_scored")
     search_fields = ("tag", "=question_id")
 
@@ -443,7 +493,14 @@ class FcResponseAdmin(ReadOnlyAdmin):
 
 @admin.register(FcScore)
 class FcScoreAdmin(ReadOnlyAdmin):
-    list_display = ("session_id", "version", "fc_kind", "blocks_answered", "scores_json", "created_at")
+    list_display = (
+        "session_id",
+        "version",
+        "fc_kind",
+        "blocks_answered",
+        "scores_json",
+        "created_at",
+    )
     list_filter = ("version", "fc_kind")
     search_fields = ("=session_id",)
     list_display_links = None

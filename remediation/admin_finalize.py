@@ -23,7 +23,11 @@ BACKENDS = [("local", "Local (Python engine, writes as service_role)"),
 
 
 def can_finalize(request: HttpRequest) -> bool:
-    return bool(request.user.is_active and request.user.is_staff and request.user.has_perm(FINALIZE_PERMISSION))
+    return bool(
+        request.user.is_active
+        and request.user.is_staff
+        and request.user.has_perm(FINALIZE_PERMISSION)
+    )
 
 
 def attempt_message(attempt: FinalizeAttempt) -> tuple[int, Any]:
@@ -34,10 +38,16 @@ def attempt_message(attempt: FinalizeAttempt) -> tuple[int, Any]:
             attempt.session_id, attempt.get_outcome_display(), attempt.type_code,
             attempt.results_version, attempt.results_url, attempt.results_url,
         )  # fmt: skip
-    level = messages.WARNING if attempt.outcome == FinalizeAttempt.Outcome.UNKNOWN else messages.ERROR
+    level = (
+        messages.WARNING if attempt.outcome == FinalizeAttempt.Outcome.UNKNOWN else messages.ERROR
+    )
     detail = f" [{attempt.sqlstate}]" if attempt.sqlstate else ""
     return level, format_html(
-        "{}: {}{}: {}", attempt.session_id, attempt.get_outcome_display(), detail, attempt.explanation
+        "{}: {}{}: {}",
+        attempt.session_id,
+        attempt.get_outcome_display(),
+        detail,
+        attempt.explanation,
     )
 
 
@@ -65,7 +75,9 @@ def _form_choice(request: HttpRequest) -> tuple[str, bool]:
     return backend, request.POST.get("rescore") == "on"
 
 
-def finalize_view(model_admin: admin.ModelAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
+def finalize_view(
+    model_admin: admin.ModelAdmin, request: HttpRequest, object_id: str
+) -> HttpResponse:
     """GET: confirmation with the diagnosis; POST: finalize and go back to the session."""
     if not can_finalize(request):
         raise PermissionDenied
@@ -88,7 +100,9 @@ def finalize_view(model_admin: admin.ModelAdmin, request: HttpRequest, object_id
     return TemplateResponse(request, "admin/remediation/finalize_confirm.html", context)
 
 
-def finalize_action(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: Any) -> HttpResponse | None:
+def finalize_action(
+    model_admin: admin.ModelAdmin, request: HttpRequest, queryset: Any
+) -> HttpResponse | None:
     """Admin action: a confirmation page like delete_selected, then finalize each session."""
     if not can_finalize(request):
         raise PermissionDenied
@@ -109,7 +123,9 @@ def finalize_action(model_admin: admin.ModelAdmin, request: HttpRequest, queryse
         "title": "Finalize sessions",
         "opts": model_admin.model._meta,
         "sessions": sessions,
-        "diagnoses": {str(s.pk): session_diagnose(session_id=str(s.pk), save=True) for s in sessions},
+        "diagnoses": {
+            str(s.pk): session_diagnose(session_id=str(s.pk), save=True) for s in sessions
+        },
         "backends": BACKENDS,
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         "action": "finalize_selected",

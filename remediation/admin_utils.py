@@ -35,8 +35,8 @@ class CappedCountPaginator(Paginator):
     CAP = 10_000
 
     @cached_property
-    def count(self) -> int:  # type: ignore[override]
-        qs = self.object_list
+    def count(self) -> int:
+        qs: Any = self.object_list
         exact = qs[: self.CAP + 1].count()
         if exact <= self.CAP:
             return exact
@@ -73,7 +73,7 @@ class DateRangeFilter(admin.FieldListFilter):
                 self.values[name] = str(raw[-1] if isinstance(raw, list) else raw)
         self.errors = [v for v in self.values.values() if v and _parse_date(v) is None]
 
-    def expected_parameters(self) -> list[str]:
+    def expected_parameters(self) -> list[str | None]:
         return [self.lookup_from, self.lookup_to]
 
     def has_output(self) -> bool:
@@ -89,7 +89,11 @@ class DateRangeFilter(admin.FieldListFilter):
             )
         if end:
             queryset = queryset.filter(
-                **{f"{self.field_path}__lt": datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz)}
+                **{
+                    f"{self.field_path}__lt": datetime.combine(
+                        end + timedelta(days=1), time.min, tzinfo=tz
+                    )
+                }
             )
         return queryset
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -116,7 +116,9 @@ def seed_demo(
         cur.execute("SET LOCAL session_replication_role = DEFAULT")
     with conn.cursor() as cur:
         t = time.perf_counter()
-        cur.execute("ANALYZE public.assessment_sessions, public.assessment_responses, public.profiles")
+        cur.execute(
+            "ANALYZE public.assessment_sessions, public.assessment_responses, public.profiles"
+        )
         stats.timings["analyze"] = time.perf_counter() - t
     status = plan["status"]
     stats.completed = int((status == 2).sum())
@@ -138,7 +140,9 @@ def _refuse_foreign_data(cur: Any, force: bool) -> None:
         return
     cur.execute("SELECT EXISTS (SELECT 1 FROM public.assessment_sessions)")
     has_sessions = cur.fetchone()[0]
-    cur.execute("SELECT EXISTS (SELECT 1 FROM public.scoring_config WHERE key = %s)", [DEMO_MARKER_KEY])
+    cur.execute(
+        "SELECT EXISTS (SELECT 1 FROM public.scoring_config WHERE key = %s)", [DEMO_MARKER_KEY]
+    )
     is_demo = cur.fetchone()[0]
     if has_sessions and not is_demo:
         raise DemoRefused(
@@ -150,7 +154,9 @@ def _refuse_foreign_data(cur: Any, force: bool) -> None:
 def load_reference_data(*, using: str = "pipeline", marker: dict[str, Any] | None = None) -> None:
     """Scoring key, scoring_config and type_prototypes as the migrations seeded them."""
     with connections[using].cursor() as cur:
-        cur.execute("TRUNCATE public.assessment_scoring_key, public.scoring_config, public.type_prototypes")
+        cur.execute(
+            "TRUNCATE public.assessment_scoring_key, public.scoring_config, public.type_prototypes"
+        )
         _load_reference_data(cur, marker)
 
 
@@ -189,7 +195,7 @@ def _plan_sessions(rng: np.random.Generator, n: int, days: int, now: datetime) -
     n_abandoned = max(5, round(n * 0.025))
     recent = np.arange(n - max(n_progress * 3, n // 30), n)
     status[rng.choice(recent, n_progress, replace=False)] = 0
-    older = np.flatnonzero(status == 2)[:-max(n_progress * 3, n // 30)]
+    older = np.flatnonzero(status == 2)[: -max(n_progress * 3, n // 30)]
     status[rng.choice(older, n_abandoned, replace=False)] = 1
     completed = np.where(status == 2, created + duration, np.datetime64("NaT"))
     # Historic profiles: the earliest completed sessions, written in a batch 23 days
@@ -321,7 +327,9 @@ def _copy_responses(
     completed = plan["completed"][chosen]
     # A few recent completed sessions saved their Likert answers through the RPC that
     # fills only answer_numeric (the v1.2.1 scorer dropped them).
-    recent_done = np.flatnonzero((status == 2) & (completed >= plan["now"] - np.timedelta64(20, "D")))
+    recent_done = np.flatnonzero(
+        (status == 2) & (completed >= plan["now"] - np.timedelta64(20, "D"))
+    )
     numeric_only = np.zeros(m, dtype=bool)
     if len(recent_done):
         numeric_only[rng.choice(recent_done, min(5, len(recent_done)), replace=False)] = True
@@ -373,18 +381,16 @@ def _copy_responses(
     step = plan["duration"][chosen] // QUESTION_COUNT
     total_rows = int(np.minimum(answered, QUESTION_COUNT).sum())
     ids = _uuid_strings(rng, total_rows)
-    section = {qid: (key[qid].section or "core") if qid in key else "feedback" for qid in range(1, 249)}
-    qtype = {
-        qid: key[qid].scale_type.lower() if qid in key else "text" for qid in range(1, 249)
+    section = {
+        qid: (key[qid].section or "core") if qid in key else "feedback" for qid in range(1, 249)
     }
+    qtype = {qid: key[qid].scale_type.lower() if qid in key else "text" for qid in range(1, 249)}
     lines: list[str] = []
     k = 0
     for j in range(m):
         sid = plan["ids"][chosen[j]]
         n_answers = int(min(answered[j], QUESTION_COUNT))
-        times = np.datetime_as_string(
-            created[j] + step[j] * np.arange(1, n_answers + 1), unit="us"
-        )
+        times = np.datetime_as_string(created[j] + step[j] * np.arange(1, n_answers + 1), unit="us")
         only_numeric = bool(numeric_only[j])
         for q in range(n_answers):
             qid = q + 1
@@ -404,7 +410,7 @@ def _copy_responses(
         if len(lines) >= 200_000:
             _flush(cur, "assessment_responses", lines)
     _flush(cur, "assessment_responses", lines)
-    return total_rows, int(((status == 2)).sum()), int(numeric_only.sum())
+    return total_rows, int((status == 2).sum()), int(numeric_only.sum())
 
 
 def _copy_profiles(cur: Any, rng: np.random.Generator, plan: dict[str, Any], now: datetime) -> int:

@@ -67,18 +67,21 @@ class EmulatorServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        host_text = host.decode() if isinstance(host, bytes) else str(host)
+        return f"http://{host_text}:{port}"
 
 
 class Handler(BaseHTTPRequestHandler):
     server: EmulatorServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s " + format, self.client_address[0], *args)
 
     # --- plumbing ---------------------------------------------------------------
-    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -127,7 +130,9 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             connections.close_all()
         if self.server.faults.malformed_json:
-            return self._send(200, b'{"ok": true, "status": "success", "profile": {', "application/json")
+            return self._send(
+                200, b'{"ok": true, "status": "success", "profile": {', "application/json"
+            )
         self._json(status, payload)
 
     def _set_faults(self) -> None:
@@ -162,7 +167,9 @@ class Handler(BaseHTTPRequestHandler):
             if do_status and f.status_times > 0:
                 f.status_times -= 1
         if rate_limited:
-            self._send(429, b'{"error":"rate limited"}', "application/json", {"Retry-After": f.retry_after})
+            self._send(
+                429, b'{"error":"rate limited"}', "application/json", {"Retry-After": f.retry_after}
+            )
             return True
         if f.redirect_to:
             self._send(302, b"", "text/plain", {"Location": f.redirect_to})
@@ -230,9 +237,21 @@ def finalize_like_deployed(session_id: str) -> tuple[int, dict[str, Any]]:
                 "UPDATE assessment_sessions SET status = 'completed', completed_at = %s,"
                 " finalized_at = %s, share_token = %s, share_token_expires_at = %s,"
                 " completed_questions = %s, updated_at = %s WHERE id = %s",
-                [now, now, token, expires or now + timedelta(days=30), len(answers), now, session_id],
+                [
+                    now,
+                    now,
+                    token,
+                    expires or now + timedelta(days=30),
+                    len(answers),
+                    now,
+                    session_id,
+                ],
             )
-    body_profile = {k: v for k, v in profile.items() if k not in ("submitted_at", "recomputed_at", "created_at", "updated_at")}
+    body_profile = {
+        k: v
+        for k, v in profile.items()
+        if k not in ("submitted_at", "recomputed_at", "created_at", "updated_at")
+    }
     return 200, {
         "ok": True,
         "status": "success",
@@ -243,7 +262,9 @@ def finalize_like_deployed(session_id: str) -> tuple[int, dict[str, Any]]:
     }
 
 
-def start_in_thread(host: str = "127.0.0.1", port: int = 0, faults: Faults | None = None) -> EmulatorServer:
+def start_in_thread(
+    host: str = "127.0.0.1", port: int = 0, faults: Faults | None = None
+) -> EmulatorServer:
     """Start an emulator on a background thread (tests); returns the running server."""
     server = EmulatorServer((host, port), faults)
     threading.Thread(target=server.serve_forever, name="edge-emulator", daemon=True).start()

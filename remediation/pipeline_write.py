@@ -228,39 +228,38 @@ def write_session(
             raise FinalizeRefused("no_answers", "the session has no answers to score")
 
     try:
-        with transaction.atomic(using=using):
-            with conn.cursor() as cur:
-                _as_service_role(cur)
-                fc_scores = _score_fc(cur, ctx, session_id, events, using)
-                # score_prism's own log lines (Fix B): one of these for every finalize.
-                if fc_scores is None:
-                    reason = "no_fc_infrastructure" if not ctx.fc_options else "no_fc_scores"
-                    events.append(portal_event("fc_fallback_legacy", session_id, reason=reason))
-                else:
-                    events.append(portal_event("fc_scores_loaded", session_id))
-                try:
-                    result = ctx.scorer.score(
-                        [scoring.Response(q, a) for q, a in answers],
-                        fc_scores,
-                        session_id=session_id,
-                    )
-                except UnscorableSession as exc:
-                    raise FinalizeRefused("unscorable", f"nothing to score: {exc}") from exc
-                logged = {e.name for e in events}
-                events.extend(e for e in result.events if e.name not in logged)
-                stored = scoring.stored_confidence(result, ctx.scorer.config, ctx.calibration_models)
-                row_values = scoring.build_profile_row(
-                    result,
-                    stored,
-                    session_id,
-                    now,
-                    existing_submitted_at=existing[1] if existing else None,
-                    had_profile=existing is not None,
-                    existing_created_at=existing[2] if existing else None,
+        with transaction.atomic(using=using), conn.cursor() as cur:
+            _as_service_role(cur)
+            fc_scores = _score_fc(cur, ctx, session_id, events, using)
+            # score_prism's own log lines (Fix B): one of these for every finalize.
+            if fc_scores is None:
+                reason = "no_fc_infrastructure" if not ctx.fc_options else "no_fc_scores"
+                events.append(portal_event("fc_fallback_legacy", session_id, reason=reason))
+            else:
+                events.append(portal_event("fc_scores_loaded", session_id))
+            try:
+                result = ctx.scorer.score(
+                    [scoring.Response(q, a) for q, a in answers],
+                    fc_scores,
+                    session_id=session_id,
                 )
-                profile_id = _upsert_profile(cur, row_values)
-                cur.execute("RESET ROLE")
-                token = _update_session(cur, session_id, share_token, len(answers), now)
+            except UnscorableSession as exc:
+                raise FinalizeRefused("unscorable", f"nothing to score: {exc}") from exc
+            logged = {e.name for e in events}
+            events.extend(e for e in result.events if e.name not in logged)
+            stored = scoring.stored_confidence(result, ctx.scorer.config, ctx.calibration_models)
+            row_values = scoring.build_profile_row(
+                result,
+                stored,
+                session_id,
+                now,
+                existing_submitted_at=existing[1] if existing else None,
+                had_profile=existing is not None,
+                existing_created_at=existing[2] if existing else None,
+            )
+            profile_id = _upsert_profile(cur, row_values)
+            cur.execute("RESET ROLE")
+            token = _update_session(cur, session_id, share_token, len(answers), now)
     except DatabaseError as exc:
         info = classify_error(exc, using=using, attempted_row=locals().get("row_values"))
         events.append(portal_event("profile_write_failed", session_id, sqlstate=info.sqlstate))
@@ -325,16 +324,24 @@ def _score_fc(
                         " ON CONFLICT (session_id, version, fc_kind) DO UPDATE SET"
                         " scores_json = EXCLUDED.scores_json,"
                         " blocks_answered = EXCLUDED.blocks_answered",
-                        [session_id, FC_VERSION, fc.fc_kind, Jsonb(fc.scores_json()), fc.blocks_answered],
+                        [
+                            session_id,
+                            FC_VERSION,
+                            fc.fc_kind,
+                            Jsonb(fc.scores_json()),
+                            fc.blocks_answered,
+                        ],
                     )
             events.append(portal_event("fc_scoring_attempted", session_id, success=True))
         except DatabaseError as exc:
             info = classify_error(exc, using=using)
             events.append(
                 portal_event(
-                    "fc_scoring_attempted", session_id, success=False,
+                    "fc_scoring_attempted",
+                    session_id,
+                    success=False,
                     error=f"{info.sqlstate} {info.message}",
-                )  # fmt: skip
+                )
             )
     cur.execute(
         "SELECT scores_json FROM fc_scores WHERE session_id = %s AND version = %s"
@@ -373,7 +380,15 @@ def _update_session(
         " share_token = CASE WHEN coalesce(share_token, '') = '' THEN %s ELSE share_token END,"
         " share_token_expires_at = %s, completed_questions = greatest(coalesce(completed_questions, 0), %s),"
         " updated_at = %s WHERE id = %s RETURNING share_token",
-        [now, now, str(uuid.uuid4()), now + timedelta(days=SHARE_TOKEN_DAYS), answered, now, session_id],
+        [
+            now,
+            now,
+            str(uuid.uuid4()),
+            now + timedelta(days=SHARE_TOKEN_DAYS),
+            answered,
+            now,
+            session_id,
+        ],
     )
     row = cur.fetchone()
     if row is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
@@ -51,24 +50,23 @@ class PipelineState:
     profile: Profile | None
 
 
-def session_pipeline_state(session_id: UUID | str) -> PipelineState:
+def session_pipeline_state(session_id: Any) -> PipelineState:
     """Counts and rows that tell where a session stands in the pipeline."""
     agg = AssessmentResponse.objects.filter(session_id=session_id).aggregate(
         answers=Count("id"),
-        only_numeric=Count(
-            "id", filter=Q(answer_value__isnull=True, answer_numeric__isnull=False)
-        ),
+        only_numeric=Count("id", filter=Q(answer_value__isnull=True, answer_numeric__isnull=False)),
     )
     disagreeing = AssessmentResponse.objects.raw(
         "SELECT id FROM assessment_responses WHERE session_id = %s AND answer_value IS NOT NULL"
         " AND answer_numeric IS NOT NULL AND btrim(answer_value) <> answer_numeric::text",
         [str(session_id)],
     )
-    fc_scores = list(
-        FcScore.objects.filter(session_id=session_id).values(
+    fc_scores: list[dict[str, Any]] = [
+        dict(row)
+        for row in FcScore.objects.filter(session_id=session_id).values(
             "version", "fc_kind", "blocks_answered", "scores_json", "created_at"
         )
-    )
+    ]
     return PipelineState(
         answers=agg["answers"],
         answers_only_numeric=agg["only_numeric"],
@@ -109,7 +107,9 @@ def latest_reasons(session_ids: list[Any]) -> dict[str, Reason]:
     )
     for a in attempts:
         detail = a.constraint_name or ""
-        out[str(a.session_id)] = Reason("attempt", a.reason or a.outcome, a.sqlstate, detail, a.started_at)
+        out[str(a.session_id)] = Reason(
+            "attempt", a.reason or a.outcome, a.sqlstate, detail, a.started_at
+        )
     for d in SessionDiagnosis.objects.filter(session_id__in=session_ids):
         key = str(d.session_id)
         current = out.get(key)

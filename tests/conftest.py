@@ -20,11 +20,13 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop 
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):  # noqa: F811
+def django_db_setup(django_db_setup, django_db_blocker):
     from remediation.emulation import load_emulated_schema
 
     with django_db_blocker.unblock():
-        load_emulated_schema(using="pipeline", service_role_bypassrls=False, fc_metrics_trigger=False)
+        load_emulated_schema(
+            using="pipeline", service_role_bypassrls=False, fc_metrics_trigger=False
+        )
     yield
 
 

@@ -13,7 +13,13 @@ from django.utils import timezone
 from remediation import reference_data
 from remediation.demo import load_reference_data
 
-__all__ = ["load_reference_data", "make_session", "pipeline_sql", "apply_plan_policy", "relax_checks"]
+__all__ = [
+    "apply_plan_policy",
+    "load_reference_data",
+    "make_session",
+    "pipeline_sql",
+    "relax_checks",
+]
 
 
 def pipeline_sql(sql: str, params=None, fetch: str | None = None):

@@ -60,7 +60,7 @@ def _snippet(text: str, limit: int = 200) -> str:
 
 def _sleep_backoff(attempt: int) -> None:
     base = settings.EDGE_BACKOFF_BASE
-    time.sleep(base * (2**attempt) + random.uniform(0, base))  # noqa: S311 (jitter, not crypto)
+    time.sleep(base * (2**attempt) + random.uniform(0, base))
 
 
 def post_finalize(session_id: str, session: requests.Session | None = None) -> EdgeCall:
@@ -73,9 +73,15 @@ def post_finalize(session_id: str, session: requests.Session | None = None) -> E
     for attempt in range(settings.EDGE_MAX_RETRIES + 1):
         last_try = attempt == settings.EDGE_MAX_RETRIES
         try:
-            resp = http.post(url, data=payload, headers=_headers(), timeout=timeout, allow_redirects=False)
+            resp = http.post(
+                url, data=payload, headers=_headers(), timeout=timeout, allow_redirects=False
+            )
         except requests.exceptions.ReadTimeout:
-            return EdgeCall("timeout", detail=f"no response within {settings.EDGE_READ_TIMEOUT:g}s", tries=attempt + 1)
+            return EdgeCall(
+                "timeout",
+                detail=f"no response within {settings.EDGE_READ_TIMEOUT:g}s",
+                tries=attempt + 1,
+            )
         except (requests.exceptions.ConnectionError, requests.exceptions.ConnectTimeout) as exc:
             last = EdgeCall("connection", detail=_connection_detail(exc), tries=attempt + 1)
             if not last_try:
@@ -94,12 +100,16 @@ def post_finalize(session_id: str, session: requests.Session | None = None) -> E
                 time.sleep(_retry_after(resp.headers.get("Retry-After")))
             continue
         if resp.status_code in RETRY_STATUSES:
-            last = EdgeCall("http_error", resp.status_code, detail=_snippet(resp.text), tries=attempt + 1)
+            last = EdgeCall(
+                "http_error", resp.status_code, detail=_snippet(resp.text), tries=attempt + 1
+            )
             if not last_try:
                 _sleep_backoff(attempt)
             continue
         if resp.status_code >= 400:
-            return EdgeCall("http_error", resp.status_code, detail=_snippet(resp.text), tries=attempt + 1)
+            return EdgeCall(
+                "http_error", resp.status_code, detail=_snippet(resp.text), tries=attempt + 1
+            )
         try:
             body = resp.json()
         except ValueError:
@@ -109,7 +119,9 @@ def post_finalize(session_id: str, session: requests.Session | None = None) -> E
             )  # fmt: skip
         problem = _validate(body, session_id)
         if problem:
-            return EdgeCall("malformed_response", resp.status_code, detail=problem, tries=attempt + 1)
+            return EdgeCall(
+                "malformed_response", resp.status_code, detail=problem, tries=attempt + 1
+            )
         return EdgeCall("ok", resp.status_code, body=body, tries=attempt + 1)
     return last
 
@@ -205,7 +217,11 @@ def edge_finalize(
                 attempt.reason = "ok_without_profile"
                 attempt.explanation = (
                     "The edge function answered success, but the database has "
-                    + ("no profile for this session" if after is None else f"a {after[1]} profile, not {expected}")
+                    + (
+                        "no profile for this session"
+                        if after is None
+                        else f"a {after[1]} profile, not {expected}"
+                    )
                     + ": its own profile write failed and it did not say so."
                 )
                 attempt.error_message = attempt.explanation
@@ -235,7 +251,9 @@ def edge_finalize(
 def _succeed(attempt: FinalizeAttempt, after: Any, before: Any, session_id: str) -> None:
     from remediation.pipeline_write import results_url
 
-    attempt.outcome = FinalizeAttempt.Outcome.RESCORED if before else FinalizeAttempt.Outcome.CREATED
+    attempt.outcome = (
+        FinalizeAttempt.Outcome.RESCORED if before else FinalizeAttempt.Outcome.CREATED
+    )
     attempt.profile_id, attempt.results_version, attempt.type_code, token = after
     attempt.results_url = results_url(session_id, token)
 

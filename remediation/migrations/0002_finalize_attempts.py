@@ -6,64 +6,129 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('remediation', '0001_initial'),
+        ("remediation", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SessionDiagnosis',
+            name="SessionDiagnosis",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('session_id', models.UUIDField(unique=True)),
-                ('checked_at', models.DateTimeField()),
-                ('category', models.CharField(db_index=True, max_length=40)),
-                ('sqlstate', models.CharField(blank=True, max_length=5)),
-                ('constraint_name', models.CharField(blank=True, max_length=200)),
-                ('table_name', models.CharField(blank=True, max_length=200)),
-                ('value', models.TextField(blank=True, help_text='The offending value, for a CHECK failure')),
-                ('error_message', models.TextField(blank=True)),
-                ('explanation', models.TextField()),
-                ('events', models.JSONField(blank=True, default=list)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("session_id", models.UUIDField(unique=True)),
+                ("checked_at", models.DateTimeField()),
+                ("category", models.CharField(db_index=True, max_length=40)),
+                ("sqlstate", models.CharField(blank=True, max_length=5)),
+                ("constraint_name", models.CharField(blank=True, max_length=200)),
+                ("table_name", models.CharField(blank=True, max_length=200)),
+                (
+                    "value",
+                    models.TextField(
+                        blank=True, help_text="The offending value, for a CHECK failure"
+                    ),
+                ),
+                ("error_message", models.TextField(blank=True)),
+                ("explanation", models.TextField()),
+                ("events", models.JSONField(blank=True, default=list)),
             ],
             options={
-                'verbose_name_plural': 'session diagnoses',
-                'ordering': ['-checked_at'],
+                "verbose_name_plural": "session diagnoses",
+                "ordering": ["-checked_at"],
             },
         ),
         migrations.CreateModel(
-            name='FinalizeAttempt',
+            name="FinalizeAttempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('session_id', models.UUIDField(db_index=True)),
-                ('backend', models.CharField(choices=[('local', 'local (Python engine, service_role write)'), ('edge', 'edge function (finalizeAssessment)')], max_length=10)),
-                ('source', models.CharField(default='admin', help_text='admin, cli, backfill, runbook', max_length=20)),
-                ('requested_by_name', models.CharField(blank=True, max_length=150)),
-                ('rescore', models.BooleanField(default=False)),
-                ('started_at', models.DateTimeField(db_index=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('duration_ms', models.FloatField(blank=True, null=True)),
-                ('outcome', models.CharField(choices=[('created', 'profile created'), ('rescored', 'profile re-scored'), ('existing', 'already had a profile'), ('failed', 'failed'), ('ok_without_profile', 'edge said ok, no profile written'), ('unknown', 'unknown (timed out, not settled)')], db_index=True, max_length=20)),
-                ('reason', models.CharField(blank=True, help_text='Machine-readable failure category (rls, check, …)', max_length=40)),
-                ('sqlstate', models.CharField(blank=True, db_index=True, max_length=5)),
-                ('constraint_name', models.CharField(blank=True, max_length=200)),
-                ('table_name', models.CharField(blank=True, max_length=200)),
-                ('error_message', models.TextField(blank=True)),
-                ('explanation', models.TextField(blank=True, help_text='The failure in plain words')),
-                ('http_status', models.IntegerField(blank=True, null=True)),
-                ('events', models.JSONField(blank=True, default=list)),
-                ('profile_id', models.UUIDField(blank=True, null=True)),
-                ('type_code', models.CharField(blank=True, max_length=3)),
-                ('results_version', models.CharField(blank=True, max_length=20)),
-                ('results_url', models.URLField(blank=True, max_length=500)),
-                ('run_id', models.BigIntegerField(blank=True, db_index=True, null=True)),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("session_id", models.UUIDField(db_index=True)),
+                (
+                    "backend",
+                    models.CharField(
+                        choices=[
+                            ("local", "local (Python engine, service_role write)"),
+                            ("edge", "edge function (finalizeAssessment)"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        default="admin", help_text="admin, cli, backfill, runbook", max_length=20
+                    ),
+                ),
+                ("requested_by_name", models.CharField(blank=True, max_length=150)),
+                ("rescore", models.BooleanField(default=False)),
+                ("started_at", models.DateTimeField(db_index=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("duration_ms", models.FloatField(blank=True, null=True)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("created", "profile created"),
+                            ("rescored", "profile re-scored"),
+                            ("existing", "already had a profile"),
+                            ("failed", "failed"),
+                            ("ok_without_profile", "edge said ok, no profile written"),
+                            ("unknown", "unknown (timed out, not settled)"),
+                        ],
+                        db_index=True,
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "reason",
+                    models.CharField(
+                        blank=True,
+                        help_text="Machine-readable failure category (rls, check, …)",
+                        max_length=40,
+                    ),
+                ),
+                ("sqlstate", models.CharField(blank=True, db_index=True, max_length=5)),
+                ("constraint_name", models.CharField(blank=True, max_length=200)),
+                ("table_name", models.CharField(blank=True, max_length=200)),
+                ("error_message", models.TextField(blank=True)),
+                (
+                    "explanation",
+                    models.TextField(blank=True, help_text="The failure in plain words"),
+                ),
+                ("http_status", models.IntegerField(blank=True, null=True)),
+                ("events", models.JSONField(blank=True, default=list)),
+                ("profile_id", models.UUIDField(blank=True, null=True)),
+                ("type_code", models.CharField(blank=True, max_length=3)),
+                ("results_version", models.CharField(blank=True, max_length=20)),
+                ("results_url", models.URLField(blank=True, max_length=500)),
+                ("run_id", models.BigIntegerField(blank=True, db_index=True, null=True)),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-started_at'],
-                'indexes': [models.Index(fields=['session_id', '-started_at'], name='remediation_session_5c5e9d_idx')],
+                "ordering": ["-started_at"],
+                "indexes": [
+                    models.Index(
+                        fields=["session_id", "-started_at"], name="remediation_session_5c5e9d_idx"
+                    )
+                ],
             },
         ),
     ]

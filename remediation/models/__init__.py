@@ -1,4 +1,3 @@
-from remediation.models.portal import FinalizeAttempt, SessionDiagnosis
 from remediation.models.pipeline import (
     AssessmentResponse,
     AssessmentSession,
@@ -13,6 +12,7 @@ from remediation.models.pipeline import (
     ScoringKey,
     TypePrototype,
 )
+from remediation.models.portal import FinalizeAttempt, SessionDiagnosis
 
 __all__ = [
     "AssessmentResponse",
@@ -23,10 +23,10 @@ __all__ = [
     "FcResponse",
     "FcScore",
     "FinalizeAttempt",
-    "SessionDiagnosis",
     "OrphanedSession",
     "Profile",
     "ScoringConfig",
     "ScoringKey",
+    "SessionDiagnosis",
     "TypePrototype",
 ]

@@ -23,7 +23,9 @@ class FinalizeAttempt(models.Model):
 
     session_id = models.UUIDField(db_index=True)
     backend = models.CharField(max_length=10, choices=Backend.choices)
-    source = models.CharField(max_length=20, default="admin", help_text="admin, cli, backfill, runbook")
+    source = models.CharField(
+        max_length=20, default="admin", help_text="admin, cli, backfill, runbook"
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

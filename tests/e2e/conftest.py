@@ -16,7 +16,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: run `python3 dev.py test`, which installs it")
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: run `python3 dev.py test`, which installs it"
+        )
     with sync_playwright() as pw:
         args = ["--disable-gpu", "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip

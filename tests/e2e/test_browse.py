@@ -26,7 +26,9 @@ def test_login_see_orphans_and_open_a_session(pipeline_db, admin_login, page):
     text = page.inner_text("table.pipeline-state")
     assert "none: orphaned" in text
     with connections["pipeline"].cursor() as cur:
-        cur.execute("SELECT count(*) FROM assessment_responses WHERE session_id = %s", [INCIDENT_SESSION_ID])
+        cur.execute(
+            "SELECT count(*) FROM assessment_responses WHERE session_id = %s", [INCIDENT_SESSION_ID]
+        )
         answers = cur.fetchone()[0]
     assert f"Answers\t{answers}" in text or f"Answers {answers}" in text
     screenshot(page, "session-page")

@@ -79,7 +79,9 @@ def test_orphan_admin_lists_them_with_filters(staff_client, demo):
 
 def test_session_search_by_id_email_and_token(staff_client, demo):
     with connections["pipeline"].cursor() as cur:
-        cur.execute("SELECT id::text, email, share_token FROM assessment_sessions ORDER BY created_at LIMIT 1 OFFSET 17")
+        cur.execute(
+            "SELECT id::text, email, share_token FROM assessment_sessions ORDER BY created_at LIMIT 1 OFFSET 17"
+        )
         sid, email, token = cur.fetchone()
     url = reverse("admin:remediation_assessmentsession_changelist")
     for term in (sid, email, token):
@@ -113,7 +115,9 @@ def test_session_page_shows_pipeline_state(staff_client, demo):
     with connections["pipeline"].cursor() as cur:
         cur.execute("SELECT session_id::text, type_code FROM profiles LIMIT 1")
         sid2, type_code = cur.fetchone()
-    body = staff_client.get(reverse("admin:remediation_assessmentsession_change", args=[sid2])).content.decode()
+    body = staff_client.get(
+        reverse("admin:remediation_assessmentsession_change", args=[sid2])
+    ).content.decode()
     assert f"{type_code} v1.2.0" in body
 
 

@@ -52,13 +52,17 @@ def test_finalize_button_confirms_then_finalizes_and_logs(client, clear_path):
 def test_staff_without_the_permission_can_neither_see_nor_post(client, clear_path):
     client.force_login(_staff())
     sid = make_session()
-    page = client.get(reverse("admin:remediation_assessmentsession_change", args=[sid])).content.decode()
+    page = client.get(
+        reverse("admin:remediation_assessmentsession_change", args=[sid])
+    ).content.decode()
     assert "Finalize…" not in page
     url = reverse("admin:remediation_assessmentsession_finalize", args=[sid])
     assert client.get(url).status_code == 403
     assert client.post(url, {"backend": "local"}).status_code == 403
     changelist = reverse("admin:remediation_orphanedsession_changelist")
-    resp = client.post(changelist, {"action": "finalize_selected", "_selected_action": [sid], "confirm": "yes"})
+    resp = client.post(
+        changelist, {"action": "finalize_selected", "_selected_action": [sid], "confirm": "yes"}
+    )
     assert FinalizeAttempt.objects.count() == 0
     assert pipeline_sql("SELECT count(*) FROM profiles", fetch="one")[0] == 0
     assert resp.status_code in (200, 302)
@@ -71,7 +75,15 @@ def test_action_on_orphans_confirms_then_finalizes_each(client, clear_path):
     confirm = client.post(changelist, {"action": "finalize_selected", "_selected_action": sids})
     assert confirm.status_code == 200 and "Finalize these 3 sessions?" in confirm.content.decode()
     assert FinalizeAttempt.objects.count() == 0
-    client.post(changelist, {"action": "finalize_selected", "_selected_action": sids, "confirm": "yes", "backend": "local"})
+    client.post(
+        changelist,
+        {
+            "action": "finalize_selected",
+            "_selected_action": sids,
+            "confirm": "yes",
+            "backend": "local",
+        },
+    )
     assert sorted(FinalizeAttempt.objects.values_list("outcome", flat=True)) == ["created"] * 3
     assert pipeline_sql("SELECT count(*) FROM profiles", fetch="one")[0] == 3
     # They are no longer orphans.
@@ -93,7 +105,9 @@ def test_cli_finalize_json_and_errors(capsys, clear_path):
     sid = make_session()
     call_command("finalize", sid, "--json")
     out = json.loads(capsys.readouterr().out.strip())
-    assert out["outcome"] == "created" and out["results_url"].endswith(sid + "?t=" + out["results_url"].split("?t=")[1])
+    assert out["outcome"] == "created" and out["results_url"].endswith(
+        sid + "?t=" + out["results_url"].split("?t=")[1]
+    )
     call_command("finalize", sid)
     assert "existing" in capsys.readouterr().out
     with pytest.raises(CommandError, match="not a session id"):

@@ -57,7 +57,10 @@ def test_ok_without_a_profile_is_recorded_as_failed(emulator):
     assert attempt.http_status == 200
     assert "answered success" in attempt.explanation
     # The emulator is faithful: it marked the session completed anyway.
-    assert pipeline_sql("SELECT status FROM assessment_sessions WHERE id = %s", [sid], "one")[0] == "completed"
+    assert (
+        pipeline_sql("SELECT status FROM assessment_sessions WHERE id = %s", [sid], "one")[0]
+        == "completed"
+    )
 
 
 def test_edge_success_is_confirmed_by_reading_the_profile(emulator, clear_path):
@@ -65,7 +68,9 @@ def test_edge_success_is_confirmed_by_reading_the_profile(emulator, clear_path):
     attempt = session_finalize(session_id=sid, backend="edge")
     assert attempt.outcome == "created", attempt.explanation
     assert attempt.results_version == "v1.2.1" and attempt.profile_id
-    token = pipeline_sql("SELECT share_token FROM assessment_sessions WHERE id = %s", [sid], "one")[0]
+    token = pipeline_sql("SELECT share_token FROM assessment_sessions WHERE id = %s", [sid], "one")[
+        0
+    ]
     assert attempt.results_url.endswith(f"/results/{sid}?t={token}")
     # A second finalize does not post again: the profile is returned.
     seen = emulator.requests_seen
@@ -103,7 +108,10 @@ def test_5xx_with_html_is_retried_then_classified(emulator):
     attempt = session_finalize(session_id=sid, backend="edge")
     assert (attempt.outcome, attempt.reason, attempt.http_status) == ("failed", "http_error", 502)
     assert emulator.requests_seen == 3  # 1 + EDGE_MAX_RETRIES
-    assert "<html>" not in attempt.explanation and "upstream edge runtime unavailable" in attempt.explanation
+    assert (
+        "<html>" not in attempt.explanation
+        and "upstream edge runtime unavailable" in attempt.explanation
+    )
 
 
 def test_a_transient_503_recovers_on_retry(emulator, clear_path):

@@ -125,7 +125,10 @@ def test_with_the_path_clear_finalize_creates_a_v121_profile_and_updates_the_ses
     # Finalizing again returns the profile untouched.
     again = session_finalize(session_id=sid)
     assert again.outcome == "existing" and again.profile_id == attempt.profile_id
-    assert pipeline_sql("SELECT submitted_at FROM profiles WHERE session_id = %s", [sid], "one")[0] == row[6]
+    assert (
+        pipeline_sql("SELECT submitted_at FROM profiles WHERE session_id = %s", [sid], "one")[0]
+        == row[6]
+    )
     # An explicit re-score keeps submitted_at and sets recomputed_at.
     rescored = session_finalize(session_id=sid, rescore=True)
     assert rescored.outcome == "rescored"
@@ -205,7 +208,7 @@ def test_malformed_session_id_is_a_clear_error(ref):
 
 def test_maintenance_gate_pauses_finalize(ref):
     pipeline_sql(
-        "UPDATE scoring_config SET value = '{\"status\": \"maintenance\", \"message\": \"IR-07\"}'"
+        'UPDATE scoring_config SET value = \'{"status": "maintenance", "message": "IR-07"}\''
         " WHERE key = 'system_status'"
     )
     sid = make_session()
@@ -229,7 +232,10 @@ def test_fc_scoring_runs_first_and_its_failure_is_recorded_not_fatal(ref):
             pipeline_sql(
                 "INSERT INTO fc_options (id, block_id, option_code, prompt, weights_json, order_index)"
                 " VALUES (%s, %s, %s, %s, %s, %s)",
-                [opt["id"], block["id"], opt["option_code"], opt["prompt"], json.dumps(opt["weights"]), opt["order_index"]],
+                [
+                    opt["id"], block["id"], opt["option_code"], opt["prompt"],
+                    json.dumps(opt["weights"]), opt["order_index"],
+                ],
             )  # fmt: skip
     sid = make_session(seed=3)
     for block in seed["blocks"]:
@@ -246,7 +252,16 @@ def test_fc_scoring_runs_first_and_its_failure_is_recorded_not_fatal(ref):
         "SELECT scores_json, blocks_answered FROM fc_scores WHERE session_id = %s", [sid], "one"
     )
     assert blocks == 6
-    assert json.loads(scores) == {"Te": 90, "Ti": 90, "Fe": 50, "Fi": 60, "Ne": 80, "Ni": 100, "Se": 70, "Si": 50}
+    assert json.loads(scores) == {
+        "Te": 90,
+        "Ti": 90,
+        "Fe": 50,
+        "Fi": 60,
+        "Ne": 80,
+        "Ni": 100,
+        "Se": 70,
+        "Si": 50,
+    }
     # An FC write the database refuses is recorded, and the profile is still written.
     sid2 = make_session(seed=4)
     pipeline_sql(

@@ -53,9 +53,12 @@ def test_emulated_schema_loads_twice_and_matches_the_contract():
             ("service_role", False, False),
         ]
     assert _scalar("SELECT relrowsecurity FROM pg_class WHERE oid = 'public.profiles'::regclass")
-    assert _scalar(
-        "SELECT count(*) FROM pg_policies WHERE schemaname = 'public' AND tablename = 'profiles'"
-    ) == 0
+    assert (
+        _scalar(
+            "SELECT count(*) FROM pg_policies WHERE schemaname = 'public' AND tablename = 'profiles'"
+        )
+        == 0
+    )
     # The middle overlay value is U+2013 EN DASH, exactly as the migrations wrote it.
     assert "'–'" in _scalar(
         "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'profiles_overlay_neuro_check'"
@@ -66,10 +69,14 @@ def test_emulated_schema_loads_twice_and_matches_the_contract():
 
 def test_bypassrls_knob_flips_service_role():
     try:
-        load_emulated_schema(using="pipeline", service_role_bypassrls=True, fc_metrics_trigger=False)
+        load_emulated_schema(
+            using="pipeline", service_role_bypassrls=True, fc_metrics_trigger=False
+        )
         assert _scalar("SELECT rolbypassrls FROM pg_roles WHERE rolname = 'service_role'") is True
     finally:
-        load_emulated_schema(using="pipeline", service_role_bypassrls=False, fc_metrics_trigger=False)
+        load_emulated_schema(
+            using="pipeline", service_role_bypassrls=False, fc_metrics_trigger=False
+        )
     assert _scalar("SELECT rolbypassrls FROM pg_roles WHERE rolname = 'service_role'") is False
 
 
@@ -77,11 +84,16 @@ def test_auth_functions_read_claims_like_supabase():
     with connections["pipeline"].cursor() as cur:
         cur.execute(
             "SELECT set_config('request.jwt.claims', %s, true)",
-            ['{"role": "service_role", "sub": "6f1e1d5c-2c3e-4f43-9d4e-3b1c0f5a9e11", "email": ""}'],
+            [
+                '{"role": "service_role", "sub": "6f1e1d5c-2c3e-4f43-9d4e-3b1c0f5a9e11", "email": ""}'
+            ],
         )
         cur.execute("SELECT auth.role(), auth.uid()::text, auth.email(), auth.jwt() ->> 'role'")
         assert cur.fetchone() == (
-            "service_role", "6f1e1d5c-2c3e-4f43-9d4e-3b1c0f5a9e11", "", "service_role"
+            "service_role",
+            "6f1e1d5c-2c3e-4f43-9d4e-3b1c0f5a9e11",
+            "",
+            "service_role",
         )
         # An empty legacy setting counts as missing: the JSON claim is used.
         cur.execute("SELECT set_config('request.jwt.claim.role', '', true)")
@@ -128,11 +140,23 @@ def test_nothing_of_the_portal_lands_in_the_pipeline_public_schema():
 @pytest.mark.parametrize(
     ("overrides", "error_id"),
     [
-        ({"DEBUG": False, "SECRET_KEY": "django-insecure-opsportal-development-key-do-not-use-in-production"}, "opsportal.E001"),
+        (
+            {
+                "DEBUG": False,
+                "SECRET_KEY": "django-insecure-opsportal-development-key-do-not-use-in-production",
+            },
+            "opsportal.E001",
+        ),
         ({"SUPABASE_URL": "not a url"}, "opsportal.E002"),
         ({"RESULTS_BASE_URL": "ftp://example.org"}, "opsportal.E002"),
-        ({"Q_CLUSTER": {"timeout": 300, "retry": 200, "max_attempts": 3, "workers": 2}}, "opsportal.E004"),
-        ({"Q_CLUSTER": {"timeout": 300, "retry": 360, "max_attempts": 0, "workers": 2}}, "opsportal.E004"),
+        (
+            {"Q_CLUSTER": {"timeout": 300, "retry": 200, "max_attempts": 3, "workers": 2}},
+            "opsportal.E004",
+        ),
+        (
+            {"Q_CLUSTER": {"timeout": 300, "retry": 360, "max_attempts": 0, "workers": 2}},
+            "opsportal.E004",
+        ),
         ({"Q_BROKER": "rabbit"}, "opsportal.E005"),
         ({"EDGE_READ_TIMEOUT": 0}, "opsportal.E006"),
     ],

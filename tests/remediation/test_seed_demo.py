@@ -26,7 +26,8 @@ def _digest() -> str:
     h = hashlib.sha256()
     for sql in (
         "SELECT id, user_id, status, created_at, completed_at, share_token, email FROM assessment_sessions ORDER BY id",
-        "SELECT id, session_id, question_id, answer_value, answer_numeric, created_at FROM assessment_responses ORDER BY id",
+        "SELECT id, session_id, question_id, answer_value, answer_numeric, created_at"
+        " FROM assessment_responses ORDER BY id",
         "SELECT id, session_id, type_code, results_version, created_at, share_token FROM profiles ORDER BY id",
     ):
         for row in _rows(sql):
@@ -84,7 +85,10 @@ def test_seed_demo_reproduces_the_incident():
     # Reference data as seeded by the migrations; FC tables empty.
     assert _rows("SELECT count(*) FROM assessment_scoring_key")[0][0] == 246
     assert _rows("SELECT count(*) FROM type_prototypes")[0][0] == 128
-    assert _rows("SELECT value #>> '{}' FROM scoring_config WHERE key = 'results_version'")[0][0] == "v1.2.1"
+    assert (
+        _rows("SELECT value #>> '{}' FROM scoring_config WHERE key = 'results_version'")[0][0]
+        == "v1.2.1"
+    )
     for table in ("fc_blocks", "fc_options", "fc_responses", "fc_scores"):
         assert _rows(f"SELECT count(*) FROM {table}")[0][0] == 0
     # The plan's test session is the newest orphan.
@@ -123,14 +127,18 @@ def test_seed_demo_answers_score_to_a_spread_of_types():
 def test_seed_demo_refuses_foreign_data_unless_forced():
     with connections["pipeline"].cursor() as cur:
         cur.execute("TRUNCATE scoring_config, assessment_sessions CASCADE")
-        cur.execute("INSERT INTO assessment_sessions (email, share_token) VALUES ('real@x.org', 'tok')")
+        cur.execute(
+            "INSERT INTO assessment_sessions (email, share_token) VALUES ('real@x.org', 'tok')"
+        )
     with pytest.raises(DemoRefused):
         seed_demo(seed=7, now=NOW)
     assert _rows("SELECT count(*) FROM assessment_sessions")[0][0] == 1
 
 
 def test_seed_demo_command_scales_with_bulk_copy(capsys):
-    call_command("seed_demo", sessions=3000, answer_sets=200, now=NOW.isoformat(), force=True, no_schema=True)
+    call_command(
+        "seed_demo", sessions=3000, answer_sets=200, now=NOW.isoformat(), force=True, no_schema=True
+    )
     out = capsys.readouterr().out
     assert "Elapsed:" in out and "Seeded 3000 sessions" in out
     assert _rows("SELECT count(*) FROM assessment_sessions")[0][0] == 3000

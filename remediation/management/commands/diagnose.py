@@ -16,7 +16,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("session_ids", nargs="*", metavar="SESSION_ID")
-        parser.add_argument("--orphans", action="store_true", help="diagnose every orphaned session")
+        parser.add_argument(
+            "--orphans", action="store_true", help="diagnose every orphaned session"
+        )
         parser.add_argument("--limit", type=int, default=10_000, help="at most this many orphans")
         parser.add_argument("--json", action="store_true")
 
@@ -26,7 +28,12 @@ class Command(BaseCommand):
         except InvalidSessionId as exc:
             raise CommandError(str(exc)) from exc
         if orphans:
-            ids += [str(pk) for pk in selectors.orphaned_sessions().order_by("-completed_at").values_list("pk", flat=True)[:limit]]
+            ids += [
+                str(pk)
+                for pk in selectors.orphaned_sessions()
+                .order_by("-completed_at")
+                .values_list("pk", flat=True)[:limit]
+            ]
         if not ids:
             raise CommandError("give session ids or --orphans")
         ctx = load_context()

@@ -14,7 +14,9 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=54321)
         parser.add_argument("--latency-ms", type=int, default=0)
         parser.add_argument("--hang-seconds", type=float, default=0.0)
-        parser.add_argument("--status", type=int, default=0, help="answer this status with an HTML body")
+        parser.add_argument(
+            "--status", type=int, default=0, help="answer this status with an HTML body"
+        )
         parser.add_argument("--malformed-json", action="store_true")
         parser.add_argument("--rate-limit-times", type=int, default=0)
         parser.add_argument("--redirect-to", default="")

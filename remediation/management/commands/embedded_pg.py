@@ -19,4 +19,6 @@ class Command(BaseCommand):
         if not settings.EMBEDDED_PG_USED:
             self.stdout.write("not used: DATABASE_URL and PIPELINE_DATABASE_URL are set")
             return
-        self.stdout.write(f"running, data in {datadir}, socket in {settings.DATABASES['default']['HOST']}")
+        self.stdout.write(
+            f"running, data in {datadir}, socket in {settings.DATABASES['default']['HOST']}"
+        )

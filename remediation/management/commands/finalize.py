@@ -12,7 +12,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("session_ids", nargs="+", metavar="SESSION_ID")
         parser.add_argument("--backend", choices=["local", "edge"], default="local")
-        parser.add_argument("--rescore", action="store_true", help="re-score sessions that have a profile")
+        parser.add_argument(
+            "--rescore", action="store_true", help="re-score sessions that have a profile"
+        )
         parser.add_argument("--json", action="store_true", help="one JSON object per session")
 
     def handle(self, *args, session_ids, backend, rescore, json: bool, **options):
@@ -36,7 +38,9 @@ class Command(BaseCommand):
                 if attempt.succeeded:
                     line += f" {attempt.type_code} {attempt.results_version} {attempt.results_url}"
                 else:
-                    line += f" {attempt.reason}" + (f" [{attempt.sqlstate}]" if attempt.sqlstate else "")
+                    line += f" {attempt.reason}" + (
+                        f" [{attempt.sqlstate}]" if attempt.sqlstate else ""
+                    )
                     line += f": {attempt.explanation}"
                 style = self.style.SUCCESS if attempt.succeeded else self.style.ERROR
                 self.stdout.write(style(line))

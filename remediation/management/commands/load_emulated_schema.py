@@ -23,7 +23,9 @@ class Command(BaseCommand):
     def handle(self, *args, database, bypassrls, fc_trigger, **options):
         bypass = settings.EMULATE_SERVICE_ROLE_BYPASSRLS if bypassrls is None else bypassrls == "on"
         trigger = settings.EMULATE_FC_METRICS_TRIGGER if fc_trigger is None else fc_trigger == "on"
-        load_emulated_schema(using=database, service_role_bypassrls=bypass, fc_metrics_trigger=trigger)
+        load_emulated_schema(
+            using=database, service_role_bypassrls=bypass, fc_metrics_trigger=trigger
+        )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Emulated Supabase schema loaded into {database!r} "
