@@ -215,3 +215,23 @@ def test_the_service_role_key_never_leaks(emulator, caplog):
         assert CANARY not in record
     assert CANARY not in caplog.text
     assert len(attempts) == 3
+
+
+def test_the_key_is_never_rendered_in_admin_pages(emulator, client, django_user_model):
+    user = django_user_model.objects.create_superuser("root", "r@example.org", "pw")
+    client.force_login(user)
+    sid = make_session()
+    _faults(emulator, status=502)
+    session_finalize(session_id=sid, backend="edge")
+    pages = [
+        "/admin/remediation/finalizeattempt/",
+        f"/admin/remediation/assessmentsession/{sid}/change/",
+        f"/admin/remediation/assessmentsession/{sid}/finalize/",
+        "/admin/remediation/orphanedsession/",
+    ]
+    attempt = FinalizeAttempt.objects.get(session_id=sid)
+    pages.append(f"/admin/remediation/finalizeattempt/{attempt.pk}/change/")
+    for url in pages:
+        resp = client.get(url)
+        assert resp.status_code == 200, url
+        assert CANARY not in resp.content.decode(), url
