@@ -205,10 +205,22 @@ def finalize_like_deployed(session_id: str) -> tuple[int, dict[str, Any]]:
             share_token, expires = row
             answers = pw.read_answers(cur, session_id)
             # 2. best effort score_fc_session; 3. score_prism.
-            with transaction.atomic(using="pipeline"):
+            cur.execute(
+                "SELECT block_id::text, option_id::text FROM fc_responses WHERE session_id = %s",
+                [session_id],
+            )
+            fc_rows = cur.fetchall()
+            if fc_rows:
                 pw._as_service_role(cur)
-                fc_scores = pw._score_fc(cur, ctx, session_id, [], "pipeline")
+                pw._score_fc(cur, ctx, session_id, fc_rows, [], "pipeline")
                 cur.execute("RESET ROLE")
+            cur.execute(
+                "SELECT scores_json::text FROM fc_scores WHERE session_id = %s AND version = 'v1.2'"
+                " AND fc_kind = 'functions'",
+                [session_id],
+            )
+            fc_row = cur.fetchone()
+            fc_scores = json.loads(fc_row[0]) if fc_row else None
             try:
                 result = ctx.scorer.score(
                     [scoring.Response(q, a) for q, a in answers], fc_scores, session_id=session_id
@@ -225,9 +237,7 @@ def finalize_like_deployed(session_id: str) -> tuple[int, dict[str, Any]]:
             )  # fmt: skip
             try:
                 with transaction.atomic(using="pipeline"):
-                    pw._as_service_role(cur)
-                    pw._upsert_profile(cur, profile)
-                    cur.execute("RESET ROLE")
+                    pw._upsert_profiles(cur, [profile])
             except DatabaseError as exc:
                 # The deployed score_prism ignored this error and still answered success.
                 logger.info("score_prism upsert error ignored: %s", str(exc).splitlines()[0])

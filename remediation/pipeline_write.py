@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -163,6 +162,29 @@ def postgrest_claims(role: str = "service_role") -> str:
     return json.dumps({"iss": "supabase", "role": role, "iat": now, "exp": now + 3600})
 
 
+@dataclass
+class SessionOutcome:
+    """What happened to one session of a batch (committed, or rolled back for a dry run)."""
+
+    session_id: str
+    outcome: str  # created, rescored, existing, failed, skipped (dry run), busy
+    reason: str = ""
+    explanation: str = ""
+    error: DbErrorInfo | None = None
+    profile_id: str | None = None
+    share_token: str = ""
+    results_url: str = ""
+    type_code: str = ""
+    results_version: str = ""
+    events: list[Event] = field(default_factory=list)
+    pre_image: dict[str, Any] | None = None
+    post_fingerprint: dict[str, Any] | None = None
+
+    def refuse(self, reason: str, explanation: str) -> SessionOutcome:
+        self.outcome, self.reason, self.explanation = "failed", reason, explanation
+        return self
+
+
 def write_session(
     ctx: PipelineContext,
     session_id: str,
@@ -173,119 +195,317 @@ def write_session(
     lock: str = "wait",
     honour_maintenance: bool = True,
 ) -> WriteResult:
-    """Finalize one session inside the caller's transaction, under its own savepoint.
+    """Finalize one session inside the caller's transaction; raise on refusal or DB error."""
+    (o,) = write_batch(
+        ctx, [session_id], rescore=rescore, now=now, using=using, lock=lock,
+        honour_maintenance=honour_maintenance,
+    )  # fmt: skip
+    if o.error is not None:
+        raise ProfileWriteFailed(o.error, o.events)
+    if o.outcome in ("failed", "busy"):
+        raise FinalizeRefused(o.reason or o.outcome, o.explanation)
+    return WriteResult(
+        session_id=session_id, outcome=o.outcome, profile_id=o.profile_id,
+        share_token=o.share_token, results_url=o.results_url, type_code=o.type_code,
+        results_version=o.results_version, events=o.events,
+    )  # fmt: skip
 
-    lock: "wait" (FOR UPDATE) or "skip" (FOR UPDATE SKIP LOCKED: a session another
-    worker holds raises FinalizeRefused("busy")).
+
+@dataclass
+class _Unit:
+    session_id: str
+    row: dict[str, Any]
+    answered: int
+
+
+def write_batch(
+    ctx: PipelineContext,
+    session_ids: list[str],
+    *,
+    rescore: bool = False,
+    now: datetime,
+    using: str = "pipeline",
+    lock: str = "skip",
+    dry_run: bool = False,
+    honour_maintenance: bool = True,
+    before_write: Any = None,
+) -> list[SessionOutcome]:
+    """Finalize many sessions in the caller's transaction; one bad session never stops the rest.
+
+    lock "skip" (FOR UPDATE SKIP LOCKED: sessions another worker holds come back "busy")
+    or "wait" (FOR UPDATE). `before_write(outcomes)` is called with the pre-images of the
+    sessions about to be written, before any pipeline row changes, so a caller can store
+    them durably (exact rollback). With dry_run everything is rolled back and sessions that
+    would be written come back "skipped".
     """
-    conn = connections[using]
-    events: list[Event] = []
-    with conn.cursor() as cur:
-        if honour_maintenance and ctx.maintenance:
-            raise FinalizeRefused(
+    outcomes = {sid: SessionOutcome(sid, "pending") for sid in session_ids}
+    ordered = [outcomes[sid] for sid in session_ids]
+    if honour_maintenance and ctx.maintenance:
+        status = ctx.system_status
+        for o in ordered:
+            o.refuse(
                 "maintenance",
-                "scoring_config.system_status is "
-                f"{ctx.system_status.get('status')!r}: scoring is paused "
-                f"({ctx.system_status.get('message') or 'no message'})",
+                f"scoring_config.system_status is {status.get('status')!r}: scoring is paused "
+                f"({status.get('message') or 'no message'})",
             )
-        suffix = " SKIP LOCKED" if lock == "skip" else ""
+        return ordered
+    conn = connections[using]
+    with conn.cursor() as cur:
+        todo = _lock_and_sort(cur, ctx, outcomes, session_ids, rescore, lock)
+        if not todo:
+            return ordered
+        answers = _read_answers_many(cur, todo)
+        for sid in list(todo):
+            if not answers.get(sid):
+                outcomes[sid].refuse("no_answers", "the session has no answers to score")
+                todo.remove(sid)
+        fc_rows = _fc_responses_many(cur, todo)
+        _fill_pre_images(cur, outcomes, todo)
+    if not todo:
+        return ordered
+    if before_write is not None:
+        before_write([outcomes[sid] for sid in todo])
+    with transaction.atomic(using=using), conn.cursor() as cur:
+        units = _score_units(cur, ctx, outcomes, todo, answers, fc_rows, now, using)
+        written = _write_units(cur, units, outcomes, now, using)
+        _fingerprint(cur, outcomes, written)
+        for sid in written:
+            o = outcomes[sid]
+            o.results_url = results_url(sid, o.share_token)
+            o.results_version = scoring.ENGINE_VERSION
+            if dry_run:
+                o.explanation = f"dry run: would {'re-score' if o.outcome == 'rescored' else 'create'} {o.type_code}"
+                o.outcome, o.reason, o.profile_id, o.post_fingerprint = (
+                    "skipped",
+                    "dry_run",
+                    None,
+                    None,
+                )
+        if dry_run:
+            transaction.set_rollback(True, using=using)
+    return ordered
+
+
+def _lock_and_sort(
+    cur: Any, ctx: PipelineContext, outcomes: dict[str, SessionOutcome], ids: list[str],
+    rescore: bool, lock: str,
+) -> list[str]:  # fmt: skip
+    suffix = " SKIP LOCKED" if lock == "skip" else ""
+    cur.execute(
+        "SELECT id::text, status, share_token, to_jsonb(s)::text FROM assessment_sessions s"
+        " WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE" + suffix,
+        [ids],
+    )
+    locked = {sid: (status, token, image) for sid, status, token, image in cur.fetchall()}
+    missing = [sid for sid in ids if sid not in locked]
+    if missing:
         cur.execute(
-            "SELECT id::text, status, share_token, completed_at FROM assessment_sessions"
-            " WHERE id = %s FOR UPDATE" + suffix,
-            [session_id],
+            "SELECT id::text FROM assessment_sessions WHERE id = ANY(%s::uuid[])", [missing]
         )
-        row = cur.fetchone()
-        if row is None:
-            if lock == "skip":
-                cur.execute("SELECT 1 FROM assessment_sessions WHERE id = %s", [session_id])
-                if cur.fetchone():
-                    raise FinalizeRefused("busy", "another worker is finalizing this session")
-            raise FinalizeRefused("unknown_session", f"no session with id {session_id}")
-        _, status, share_token, _completed_at = row
+        held = {r[0] for r in cur.fetchall()}
+        for sid in missing:
+            if sid in held:
+                outcomes[sid].outcome = "busy"
+                outcomes[sid].reason = "busy"
+                outcomes[sid].explanation = "another worker holds this session; retried later"
+            else:
+                outcomes[sid].refuse("unknown_session", f"no session with id {sid}")
+    cur.execute(
+        "SELECT session_id::text, id::text, type_code, results_version, to_jsonb(p)::text"
+        " FROM profiles p WHERE session_id = ANY(%s::uuid[])",
+        [list(locked)],
+    )
+    profiles = {r[0]: r[1:] for r in cur.fetchall()}
+    todo = []
+    for sid in ids:
+        if sid not in locked:
+            continue
+        status, token, image = locked[sid]
+        o = outcomes[sid]
+        o.share_token = token or ""
+        o.pre_image = {"session": json.loads(image), "profile": None, "fc_scores": []}
         if status == "abandoned":
-            raise FinalizeRefused(
+            o.refuse(
                 "abandoned", "the session was abandoned; finalizing it would mark it completed"
             )
-        cur.execute(
-            "SELECT id::text, submitted_at, created_at, type_code, results_version"
-            " FROM profiles WHERE session_id = %s",
-            [session_id],
-        )
-        existing = cur.fetchone()
-        if existing is not None and not rescore:
-            token = share_token or ""
-            return WriteResult(
-                session_id=session_id,
-                outcome="existing",
-                profile_id=existing[0],
-                share_token=token,
-                results_url=results_url(session_id, token) if token else "",
-                type_code=existing[3] or "",
-                results_version=existing[4] or "",
-            )
-        answers = read_answers(cur, session_id)
-        if not answers:
-            raise FinalizeRefused("no_answers", "the session has no answers to score")
+            continue
+        if sid in profiles:
+            pid, type_code, version, pimage = profiles[sid]
+            o.pre_image["profile"] = json.loads(pimage)
+            if not rescore:
+                o.outcome, o.profile_id = "existing", pid
+                o.type_code, o.results_version = type_code or "", version or ""
+                o.results_url = results_url(sid, o.share_token) if o.share_token else ""
+                o.pre_image = None
+                continue
+        todo.append(sid)
+    return todo
 
-    try:
-        with transaction.atomic(using=using), conn.cursor() as cur:
-            _as_service_role(cur)
-            fc_scores = _score_fc(cur, ctx, session_id, events, using)
-            # score_prism's own log lines (Fix B): one of these for every finalize.
-            if fc_scores is None:
-                reason = "no_fc_infrastructure" if not ctx.fc_options else "no_fc_scores"
-                events.append(portal_event("fc_fallback_legacy", session_id, reason=reason))
-            else:
-                events.append(portal_event("fc_scores_loaded", session_id))
-            try:
-                result = ctx.scorer.score(
-                    [scoring.Response(q, a) for q, a in answers],
-                    fc_scores,
-                    session_id=session_id,
-                )
-            except UnscorableSession as exc:
-                raise FinalizeRefused("unscorable", f"nothing to score: {exc}") from exc
-            logged = {e.name for e in events}
-            events.extend(e for e in result.events if e.name not in logged)
-            stored = scoring.stored_confidence(result, ctx.scorer.config, ctx.calibration_models)
-            row_values = scoring.build_profile_row(
-                result,
-                stored,
-                session_id,
-                now,
-                existing_submitted_at=existing[1] if existing else None,
-                had_profile=existing is not None,
-                existing_created_at=existing[2] if existing else None,
-            )
-            profile_id = _upsert_profile(cur, row_values)
-            cur.execute("RESET ROLE")
-            token = _update_session(cur, session_id, share_token, len(answers), now)
-    except DatabaseError as exc:
-        info = classify_error(exc, using=using, attempted_row=locals().get("row_values"))
-        events.append(portal_event("profile_write_failed", session_id, sqlstate=info.sqlstate))
-        raise ProfileWriteFailed(info, events) from exc
 
-    return WriteResult(
-        session_id=session_id,
-        outcome="rescored" if existing is not None else "created",
-        profile_id=profile_id,
-        share_token=token,
-        results_url=results_url(session_id, token),
-        type_code=result.type_code,
-        results_version=scoring.ENGINE_VERSION,
-        events=events,
+def _read_answers_many(cur: Any, ids: list[str]) -> dict[str, list[tuple[int, str | None]]]:
+    """Effective answers, coalesce(answer_value, answer_numeric::text), latest per question."""
+    cur.execute(
+        "SELECT DISTINCT ON (session_id, question_id) session_id::text, question_id,"
+        " coalesce(answer_value, answer_numeric::text) FROM assessment_responses"
+        " WHERE session_id = ANY(%s::uuid[]) ORDER BY session_id, question_id, created_at DESC",
+        [ids],
     )
+    out: dict[str, list[tuple[int, str | None]]] = {}
+    for sid, qid, value in cur.fetchall():
+        out.setdefault(sid, []).append((qid, value))
+    return out
+
+
+def _fc_responses_many(cur: Any, ids: list[str]) -> dict[str, list[tuple[str, str]]]:
+    cur.execute(
+        "SELECT session_id::text, block_id::text, option_id::text FROM fc_responses"
+        " WHERE session_id = ANY(%s::uuid[])",
+        [ids],
+    )
+    out: dict[str, list[tuple[str, str]]] = {}
+    for sid, block, option in cur.fetchall():
+        out.setdefault(sid, []).append((block, option))
+    return out
+
+
+def _fill_pre_images(cur: Any, outcomes: dict[str, SessionOutcome], ids: list[str]) -> None:
+    cur.execute(
+        "SELECT session_id::text, to_jsonb(f)::text FROM fc_scores f"
+        " WHERE session_id = ANY(%s::uuid[]) ORDER BY session_id, version, fc_kind",
+        [ids],
+    )
+    for sid, image in cur.fetchall():
+        pre = outcomes[sid].pre_image
+        if pre is not None:
+            pre["fc_scores"].append(json.loads(image))
+
+
+def _score_units(
+    cur: Any, ctx: PipelineContext, outcomes: dict[str, SessionOutcome], todo: list[str],
+    answers: dict[str, list[tuple[int, str | None]]], fc_rows: dict[str, list[tuple[str, str]]],
+    now: datetime, using: str,
+) -> list[_Unit]:  # fmt: skip
+    """score_fc_session where there are FC responses (best effort, Fix C), then score_prism."""
+    if fc_rows:
+        _as_service_role(cur)
+        for sid in todo:
+            if sid in fc_rows:
+                _score_fc(cur, ctx, sid, fc_rows[sid], outcomes[sid].events, using)
+        cur.execute("RESET ROLE")
+    cur.execute(
+        "SELECT session_id::text, scores_json::text FROM fc_scores WHERE session_id = ANY(%s::uuid[])"
+        " AND version = %s AND fc_kind = 'functions'",
+        [todo, FC_VERSION],
+    )
+    fc_scores = {sid: json.loads(v) for sid, v in cur.fetchall()}
+    requests = []
+    for sid in todo:
+        events = outcomes[sid].events
+        # score_prism's own log lines (Fix B): one of these for every finalize.
+        if sid in fc_scores:
+            events.append(portal_event("fc_scores_loaded", sid))
+        else:
+            reason = "no_fc_infrastructure" if not ctx.fc_options else "no_fc_scores"
+            events.append(portal_event("fc_fallback_legacy", sid, reason=reason))
+        requests.append(
+            scoring.ScoreRequest(
+                [scoring.Response(q, a) for q, a in answers[sid]], fc_scores.get(sid), sid
+            )
+        )
+    units = []
+    for sid, result in zip(todo, ctx.scorer.score_batch(requests), strict=True):
+        o = outcomes[sid]
+        if isinstance(result, UnscorableSession):
+            o.refuse("unscorable", f"nothing to score: {result}")
+            continue
+        logged = {e.name for e in o.events}
+        o.events.extend(e for e in result.events if e.name not in logged)
+        stored = scoring.stored_confidence(result, ctx.scorer.config, ctx.calibration_models)
+        pre_profile = (o.pre_image or {}).get("profile")
+        row = scoring.build_profile_row(
+            result, stored, sid, now,
+            existing_submitted_at=_ts(pre_profile, "submitted_at"),
+            had_profile=pre_profile is not None,
+            existing_created_at=_ts(pre_profile, "created_at"),
+        )  # fmt: skip
+        o.type_code = result.type_code
+        units.append(_Unit(sid, row, len(answers[sid])))
+    return units
+
+
+def _ts(image: dict[str, Any] | None, column: str) -> datetime | None:
+    if not image or not image.get(column):
+        return None
+    return datetime.fromisoformat(str(image[column]))
+
+
+def _write_units(
+    cur: Any, units: list[_Unit], outcomes: dict[str, SessionOutcome], now: datetime, using: str
+) -> list[str]:
+    """Profiles (as service_role) and session updates: all at once, else one by one."""
+    if not units:
+        return []
+    written: list[str] = []
+    try:
+        with transaction.atomic(using=using):
+            ids = _upsert_profiles(cur, [u.row for u in units])
+            tokens = _update_sessions(cur, units, now)
+        for u in units:
+            _written(outcomes[u.session_id], ids[u.session_id], tokens[u.session_id])
+            written.append(u.session_id)
+        return written
+    except DatabaseError:
+        pass  # find the sessions the database refuses, one by one
+    for u in units:
+        try:
+            with transaction.atomic(using=using):
+                ids = _upsert_profiles(cur, [u.row])
+                tokens = _update_sessions(cur, [u], now)
+            _written(outcomes[u.session_id], ids[u.session_id], tokens[u.session_id])
+            written.append(u.session_id)
+        except DatabaseError as exc:
+            info = classify_error(exc, using=using, attempted_row=u.row)
+            o = outcomes[u.session_id]
+            o.outcome, o.reason, o.explanation, o.error = (
+                "failed",
+                info.category,
+                info.explanation,
+                info,
+            )
+            o.events.append(
+                portal_event("profile_write_failed", u.session_id, sqlstate=info.sqlstate)
+            )
+    return written
+
+
+def _written(o: SessionOutcome, profile_id: str, token: str) -> None:
+    o.outcome = "rescored" if (o.pre_image or {}).get("profile") else "created"
+    o.profile_id, o.share_token = profile_id, token
+
+
+def _fingerprint(cur: Any, outcomes: dict[str, SessionOutcome], ids: list[str]) -> None:
+    """md5 of each row the run wrote, to recognise later changes by someone else."""
+    if not ids:
+        return
+    cur.execute(
+        "SELECT s.id::text, md5(to_jsonb(s)::text),"
+        " (SELECT md5(to_jsonb(p)::text) FROM profiles p WHERE p.session_id = s.id),"
+        " (SELECT md5(coalesce(jsonb_agg(to_jsonb(f) ORDER BY f.version, f.fc_kind), '[]')::text)"
+        "  FROM fc_scores f WHERE f.session_id = s.id)"
+        " FROM assessment_sessions s WHERE s.id = ANY(%s::uuid[])",
+        [ids],
+    )
+    for sid, session_md5, profile_md5, fc_md5 in cur.fetchall():
+        outcomes[sid].post_fingerprint = {
+            "session": session_md5,
+            "profile": profile_md5,
+            "fc_scores": fc_md5,
+        }
 
 
 def read_answers(cur: Any, session_id: str) -> list[tuple[int, str | None]]:
-    """Effective answers: coalesce(answer_value, answer_numeric::text), latest per question."""
-    cur.execute(
-        "SELECT DISTINCT ON (question_id) question_id, coalesce(answer_value, answer_numeric::text)"
-        " FROM assessment_responses WHERE session_id = %s"
-        " ORDER BY question_id, created_at DESC",
-        [session_id],
-    )
-    return list(cur.fetchall())
+    """Effective answers of one session, latest per question."""
+    return _read_answers_many(cur, [session_id]).get(session_id, [])
 
 
 def _as_service_role(cur: Any) -> None:
@@ -299,57 +519,43 @@ def _as_service_role(cur: Any) -> None:
 
 
 def _score_fc(
-    cur: Any, ctx: PipelineContext, session_id: str, events: list[Event], using: str
-) -> dict[str, Any] | None:
-    """score_fc_session (best effort, Fix C), then read the FC scores score_prism uses."""
-    cur.execute(
-        "SELECT block_id::text, option_id::text FROM fc_responses WHERE session_id = %s",
-        [session_id],
-    )
-    fc_rows = cur.fetchall()
-    if fc_rows:
-        try:
-            with transaction.atomic(using=using):
-                fc = scoring.score_fc_session(
-                    [scoring.FcResponse(b, o) for b, o in fc_rows],
-                    ctx.fc_options,
-                    "functions",
-                    session_id=session_id,
+    cur: Any, ctx: PipelineContext, session_id: str, fc_rows: list[tuple[str, str]],
+    events: list[Event], using: str,
+) -> None:  # fmt: skip
+    """score_fc_session (best effort, Fix C): upsert fc_scores, record fc_scoring_attempted."""
+    try:
+        with transaction.atomic(using=using):
+            fc = scoring.score_fc_session(
+                [scoring.FcResponse(b, o) for b, o in fc_rows], ctx.fc_options, "functions",
+                session_id=session_id,
+            )  # fmt: skip
+            events.extend(fc.events)
+            if fc.should_write:
+                cur.execute(
+                    "INSERT INTO fc_scores (session_id, version, fc_kind, scores_json,"
+                    " blocks_answered) VALUES (%s, %s, %s, %s, %s)"
+                    " ON CONFLICT (session_id, version, fc_kind) DO UPDATE SET"
+                    " scores_json = EXCLUDED.scores_json,"
+                    " blocks_answered = EXCLUDED.blocks_answered",
+                    [
+                        session_id,
+                        FC_VERSION,
+                        fc.fc_kind,
+                        Jsonb(fc.scores_json()),
+                        fc.blocks_answered,
+                    ],
                 )
-                events.extend(fc.events)
-                if fc.should_write:
-                    cur.execute(
-                        "INSERT INTO fc_scores (session_id, version, fc_kind, scores_json,"
-                        " blocks_answered) VALUES (%s, %s, %s, %s, %s)"
-                        " ON CONFLICT (session_id, version, fc_kind) DO UPDATE SET"
-                        " scores_json = EXCLUDED.scores_json,"
-                        " blocks_answered = EXCLUDED.blocks_answered",
-                        [
-                            session_id,
-                            FC_VERSION,
-                            fc.fc_kind,
-                            Jsonb(fc.scores_json()),
-                            fc.blocks_answered,
-                        ],
-                    )
-            events.append(portal_event("fc_scoring_attempted", session_id, success=True))
-        except DatabaseError as exc:
-            info = classify_error(exc, using=using)
-            events.append(
-                portal_event(
-                    "fc_scoring_attempted",
-                    session_id,
-                    success=False,
-                    error=f"{info.sqlstate} {info.message}",
-                )
+        events.append(portal_event("fc_scoring_attempted", session_id, success=True))
+    except DatabaseError as exc:
+        info = classify_error(exc, using=using)
+        events.append(
+            portal_event(
+                "fc_scoring_attempted",
+                session_id,
+                success=False,
+                error=f"{info.sqlstate} {info.message}",
             )
-    cur.execute(
-        "SELECT scores_json FROM fc_scores WHERE session_id = %s AND version = %s"
-        " AND fc_kind = 'functions'",
-        [session_id, FC_VERSION],
-    )
-    row = cur.fetchone()
-    return _json(row[0]) if row else None
+        )
 
 
 _JSON_COLUMNS = {
@@ -358,42 +564,46 @@ _JSON_COLUMNS = {
 }  # fmt: skip
 
 
-def _upsert_profile(cur: Any, values: dict[str, Any]) -> str:
-    columns = list(values)
-    params = [Jsonb(values[c]) if c in _JSON_COLUMNS else values[c] for c in columns]
+def _upsert_profiles(cur: Any, rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Upsert on session_id as service_role, as score_prism did; session id -> profile id."""
+    _as_service_role(cur)
+    columns = list(rows[0])
+    params: list[Any] = []
+    for values in rows:
+        params.extend(Jsonb(values[c]) if c in _JSON_COLUMNS else values[c] for c in columns)
+    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "session_id")
     cur.execute(
-        f"INSERT INTO profiles ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
-        f" ON CONFLICT (session_id) DO UPDATE SET {updates} RETURNING id::text",
+        f"INSERT INTO profiles ({', '.join(columns)}) VALUES {', '.join([one] * len(rows))}"
+        f" ON CONFLICT (session_id) DO UPDATE SET {updates} RETURNING session_id::text, id::text",
         params,
     )
-    return str(cur.fetchone()[0])
+    ids = {sid: pid for sid, pid in cur.fetchall()}
+    cur.execute("RESET ROLE")
+    return ids
 
 
-def _update_session(
-    cur: Any, session_id: str, share_token: str | None, answered: int, now: datetime
-) -> str:
-    """Status completed, finalized now, completed_at kept, token reused, expiry now + 30 days."""
+def _update_sessions(cur: Any, units: list[_Unit], now: datetime) -> dict[str, str]:
+    """Completed, finalized now, completed_at kept, token reused (else new), expiry now + 30 days."""
+    values = ", ".join(["(%s::uuid, %s::int)"] * len(units))
+    params: list[Any] = [now, now, now + timedelta(days=SHARE_TOKEN_DAYS), now]
+    for u in units:
+        params.extend([u.session_id, u.answered])
     cur.execute(
-        "UPDATE assessment_sessions SET status = 'completed', finalized_at = %s,"
-        " completed_at = coalesce(completed_at, %s),"
-        " share_token = CASE WHEN coalesce(share_token, '') = '' THEN %s ELSE share_token END,"
-        " share_token_expires_at = %s, completed_questions = greatest(coalesce(completed_questions, 0), %s),"
-        " updated_at = %s WHERE id = %s RETURNING share_token",
-        [
-            now,
-            now,
-            str(uuid.uuid4()),
-            now + timedelta(days=SHARE_TOKEN_DAYS),
-            answered,
-            now,
-            session_id,
-        ],
+        "UPDATE assessment_sessions s SET status = 'completed', finalized_at = %s,"
+        " completed_at = coalesce(s.completed_at, %s),"
+        " share_token = CASE WHEN coalesce(s.share_token, '') = ''"
+        "   THEN replace(gen_random_uuid()::text, '-', '') ELSE s.share_token END,"
+        " share_token_expires_at = %s,"
+        " completed_questions = greatest(coalesce(s.completed_questions, 0), v.answered),"
+        f" updated_at = %s FROM (VALUES {values}) AS v(id, answered) WHERE s.id = v.id"
+        " RETURNING s.id::text, s.share_token",
+        params,
     )
-    row = cur.fetchone()
-    if row is None:
-        raise FinalizeRefused("session_vanished", "the session row could not be updated")
-    return str(row[0])
+    tokens = {sid: token for sid, token in cur.fetchall()}
+    if len(tokens) != len(units):
+        raise DatabaseError("a session row could not be updated (it vanished or a rule hid it)")
+    return tokens
 
 
 # --- Reading a database error ----------------------------------------------------------

@@ -1,3 +1,4 @@
+from remediation.models.backfill import BackfillItem, BackfillRun
 from remediation.models.pipeline import (
     AssessmentResponse,
     AssessmentSession,
@@ -17,6 +18,8 @@ from remediation.models.portal import FinalizeAttempt, SessionDiagnosis
 __all__ = [
     "AssessmentResponse",
     "AssessmentSession",
+    "BackfillItem",
+    "BackfillRun",
     "CalibrationModel",
     "FcBlock",
     "FcOption",

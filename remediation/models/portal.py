@@ -48,7 +48,7 @@ class FinalizeAttempt(models.Model):
     profile_id = models.UUIDField(null=True, blank=True)
     type_code = models.CharField(max_length=3, blank=True)
     results_version = models.CharField(max_length=20, blank=True)
-    results_url = models.URLField(max_length=500, blank=True)
+    results_url = models.CharField(max_length=500, blank=True)
     run_id = models.BigIntegerField(null=True, blank=True, db_index=True)
 
     class Meta:

@@ -1,0 +1,124 @@
+"""Backfill runs: a strict state machine, per-session items with pre-images for rollback."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class BackfillRun(models.Model):
+    class State(models.TextChoices):
+        ENQUEUED = "enqueued"
+        RUNNING = "running"
+        PAUSING = "pausing"
+        PAUSED = "paused"
+        CANCELLING = "cancelling"
+        CANCELLED = "cancelled"
+        INTERRUPTED = "interrupted"
+        SUCCEEDED = "succeeded"
+        ERRORED = "errored"
+
+    class Selection(models.TextChoices):
+        WINDOW = "window", "completion-date window"
+        IDS = "ids", "explicit session ids"
+        CSV = "csv", "uploaded CSV of ids"
+        FILTER = "filter", "all orphans matching a filter"
+
+    ACTIVE_STATES = (State.ENQUEUED, State.RUNNING, State.PAUSING, State.CANCELLING)
+
+    state = models.CharField(
+        max_length=12, choices=State.choices, default=State.ENQUEUED, db_index=True
+    )
+    selection = models.CharField(max_length=10, choices=Selection.choices)
+    selection_params = models.JSONField(default=dict, blank=True)
+    backend = models.CharField(max_length=10, default="local")
+    batch_size = models.PositiveIntegerField(default=200)
+    throttle_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Sessions per minute; empty = as fast as possible"
+    )
+    dry_run = models.BooleanField(default=False)
+    rescore = models.BooleanField(default=False, help_text="Re-score sessions that have a profile")
+    cursor = models.PositiveIntegerField(
+        default=0, help_text="Items with ordinal < cursor are done"
+    )
+    batch_token = models.CharField(
+        max_length=32, blank=True, help_text="The batch task allowed to run next"
+    )
+    estimated_total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    rescored = models.PositiveIntegerField(default=0)
+    existing = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0, help_text="Dry run, or busy elsewhere")
+    failed_by_reason = models.JSONField(default=dict, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_by_name = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+    message = models.TextField(
+        blank=True, help_text="Why the run is paused, errored or interrupted"
+    )
+    rolled_back_at = models.DateTimeField(null=True, blank=True)
+    rollback_report = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [
+            ("run_backfill", "Can start, pause, resume and cancel backfills"),
+            ("rollback_backfill", "Can roll back a backfill run"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Backfill #{self.pk} ({self.state})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in self.ACTIVE_STATES
+
+
+class BackfillItem(models.Model):
+    """One session of a run, its outcome, and the rows it changed (pre- and post-images)."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending"
+        CREATED = "created"
+        RESCORED = "rescored"
+        EXISTING = "existing"
+        FAILED = "failed"
+        SKIPPED = "skipped"  # dry run: would be written
+        BUSY = "busy"  # another worker held the session: retried at the end
+
+    run = models.ForeignKey(BackfillRun, on_delete=models.CASCADE, related_name="items")
+    ordinal = models.PositiveIntegerField()
+    session_id = models.UUIDField()
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.PENDING)
+    reason = models.CharField(max_length=40, blank=True)
+    sqlstate = models.CharField(max_length=5, blank=True)
+    constraint_name = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    profile_id = models.UUIDField(null=True, blank=True)
+    type_code = models.CharField(max_length=3, blank=True)
+    results_url = models.CharField(max_length=500, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    # Rows as they were before the run touched them ({} = the row did not exist), and
+    # fingerprints of the rows the run wrote, to detect later changes by someone else.
+    pre_image = models.JSONField(null=True, blank=True)
+    post_fingerprint = models.JSONField(null=True, blank=True)
+    rolled_back = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["run", "ordinal"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "ordinal"], name="backfill_item_ordinal"),
+            models.UniqueConstraint(fields=["run", "session_id"], name="backfill_item_session"),
+        ]
+        indexes = [models.Index(fields=["run", "outcome"])]
+
+    def __str__(self) -> str:
+        return f"#{self.run_id}/{self.ordinal} {self.session_id} {self.outcome}"
