@@ -107,6 +107,14 @@ if Q_BROKER == "redis":
 else:
     Q_CLUSTER["orm"] = "default"
 
+# --- Backfills ----------------------------------------------------------------------
+# Largest run (sessions) anyone may start; 0 = no limit.
+BACKFILL_MAX_SESSIONS = env.int("BACKFILL_MAX_SESSIONS", default=100_000)
+# A running batch updates the run's heartbeat; older than this, the worker is presumed dead.
+BACKFILL_STALE_SECONDS = env.int("BACKFILL_STALE_SECONDS", default=120)
+# Longest pause a throttled run takes inside one task between batches.
+BACKFILL_MAX_SLEEP = env.float("BACKFILL_MAX_SLEEP", default=60.0)
+
 # --- Django ----------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -106,6 +106,7 @@ class BackfillItem(models.Model):
     type_code = models.CharField(max_length=3, blank=True)
     results_url = models.CharField(max_length=500, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    tries = models.PositiveSmallIntegerField(default=0)
     # Rows as they were before the run touched them ({} = the row did not exist), and
     # fingerprints of the rows the run wrote, to detect later changes by someone else.
     pre_image = models.JSONField(null=True, blank=True)
