@@ -84,6 +84,23 @@ def ensure_chromium() -> None:
     )
 
 
+def ensure_redis_server() -> None:
+    """The Redis-broker tests need a Redis: a running one, or redis-server to start."""
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+        return
+    except OSError:
+        pass
+    if shutil.which("redis-server") or Path("/usr/bin/redis-server").exists():
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        say("installing Debian's redis-server for the Redis-broker tests")
+        run(["apt-get", "update", "-qq"])
+        run(["apt-get", "install", "-y", "-qq", "redis-server"], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
 def run(cmd: list[str], **kwargs: object) -> None:
     subprocess.run(cmd, check=True, cwd=ROOT, **kwargs)  # type: ignore[call-overload]
 
@@ -128,6 +145,7 @@ def cmd_test(argv: list[str]) -> int:
     """Static gates (migrations in sync, ruff, mypy), then pytest with any given arguments."""
     ensure_venv("dev")
     ensure_chromium()
+    ensure_redis_server()
     env = {**os.environ, "OPSPORTAL_TESTING": "1", "DEBUG": "true"}
     if not argv:
         gates = {

@@ -120,10 +120,14 @@ def selection_queryset(selection: str, params: dict[str, Any], rescore: bool = F
     if selection == BackfillRun.Selection.WINDOW and not (start or end):
         raise BackfillError("a completion-date window needs a start or an end date")
     if start:
-        base = base.filter(completed_at__gte=datetime.combine(start, datetime.min.time(), tzinfo=tz))
+        base = base.filter(
+            completed_at__gte=datetime.combine(start, datetime.min.time(), tzinfo=tz)
+        )
     if end:
         base = base.filter(
-            completed_at__lt=datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=tz)
+            completed_at__lt=datetime.combine(
+                end + timedelta(days=1), datetime.min.time(), tzinfo=tz
+            )
         )
     fc = params.get("fc")
     if fc == "responses":
@@ -142,7 +146,10 @@ def resolve_selection(
             raise BackfillError("no session ids given")
         return ids
     if selection in (BackfillRun.Selection.WINDOW, BackfillRun.Selection.FILTER):
-        return [str(pk) for pk in selection_queryset(selection, params, rescore).values_list("pk", flat=True)]
+        return [
+            str(pk)
+            for pk in selection_queryset(selection, params, rescore).values_list("pk", flat=True)
+        ]
     raise BackfillError(f"unknown selection {selection!r}")
 
 
@@ -215,7 +222,9 @@ def enqueue_batch(run_id: int, token: str) -> None:
     )  # fmt: skip
 
 
-def transition(run_id: int, to: str, *, message: str | None = None, new_token: bool = False) -> BackfillRun:
+def transition(
+    run_id: int, to: str, *, message: str | None = None, new_token: bool = False
+) -> BackfillRun:
     """Move a run to `to` under a row lock; only the listed transitions are allowed."""
     with transaction.atomic():
         run = BackfillRun.objects.select_for_update().get(pk=run_id)
@@ -267,7 +276,9 @@ def backfill_retry_failed(run_id: int) -> BackfillRun:
         run = BackfillRun.objects.select_for_update().get(pk=run_id)
         if run.state not in (State.SUCCEEDED, State.CANCELLED, State.ERRORED):
             raise IllegalTransition(f"run #{run_id} is {run.state}; retry when it has stopped")
-        failed = list(run.items.filter(outcome__in=[BackfillItem.Outcome.FAILED, BackfillItem.Outcome.BUSY]))
+        failed = list(
+            run.items.filter(outcome__in=[BackfillItem.Outcome.FAILED, BackfillItem.Outcome.BUSY])
+        )
         if not failed:
             raise BackfillError("no failed sessions to retry")
         n_failed = sum(1 for i in failed if i.outcome == BackfillItem.Outcome.FAILED)
@@ -276,7 +287,9 @@ def backfill_retry_failed(run_id: int) -> BackfillRun:
         run.processed = max(0, run.processed - n_failed)
         run.failed_by_reason = {}
         run.save()
-    return transition(run_id, State.ENQUEUED, message=f"retrying {len(failed)} sessions", new_token=True)
+    return transition(
+        run_id, State.ENQUEUED, message=f"retrying {len(failed)} sessions", new_token=True
+    )
 
 
 def _requeue(run: BackfillRun, items: list[BackfillItem]) -> None:
@@ -286,7 +299,9 @@ def _requeue(run: BackfillRun, items: list[BackfillItem]) -> None:
         item.ordinal = top + offset
         item.outcome = BackfillItem.Outcome.PENDING
         item.reason = item.sqlstate = item.error = item.constraint_name = ""
-    BackfillItem.objects.bulk_update(items, ["ordinal", "outcome", "reason", "sqlstate", "error", "constraint_name"])
+    BackfillItem.objects.bulk_update(
+        items, ["ordinal", "outcome", "reason", "sqlstate", "error", "constraint_name"]
+    )
     run.cursor = min(run.cursor, top + 1)
 
 
@@ -336,9 +351,7 @@ LOCK_CLASS = 72_0001  # advisory-lock namespace of backfill runs
 
 def _process_locked(run: BackfillRun, enqueue_next: bool) -> str:
     started = time.monotonic()
-    items = list(
-        run.items.filter(ordinal__gte=run.cursor).order_by("ordinal")[: run.batch_size]
-    )
+    items = list(run.items.filter(ordinal__gte=run.cursor).order_by("ordinal")[: run.batch_size])
     if not items:
         return _finish(run, enqueue_next)
     ctx = pw.load_context()
@@ -401,11 +414,16 @@ def _summary(run: BackfillRun) -> str:
     )
 
 
-def _run_local(run: BackfillRun, ctx: pw.PipelineContext, ids: list[str], now: datetime) -> list[pw.SessionOutcome]:
+def _run_local(
+    run: BackfillRun, ctx: pw.PipelineContext, ids: list[str], now: datetime
+) -> list[pw.SessionOutcome]:
     def store_pre_images(outcomes: list[pw.SessionOutcome]) -> None:
         # Committed to the portal database before any pipeline row changes.
         rows: list[BackfillItem] = []
-        items = {str(i.session_id): i for i in run.items.filter(session_id__in=[o.session_id for o in outcomes])}
+        items = {
+            str(i.session_id): i
+            for i in run.items.filter(session_id__in=[o.session_id for o in outcomes])
+        }
         for o in outcomes:
             item = items[o.session_id]
             item.pre_image = o.pre_image
@@ -432,13 +450,21 @@ def _run_edge(run: BackfillRun, ids: list[str]) -> list[pw.SessionOutcome]:
     for sid in ids:
         o = pw.SessionOutcome(sid, "pending")
         if run.dry_run:
-            o.outcome, o.reason, o.explanation = "skipped", "dry_run", "dry run: would call finalizeAssessment"
+            o.outcome, o.reason, o.explanation = (
+                "skipped",
+                "dry_run",
+                "dry run: would call finalizeAssessment",
+            )
             out.append(o)
             continue
         o.pre_image = read_pre_image(sid)
         BackfillItem.objects.filter(run=run, session_id=sid).update(pre_image=o.pre_image)
-        attempt = edge_finalize(session_id=sid, rescore=run.rescore, source="backfill", run_id=run.pk, actor="backfill")
-        o.outcome = attempt.outcome if attempt.outcome in ("created", "rescored", "existing") else "failed"
+        attempt = edge_finalize(
+            session_id=sid, rescore=run.rescore, source="backfill", run_id=run.pk, actor="backfill"
+        )
+        o.outcome = (
+            attempt.outcome if attempt.outcome in ("created", "rescored", "existing") else "failed"
+        )
         o.reason, o.explanation = attempt.reason, attempt.explanation
         o.profile_id = str(attempt.profile_id) if attempt.profile_id else None
         o.type_code, o.results_url = attempt.type_code, attempt.results_url
@@ -453,7 +479,9 @@ def read_pre_image(session_id: str) -> dict[str, Any] | None:
     import json
 
     with connections["pipeline"].cursor() as cur:
-        cur.execute("SELECT to_jsonb(s)::text FROM assessment_sessions s WHERE id = %s", [session_id])
+        cur.execute(
+            "SELECT to_jsonb(s)::text FROM assessment_sessions s WHERE id = %s", [session_id]
+        )
         row = cur.fetchone()
         if row is None:
             return None
@@ -464,7 +492,11 @@ def read_pre_image(session_id: str) -> dict[str, Any] | None:
             [session_id],
         )
         fc = [json.loads(r[0]) for r in cur.fetchall()]
-    return {"session": json.loads(row[0]), "profile": json.loads(profile[0]) if profile else None, "fc_scores": fc}
+    return {
+        "session": json.loads(row[0]),
+        "profile": json.loads(profile[0]) if profile else None,
+        "fc_scores": fc,
+    }
 
 
 def fingerprint(session_id: str) -> dict[str, Any]:
@@ -482,7 +514,12 @@ def fingerprint(session_id: str) -> dict[str, Any]:
     return {"session": row[0], "profile": row[1], "fc_scores": row[2]} if row else {}
 
 
-def _record(run: BackfillRun, by_sid: dict[str, BackfillItem], outcomes: list[pw.SessionOutcome], now: datetime) -> None:
+def _record(
+    run: BackfillRun,
+    by_sid: dict[str, BackfillItem],
+    outcomes: list[pw.SessionOutcome],
+    now: datetime,
+) -> None:
     """Item outcomes, finalize attempts (for the health figures) and the run's counters."""
     counts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
@@ -513,14 +550,26 @@ def _record(run: BackfillRun, by_sid: dict[str, BackfillItem], outcomes: list[pw
         if run.backend == "local" and not run.dry_run:
             attempts.append(
                 FinalizeAttempt(
-                    session_id=o.session_id, backend="local", source="backfill", run_id=run.pk,
-                    requested_by_name=run.started_by_name, rescore=run.rescore, started_at=now,
-                    finished_at=timezone.now(), outcome=o.outcome if o.outcome != "skipped" else "failed",
-                    reason=o.reason, sqlstate=item.sqlstate, constraint_name=item.constraint_name,
-                    table_name=o.error.table if o.error else "", error_message=o.error.message if o.error else "",
-                    explanation=o.explanation, events=[e.to_dict() for e in o.events],
-                    profile_id=o.profile_id, type_code=o.type_code,
-                    results_version=o.results_version, results_url=o.results_url[:500],
+                    session_id=o.session_id,
+                    backend="local",
+                    source="backfill",
+                    run_id=run.pk,
+                    requested_by_name=run.started_by_name,
+                    rescore=run.rescore,
+                    started_at=now,
+                    finished_at=timezone.now(),
+                    outcome=o.outcome if o.outcome != "skipped" else "failed",
+                    reason=o.reason,
+                    sqlstate=item.sqlstate,
+                    constraint_name=item.constraint_name,
+                    table_name=o.error.table if o.error else "",
+                    error_message=o.error.message if o.error else "",
+                    explanation=o.explanation,
+                    events=[e.to_dict() for e in o.events],
+                    profile_id=o.profile_id,
+                    type_code=o.type_code,
+                    results_version=o.results_version,
+                    results_url=o.results_url[:500],
                 )  # fmt: skip
             )
     with transaction.atomic():
@@ -581,7 +630,9 @@ def runs_watchdog(*, resume: bool = True) -> list[int]:
     return found
 
 
-def run_until_done(run_id: int, *, progress: Any = None, max_batches: int = 1_000_000) -> BackfillRun:
+def run_until_done(
+    run_id: int, *, progress: Any = None, max_batches: int = 1_000_000
+) -> BackfillRun:
     """Drive a run in this process (tests, `manage.py backfill --sync`), batch after batch."""
     for _ in range(max_batches):
         run = BackfillRun.objects.get(pk=run_id)
@@ -604,9 +655,16 @@ def backfill_rollback(run_id: int, *, actor: Any = None) -> dict[str, Any]:
     if run.dry_run:
         raise BackfillError("a dry run changed nothing; there is nothing to roll back")
     items = list(
-        run.items.filter(outcome__in=["created", "rescored"], rolled_back=False).exclude(pre_image=None)
+        run.items.filter(outcome__in=["created", "rescored"], rolled_back=False).exclude(
+            pre_image=None
+        )
     )
-    report: dict[str, Any] = {"restored": 0, "conflicts": [], "errors": [], "at": timezone.now().isoformat()}
+    report: dict[str, Any] = {
+        "restored": 0,
+        "conflicts": [],
+        "errors": [],
+        "at": timezone.now().isoformat(),
+    }
     for item in items:
         try:
             with transaction.atomic(using="pipeline"):
@@ -616,7 +674,13 @@ def backfill_rollback(run_id: int, *, actor: Any = None) -> dict[str, Any]:
                 continue
         except DatabaseError as exc:
             info = pw.classify_error(exc)
-            report["errors"].append({"session_id": str(item.session_id), "sqlstate": info.sqlstate, "error": info.message})
+            report["errors"].append(
+                {
+                    "session_id": str(item.session_id),
+                    "sqlstate": info.sqlstate,
+                    "error": info.message,
+                }
+            )
             continue
         item.rolled_back = True
         item.save(update_fields=["rolled_back"])
@@ -624,7 +688,12 @@ def backfill_rollback(run_id: int, *, actor: Any = None) -> dict[str, Any]:
     run.rolled_back_at = timezone.now()
     run.rollback_report = report
     run.save(update_fields=["rolled_back_at", "rollback_report"])
-    logger.info("backfill %s rolled back: %s restored, %s conflicts", run_id, report["restored"], len(report["conflicts"]))
+    logger.info(
+        "backfill %s rolled back: %s restored, %s conflicts",
+        run_id,
+        report["restored"],
+        len(report["conflicts"]),
+    )
     return report
 
 
@@ -649,7 +718,10 @@ def _restore(item: BackfillItem) -> list[str]:
             return changed
         if pre.get("profile") is None:
             # Only the profile this run created, never another.
-            cur.execute("DELETE FROM profiles WHERE session_id = %s AND id = %s", [sid, str(item.profile_id)])
+            cur.execute(
+                "DELETE FROM profiles WHERE session_id = %s AND id = %s",
+                [sid, str(item.profile_id)],
+            )
         else:
             cols = [c for c in pre["profile"] if c not in ("id", "session_id")]
             cur.execute(

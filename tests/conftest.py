@@ -52,4 +52,41 @@ def pipeline_db(transactional_db):
     clean()
 
 
-pytest_plugins: list[str] = []
+@pytest.fixture(scope="session")
+def redis_url():
+    """A real Redis: REDIS_URL or 127.0.0.1:6379 when reachable, else a redis-server we start."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    host_port = url.split("://", 1)[1].split("/", 1)[0]
+    host, _, port = host_port.partition(":")
+    try:
+        socket.create_connection((host, int(port or 6379)), timeout=1).close()
+        yield url.rsplit("/", 1)[0] + "/15"
+        return
+    except OSError:
+        pass
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not os.path.exists(binary):
+        pytest.fail(
+            "no Redis reachable and no redis-server to start: run `python3 dev.py test`, which installs it"
+        )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [binary, "--port", str(free), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(50):
+        try:
+            socket.create_connection(("127.0.0.1", free), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield f"redis://127.0.0.1:{free}/15"
+    proc.terminate()
+    proc.wait(10)

@@ -6,81 +6,192 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('remediation', '0002_finalize_attempts'),
+        ("remediation", "0002_finalize_attempts"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='finalizeattempt',
-            name='results_url',
+            model_name="finalizeattempt",
+            name="results_url",
             field=models.CharField(blank=True, max_length=500),
         ),
         migrations.CreateModel(
-            name='BackfillRun',
+            name="BackfillRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('state', models.CharField(choices=[('enqueued', 'Enqueued'), ('running', 'Running'), ('pausing', 'Pausing'), ('paused', 'Paused'), ('cancelling', 'Cancelling'), ('cancelled', 'Cancelled'), ('interrupted', 'Interrupted'), ('succeeded', 'Succeeded'), ('errored', 'Errored')], db_index=True, default='enqueued', max_length=12)),
-                ('selection', models.CharField(choices=[('window', 'completion-date window'), ('ids', 'explicit session ids'), ('csv', 'uploaded CSV of ids'), ('filter', 'all orphans matching a filter')], max_length=10)),
-                ('selection_params', models.JSONField(blank=True, default=dict)),
-                ('backend', models.CharField(default='local', max_length=10)),
-                ('batch_size', models.PositiveIntegerField(default=200)),
-                ('throttle_per_minute', models.PositiveIntegerField(blank=True, help_text='Sessions per minute; empty = as fast as possible', null=True)),
-                ('dry_run', models.BooleanField(default=False)),
-                ('rescore', models.BooleanField(default=False, help_text='Re-score sessions that have a profile')),
-                ('cursor', models.PositiveIntegerField(default=0, help_text='Items with ordinal < cursor are done')),
-                ('batch_token', models.CharField(blank=True, help_text='The batch task allowed to run next', max_length=32)),
-                ('estimated_total', models.PositiveIntegerField(default=0)),
-                ('processed', models.PositiveIntegerField(default=0)),
-                ('created', models.PositiveIntegerField(default=0)),
-                ('rescored', models.PositiveIntegerField(default=0)),
-                ('existing', models.PositiveIntegerField(default=0)),
-                ('failed', models.PositiveIntegerField(default=0)),
-                ('skipped', models.PositiveIntegerField(default=0, help_text='Dry run, or busy elsewhere')),
-                ('failed_by_reason', models.JSONField(blank=True, default=dict)),
-                ('started_by_name', models.CharField(blank=True, max_length=150)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('state_changed_at', models.DateTimeField(blank=True, null=True)),
-                ('message', models.TextField(blank=True, help_text='Why the run is paused, errored or interrupted')),
-                ('rolled_back_at', models.DateTimeField(blank=True, null=True)),
-                ('rollback_report', models.JSONField(blank=True, default=dict)),
-                ('started_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("enqueued", "Enqueued"),
+                            ("running", "Running"),
+                            ("pausing", "Pausing"),
+                            ("paused", "Paused"),
+                            ("cancelling", "Cancelling"),
+                            ("cancelled", "Cancelled"),
+                            ("interrupted", "Interrupted"),
+                            ("succeeded", "Succeeded"),
+                            ("errored", "Errored"),
+                        ],
+                        db_index=True,
+                        default="enqueued",
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "selection",
+                    models.CharField(
+                        choices=[
+                            ("window", "completion-date window"),
+                            ("ids", "explicit session ids"),
+                            ("csv", "uploaded CSV of ids"),
+                            ("filter", "all orphans matching a filter"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("selection_params", models.JSONField(blank=True, default=dict)),
+                ("backend", models.CharField(default="local", max_length=10)),
+                ("batch_size", models.PositiveIntegerField(default=200)),
+                (
+                    "throttle_per_minute",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Sessions per minute; empty = as fast as possible",
+                        null=True,
+                    ),
+                ),
+                ("dry_run", models.BooleanField(default=False)),
+                (
+                    "rescore",
+                    models.BooleanField(
+                        default=False, help_text="Re-score sessions that have a profile"
+                    ),
+                ),
+                (
+                    "cursor",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Items with ordinal < cursor are done"
+                    ),
+                ),
+                (
+                    "batch_token",
+                    models.CharField(
+                        blank=True, help_text="The batch task allowed to run next", max_length=32
+                    ),
+                ),
+                ("estimated_total", models.PositiveIntegerField(default=0)),
+                ("processed", models.PositiveIntegerField(default=0)),
+                ("created", models.PositiveIntegerField(default=0)),
+                ("rescored", models.PositiveIntegerField(default=0)),
+                ("existing", models.PositiveIntegerField(default=0)),
+                ("failed", models.PositiveIntegerField(default=0)),
+                (
+                    "skipped",
+                    models.PositiveIntegerField(default=0, help_text="Dry run, or busy elsewhere"),
+                ),
+                ("failed_by_reason", models.JSONField(blank=True, default=dict)),
+                ("started_by_name", models.CharField(blank=True, max_length=150)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("state_changed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "message",
+                    models.TextField(
+                        blank=True, help_text="Why the run is paused, errored or interrupted"
+                    ),
+                ),
+                ("rolled_back_at", models.DateTimeField(blank=True, null=True)),
+                ("rollback_report", models.JSONField(blank=True, default=dict)),
+                (
+                    "started_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
-                'permissions': [('run_backfill', 'Can start, pause, resume and cancel backfills'), ('rollback_backfill', 'Can roll back a backfill run')],
+                "ordering": ["-created_at"],
+                "permissions": [
+                    ("run_backfill", "Can start, pause, resume and cancel backfills"),
+                    ("rollback_backfill", "Can roll back a backfill run"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='BackfillItem',
+            name="BackfillItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('ordinal', models.PositiveIntegerField()),
-                ('session_id', models.UUIDField()),
-                ('outcome', models.CharField(choices=[('pending', 'Pending'), ('created', 'Created'), ('rescored', 'Rescored'), ('existing', 'Existing'), ('failed', 'Failed'), ('skipped', 'Skipped'), ('busy', 'Busy')], default='pending', max_length=10)),
-                ('reason', models.CharField(blank=True, max_length=40)),
-                ('sqlstate', models.CharField(blank=True, max_length=5)),
-                ('constraint_name', models.CharField(blank=True, max_length=200)),
-                ('error', models.TextField(blank=True)),
-                ('profile_id', models.UUIDField(blank=True, null=True)),
-                ('type_code', models.CharField(blank=True, max_length=3)),
-                ('results_url', models.CharField(blank=True, max_length=500)),
-                ('processed_at', models.DateTimeField(blank=True, null=True)),
-                ('tries', models.PositiveSmallIntegerField(default=0)),
-                ('pre_image', models.JSONField(blank=True, null=True)),
-                ('post_fingerprint', models.JSONField(blank=True, null=True)),
-                ('rolled_back', models.BooleanField(default=False)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='remediation.backfillrun')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("ordinal", models.PositiveIntegerField()),
+                ("session_id", models.UUIDField()),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("created", "Created"),
+                            ("rescored", "Rescored"),
+                            ("existing", "Existing"),
+                            ("failed", "Failed"),
+                            ("skipped", "Skipped"),
+                            ("busy", "Busy"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("reason", models.CharField(blank=True, max_length=40)),
+                ("sqlstate", models.CharField(blank=True, max_length=5)),
+                ("constraint_name", models.CharField(blank=True, max_length=200)),
+                ("error", models.TextField(blank=True)),
+                ("profile_id", models.UUIDField(blank=True, null=True)),
+                ("type_code", models.CharField(blank=True, max_length=3)),
+                ("results_url", models.CharField(blank=True, max_length=500)),
+                ("processed_at", models.DateTimeField(blank=True, null=True)),
+                ("tries", models.PositiveSmallIntegerField(default=0)),
+                ("pre_image", models.JSONField(blank=True, null=True)),
+                ("post_fingerprint", models.JSONField(blank=True, null=True)),
+                ("rolled_back", models.BooleanField(default=False)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="items",
+                        to="remediation.backfillrun",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'ordinal'],
-                'indexes': [models.Index(fields=['run', 'outcome'], name='remediation_run_id_1c6376_idx')],
-                'constraints': [models.UniqueConstraint(fields=('run', 'ordinal'), name='backfill_item_ordinal'), models.UniqueConstraint(fields=('run', 'session_id'), name='backfill_item_session')],
+                "ordering": ["run", "ordinal"],
+                "indexes": [
+                    models.Index(fields=["run", "outcome"], name="remediation_run_id_1c6376_idx")
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("run", "ordinal"), name="backfill_item_ordinal"
+                    ),
+                    models.UniqueConstraint(
+                        fields=("run", "session_id"), name="backfill_item_session"
+                    ),
+                ],
             },
         ),
     ]

@@ -85,7 +85,11 @@ def test_failures_are_failures_and_one_bad_session_never_stops_a_batch():
     assert (run.created, run.failed) == (0, 6)
     assert run.failed_by_reason == {"rls": 4, "unscorable": 1, "unknown_session": 1}
     rls = run.items.filter(reason="rls").first()
-    assert rls.sqlstate == "42501" and "row-level security" in rls.error.lower() or "Row-level" in rls.error
+    assert (
+        rls.sqlstate == "42501"
+        and "row-level security" in rls.error.lower()
+        or "Row-level" in rls.error
+    )
 
 
 def test_one_refused_row_does_not_undo_the_others(clear):
@@ -143,7 +147,7 @@ def test_a_stale_or_duplicate_delivery_does_nothing(clear):
 def test_maintenance_pauses_the_run(clear):
     ids = _sessions(2)
     pipeline_sql(
-        "UPDATE scoring_config SET value = '{\"status\": \"maintenance\", \"message\": \"IR-07\"}'"
+        'UPDATE scoring_config SET value = \'{"status": "maintenance", "message": "IR-07"}\''
         " WHERE key = 'system_status'"
     )
     run = bf.run_until_done(_start(ids).pk)
@@ -168,7 +172,9 @@ def test_rollback_restores_the_touched_rows_exactly(clear):
 def test_rollback_refuses_rows_changed_since_and_lists_them(clear):
     ids = _sessions(2)
     run = bf.run_until_done(_start(ids).pk)
-    pipeline_sql("UPDATE profiles SET confidence = 'edited by hand' WHERE session_id = %s", [ids[0]])
+    pipeline_sql(
+        "UPDATE profiles SET confidence = 'edited by hand' WHERE session_id = %s", [ids[0]]
+    )
     report = bf.backfill_rollback(run.pk)
     assert report["restored"] == 1
     assert report["conflicts"] == [{"session_id": ids[0], "changed": ["profile"]}]
@@ -177,7 +183,9 @@ def test_rollback_refuses_rows_changed_since_and_lists_them(clear):
 
 def test_retry_failed_puts_failures_back(clear):
     ids = _sessions(2)
-    pipeline_sql("ALTER TABLE profiles ADD CONSTRAINT not_yet CHECK (session_id <> %s::uuid)", [ids[0]])
+    pipeline_sql(
+        "ALTER TABLE profiles ADD CONSTRAINT not_yet CHECK (session_id <> %s::uuid)", [ids[0]]
+    )
     run = bf.run_until_done(_start(ids).pk)
     assert (run.created, run.failed) == (1, 1)
     pipeline_sql("ALTER TABLE profiles DROP CONSTRAINT not_yet")
@@ -198,7 +206,12 @@ def test_bad_selections_are_clear_errors():
     with pytest.raises(bf.BackfillError, match="not a date"):
         bf.backfill_start(selection="window", params={"completed_from": "soon"}, enqueue=False)
     with pytest.raises(bf.BackfillError, match="batch size"):
-        bf.backfill_start(selection="ids", ids=["0e3b1c7a-1d2e-4b8f-9a0b-123456789abc"], batch_size=0, enqueue=False)
+        bf.backfill_start(
+            selection="ids",
+            ids=["0e3b1c7a-1d2e-4b8f-9a0b-123456789abc"],
+            batch_size=0,
+            enqueue=False,
+        )
     assert BackfillRun.objects.count() == 0
 
 

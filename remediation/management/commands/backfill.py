@@ -1,0 +1,152 @@
+import json
+import sys
+import time
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from remediation import backfill as bf
+from remediation.models import BackfillRun
+
+TERMINAL = {"succeeded", "cancelled", "errored", "paused", "interrupted"}
+
+
+class Command(BaseCommand):
+    help = (
+        "Start a backfill of orphaned sessions (as a django-q2 job) and follow its progress, "
+        "or steer an existing run."
+    )
+
+    def add_arguments(self, parser):
+        sel = parser.add_argument_group("selection (one of)")
+        sel.add_argument("--from", dest="completed_from", help="completed on or after YYYY-MM-DD")
+        sel.add_argument("--to", dest="completed_to", help="completed on or before YYYY-MM-DD")
+        sel.add_argument("--ids", nargs="+", metavar="SESSION_ID")
+        sel.add_argument(
+            "--csv", type=Path, help="a file of session ids (first or session_id column)"
+        )
+        sel.add_argument(
+            "--all-orphans", action="store_true", help="every orphan (narrow with --from/--to/--fc)"
+        )
+        sel.add_argument(
+            "--fc", choices=["responses", "none"], help="with --all-orphans: FC presence"
+        )
+        opt = parser.add_argument_group("parameters")
+        opt.add_argument("--backend", choices=["local", "edge"], default="local")
+        opt.add_argument("--batch-size", type=int, default=200)
+        opt.add_argument("--throttle", type=int, help="sessions per minute")
+        opt.add_argument("--dry-run", action="store_true")
+        opt.add_argument(
+            "--rescore", action="store_true", help="re-score sessions that have a profile"
+        )
+        run = parser.add_argument_group("running")
+        run.add_argument(
+            "--sync", action="store_true", help="process in this process, not the job queue"
+        )
+        run.add_argument("--no-wait", action="store_true", help="enqueue and return")
+        ctl = parser.add_argument_group("steer an existing run")
+        for name in ("watch", "pause", "resume", "cancel", "retry-failed", "rollback"):
+            ctl.add_argument(f"--{name}", type=int, metavar="RUN_ID")
+        parser.add_argument("--json", action="store_true", help="print the final run as JSON")
+
+    def handle(self, *args, **o):
+        try:
+            for name in ("pause", "resume", "cancel", "retry_failed", "rollback", "watch"):
+                if o[name] is not None:
+                    return self._control(name, o[name], o)
+            run = self._start(o)
+        except bf.BackfillError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"Backfill #{run.pk}: {run.estimated_total} sessions, backend {run.backend}"
+                          + (" (dry run)" if run.dry_run else ""))  # fmt: skip
+        if o["no_wait"]:
+            return
+        run = bf.run_until_done(run.pk, progress=self._bar) if o["sync"] else self._follow(run.pk)
+        self._done(run, o["json"])
+
+    def _start(self, o):
+        params = {
+            "completed_from": o["completed_from"],
+            "completed_to": o["completed_to"],
+            "fc": o["fc"],
+        }
+        ids = None
+        if o["ids"]:
+            selection, ids = "ids", bf.parse_id_list("\n".join(o["ids"]))
+        elif o["csv"]:
+            try:
+                text = o["csv"].read_text(encoding="utf-8")
+            except OSError as exc:
+                raise CommandError(f"cannot read {o['csv']}: {exc.strerror}") from exc
+            selection, ids = "csv", bf.parse_id_list(text)
+        elif o["all_orphans"]:
+            selection = "filter"
+        elif o["completed_from"] or o["completed_to"]:
+            selection = "window"
+        else:
+            raise CommandError("choose a selection: --from/--to, --ids, --csv or --all-orphans")
+        return bf.backfill_start(
+            selection=selection, params=params, ids=ids, backend=o["backend"],
+            batch_size=o["batch_size"], throttle_per_minute=o["throttle"], dry_run=o["dry_run"],
+            rescore=o["rescore"], actor="cli", enqueue=not o["sync"],
+        )  # fmt: skip
+
+    def _control(self, name, run_id, o):
+        if not BackfillRun.objects.filter(pk=run_id).exists():
+            raise CommandError(f"no backfill run #{run_id}")
+        if name == "watch":
+            return self._done(self._follow(run_id), o["json"])
+        if name == "rollback":
+            report = bf.backfill_rollback(run_id, actor="cli")
+            self.stdout.write(json.dumps(report, indent=2))
+            return
+        action = {"pause": bf.backfill_pause, "resume": bf.backfill_resume,
+                  "cancel": bf.backfill_cancel, "retry_failed": bf.backfill_retry_failed}[name]  # fmt: skip
+        run = action(run_id)
+        self.stdout.write(f"Backfill #{run.pk} is now {run.state}.")
+
+    def _follow(self, run_id):
+        """Poll the run and draw a progress bar until it stops (Ctrl-C leaves it running)."""
+        try:
+            while True:
+                run = BackfillRun.objects.get(pk=run_id)
+                self._bar(run)
+                if run.state in TERMINAL:
+                    return run
+                time.sleep(1)
+        except KeyboardInterrupt:
+            self.stdout.write(
+                f"\nStopped following; the run goes on (manage.py backfill --watch {run_id})."
+            )
+            sys.exit(0)
+
+    def _bar(self, run):
+        total = max(run.estimated_total, 1)
+        done = min(run.processed, total)
+        width = 30
+        filled = int(width * done / total)
+        line = (
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{run.estimated_total} "
+            f"{100 * done / total:5.1f}%  created {run.created}  existing {run.existing}  "
+            f"failed {run.failed}  {run.state:<11}"
+        )
+        self.stdout.write(line, ending="")
+        self.stdout.flush()
+
+    def _done(self, run, as_json):
+        self.stdout.write("")
+        if as_json:
+            self.stdout.write(json.dumps({
+                "run": run.pk, "state": run.state, "processed": run.processed, "created": run.created,
+                "rescored": run.rescored, "existing": run.existing, "failed": run.failed,
+                "skipped": run.skipped, "failed_by_reason": run.failed_by_reason, "message": run.message,
+            }))  # fmt: skip
+        else:
+            self.stdout.write(f"Backfill #{run.pk} {run.state}: {bf._summary(run)}")
+            if run.failed_by_reason:
+                self.stdout.write(
+                    "Failed by reason: "
+                    + ", ".join(f"{k} {v}" for k, v in run.failed_by_reason.items())
+                )
+        if run.state == "errored":
+            raise CommandError(run.message or "the run errored")
