@@ -98,7 +98,8 @@ def ensure_redis_server() -> None:
     if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
         say("installing Debian's redis-server for the Redis-broker tests")
         run(["apt-get", "update", "-qq"])
-        run(["apt-get", "install", "-y", "-qq", "redis-server"], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        run(["apt-get", "install", "-y", "-qq", "redis-server"], env=env)
 
 
 def run(cmd: list[str], **kwargs: object) -> None:

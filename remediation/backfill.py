@@ -15,6 +15,7 @@ writes is safe to repeat, because django-q2 delivers at least once:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -72,7 +73,7 @@ def parse_id_list(text: str) -> list[str]:
     if rows and any(c.strip().lower() in ("session_id", "id") for c in rows[0]):
         header = [c.strip().lower() for c in rows[0]]
         column = header.index("session_id") if "session_id" in header else header.index("id")
-        rows = [[]] + rows[1:]
+        rows = [[], *rows[1:]]
     ids: list[str] = []
     errors: list[str] = []
     seen: set[str] = set()
@@ -336,10 +337,8 @@ def process_batch(run_id: int, token: str, *, enqueue_next: bool = True) -> str:
         return _process_locked(run, enqueue_next)
     except Exception as exc:  # the run records it; the task itself must not loop on it
         logger.exception("backfill %s batch failed", run_id)
-        try:
+        with contextlib.suppress(IllegalTransition):
             transition(run_id, State.ERRORED, message=f"{type(exc).__name__}: {exc}"[:2000])
-        except IllegalTransition:
-            pass
         return "errored"
     finally:
         with connections["default"].cursor() as cur:
@@ -365,10 +364,8 @@ def _process_locked(run: BackfillRun, enqueue_next: bool) -> str:
         return "paused"
     now = timezone.now()
     by_sid = {str(i.session_id): i for i in items}
-    if run.backend == "local":
-        outcomes = _run_local(run, ctx, list(by_sid), now)
-    else:
-        outcomes = _run_edge(run, list(by_sid))
+    ids = list(by_sid)
+    outcomes = _run_local(run, ctx, ids, now) if run.backend == "local" else _run_edge(run, ids)
     _record(run, by_sid, outcomes, now)
     # Sessions another worker held go to the back of the queue, a few times.
     busy = [by_sid[o.session_id] for o in outcomes if o.outcome == "busy"]
@@ -570,7 +567,7 @@ def _record(
                     type_code=o.type_code,
                     results_version=o.results_version,
                     results_url=o.results_url[:500],
-                )  # fmt: skip
+                )
             )
     with transaction.atomic():
         BackfillItem.objects.bulk_update(
