@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from remediation import selectors
+from remediation import admin_backfill, selectors
 from remediation.admin_finalize import can_finalize, finalize_action, finalize_view
 from remediation.admin_utils import CappedCountPaginator, DateRangeFilter, ReadOnlyAdmin
 from remediation.models import (
@@ -260,7 +260,7 @@ class OrphanedSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
     """Completed sessions with no profile, newest completion first."""
 
     list_display = ("id", "email", "completed_at", "age", "has_fc", "reason", "session_link")
-    actions = ("finalize_selected", "diagnose_selected")
+    actions = ("backfill_selected", "finalize_selected", "diagnose_selected")
     list_filter = (("completed_at", DateRangeFilter), FcPresenceFilter)
     search_fields = ("email",)
     sortable_by = ("completed_at", "email", "id")
@@ -277,6 +277,30 @@ class OrphanedSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return ReasonChangeList
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view(
+            lambda request: admin_backfill.backfill_filter_view(self, request)
+        )
+        return [
+            path("backfill/", view, name="remediation_orphanedsession_backfill"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        extra = {
+            **(extra_context or {}),
+            "can_backfill": admin_backfill.can_run(request),
+            "backfill_filter_url": admin_backfill.orphan_filter_url(request),
+        }
+        return super().changelist_view(request, extra)
+
+    def has_run_backfill_permission(self, request: HttpRequest) -> bool:
+        return admin_backfill.can_run(request)
+
+    @admin.action(permissions=["run_backfill"], description="Backfill selected sessions…")
+    def backfill_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
+        return admin_backfill.backfill_selected_action(self, request, queryset)
 
     def has_finalize_permission(self, request: HttpRequest) -> bool:
         return can_finalize(request)
@@ -336,6 +360,9 @@ def diagnose_and_report(
     )
     summary = ", ".join(f"{n} {cat}" for cat, n in tally.most_common())
     model_admin.message_user(request, f"Diagnosed {len(sessions)} sessions: {summary}.")
+
+
+admin_backfill.register(admin.site)
 
 
 @admin.register(FinalizeAttempt)

@@ -3,70 +3,18 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from django.db import connections
 
 from remediation import backfill as bf
 from remediation.models import BackfillRun
+from tests.cluster import ROOT, db_url, kill_cluster, start_cluster, wait_for
 from tests.factories import clear_write_path, load_reference_data, make_session, pipeline_sql
 
-ROOT = Path(__file__).resolve().parents[2]
-LOG = ROOT / "test-artifacts" / "qcluster.log"
-LOG.parent.mkdir(exist_ok=True)
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
-
-
-def db_url(alias: str) -> str:
-    """A URL for the test database behind `alias`, for a subprocess."""
-    conf = connections[alias].settings_dict
-    host, port = conf["HOST"], conf["PORT"]
-    password = conf.get("PASSWORD") or ""
-    if host.startswith("/"):
-        return f"postgres://{conf['USER']}:{password}@/{conf['NAME']}?host={host}"
-    return f"postgres://{conf['USER']}:{password}@{host}:{port or 5432}/{conf['NAME']}"
-
-
-def start_cluster(**extra: str) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": db_url("default"),
-        "PIPELINE_DATABASE_URL": db_url("pipeline"),
-        "DEBUG": "true",
-        "Q_WORKERS": "1",
-        "Q_POLL": "0.2",
-        "BACKFILL_STALE_SECONDS": "3",
-        **extra,
-    }
-    env.pop("OPSPORTAL_TESTING", None)
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "qcluster"],
-        cwd=ROOT, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=open(ROOT / "test-artifacts" / "qcluster.log", "ab"),
-    )  # fmt: skip
-
-
-def kill_cluster(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        return
-    proc.wait(20)
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def run_state(run_id: int) -> BackfillRun:
