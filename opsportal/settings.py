@@ -35,7 +35,11 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # `default`: the portal's own state. `pipeline`: the Supabase Postgres (unmanaged
 # models only, see opsportal.routers).
 # An empty value (as in .env.example) means the default folder, never the working directory.
-EMBEDDED_PG_DIR = Path(env.str("EMBEDDED_PG_DIR", default="") or BASE_DIR / ".pgdata")
+# The test suite gets its own server: the emulated Supabase roles are cluster-wide and
+# tests flip BYPASSRLS, which must never touch the demo's.
+EMBEDDED_PG_DIR = Path(
+    env.str("EMBEDDED_PG_DIR", default="") or BASE_DIR / (".pgdata-test" if TESTING else ".pgdata")
+)
 _portal_url = env.str("DATABASE_URL", default="")
 _pipeline_url = env.str("PIPELINE_DATABASE_URL", default="")
 EMBEDDED_PG_USED = not (_portal_url and _pipeline_url)

@@ -425,7 +425,7 @@ def _run_local(
             item = items[o.session_id]
             item.pre_image = o.pre_image
             rows.append(item)
-        BackfillItem.objects.bulk_update(rows, ["pre_image"], batch_size=1000)
+        _set_items(rows, {"pre_image": "jsonb"})
 
     with transaction.atomic(using="pipeline"):
         with connections["pipeline"].cursor() as cur:
@@ -520,8 +520,9 @@ def _record(
     """Item outcomes, finalize attempts (for the health figures) and the run's counters."""
     counts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
-    attempts = []
+    attempts: list[dict[str, Any]] = []
     items = []
+    finished = timezone.now()
     for o in outcomes:
         item = by_sid[o.session_id]
         item.outcome = o.outcome if o.outcome != "pending" else "failed"
@@ -546,40 +547,22 @@ def _record(
             reasons[o.reason or "unknown"] += 1
         if run.backend == "local" and not run.dry_run:
             attempts.append(
-                FinalizeAttempt(
-                    session_id=o.session_id,
-                    backend="local",
-                    source="backfill",
-                    run_id=run.pk,
-                    requested_by_name=run.started_by_name,
-                    rescore=run.rescore,
-                    started_at=now,
-                    finished_at=timezone.now(),
-                    outcome=o.outcome if o.outcome != "skipped" else "failed",
-                    reason=o.reason,
-                    sqlstate=item.sqlstate,
-                    constraint_name=item.constraint_name,
-                    table_name=o.error.table if o.error else "",
-                    error_message=o.error.message if o.error else "",
-                    explanation=o.explanation,
-                    events=[e.to_dict() for e in o.events],
-                    profile_id=o.profile_id,
-                    type_code=o.type_code,
-                    results_version=o.results_version,
-                    results_url=o.results_url[:500],
-                )
-            )
+                {
+                    "session_id": o.session_id, "backend": "local", "source": "backfill",
+                    "run_id": run.pk, "requested_by_name": run.started_by_name,
+                    "rescore": run.rescore, "started_at": now, "finished_at": finished,
+                    "outcome": o.outcome, "reason": o.reason, "sqlstate": item.sqlstate,
+                    "constraint_name": item.constraint_name,
+                    "table_name": o.error.table if o.error else "",
+                    "error_message": o.error.message if o.error else "",
+                    "explanation": o.explanation, "events": [e.to_dict() for e in o.events],
+                    "profile_id": o.profile_id, "type_code": o.type_code,
+                    "results_version": o.results_version, "results_url": o.results_url[:500],
+                }
+            )  # fmt: skip
     with transaction.atomic():
-        BackfillItem.objects.bulk_update(
-            items,
-            ["outcome", "reason", "error", "sqlstate", "constraint_name", "profile_id", "type_code",
-             "results_url", "processed_at", "pre_image", "post_fingerprint", "tries"],
-            batch_size=1000,
-        )  # fmt: skip
-        for a in attempts:
-            a.events = [{k: (v if isinstance(v, (str, int, float, bool, type(None))) else str(v))
-                         for k, v in e.items()} for e in a.events]  # fmt: skip
-        FinalizeAttempt.objects.bulk_create(attempts, batch_size=1000)
+        _set_items(items, _RESULT_COLUMNS)
+        _insert_attempts(attempts)
         locked = BackfillRun.objects.select_for_update().get(pk=run.pk)
         locked.processed = F("processed") + sum(counts.values())
         locked.created = F("created") + counts["created"]
@@ -592,6 +575,62 @@ def _record(
         locked.failed_by_reason = dict(merged)
         locked.heartbeat_at = timezone.now()
         locked.save()
+
+
+_ATTEMPT_COLUMNS = {
+    "session_id": "uuid", "backend": "text", "source": "text", "run_id": "bigint",
+    "requested_by_name": "text", "rescore": "boolean", "started_at": "timestamptz",
+    "finished_at": "timestamptz", "outcome": "text", "reason": "text", "sqlstate": "text",
+    "constraint_name": "text", "table_name": "text", "error_message": "text",
+    "explanation": "text", "events": "jsonb", "profile_id": "uuid", "type_code": "text",
+    "results_version": "text", "results_url": "text",
+}  # fmt: skip
+
+
+def _insert_attempts(rows: list[dict[str, Any]]) -> None:
+    """One FinalizeAttempt per backfilled session (the health figures count them), in one
+    INSERT whose rows travel as one JSON parameter."""
+    if not rows:
+        return
+    import json
+
+    names = ", ".join(_ATTEMPT_COLUMNS)
+    spec = ", ".join(f"{n} {t}" for n, t in _ATTEMPT_COLUMNS.items())
+    with connections["default"].cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {FinalizeAttempt._meta.db_table} ({names})"
+            f" SELECT {names} FROM jsonb_to_recordset(%s::jsonb) AS v({spec})",
+            [json.dumps(rows, default=str)],
+        )
+
+
+def _set_items(items: list[BackfillItem], columns: dict[str, str]) -> None:
+    """UPDATE many items in one statement, the rows travelling as one JSON parameter.
+
+    Django's bulk_update builds a CASE per row and column, which cost more than the whole
+    pipeline write of a batch.
+    """
+    if not items:
+        return
+    import json
+
+    names = list(columns)
+    rows = [{"id": i.pk, **{n: getattr(i, n) for n in names}} for i in items]
+    spec = ", ".join(["id bigint", *(f"{n} {columns[n]}" for n in names)])
+    sets = ", ".join(f"{n} = v.{n}" for n in names)
+    with connections["default"].cursor() as cur:
+        cur.execute(
+            f"UPDATE {BackfillItem._meta.db_table} i SET {sets}"
+            f" FROM jsonb_to_recordset(%s::jsonb) AS v({spec}) WHERE i.id = v.id",
+            [json.dumps(rows, default=str)],
+        )
+
+
+_RESULT_COLUMNS = {
+    "outcome": "text", "reason": "text", "error": "text", "sqlstate": "text", "constraint_name": "text",
+    "profile_id": "uuid", "type_code": "text", "results_url": "text", "processed_at": "timestamptz",
+    "pre_image": "jsonb", "post_fingerprint": "jsonb", "tries": "smallint",
+}  # fmt: skip
 
 
 # --- Watchdog ----------------------------------------------------------------------------

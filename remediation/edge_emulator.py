@@ -222,9 +222,7 @@ def finalize_like_deployed(session_id: str) -> tuple[int, dict[str, Any]]:
             fc_row = cur.fetchone()
             fc_scores = json.loads(fc_row[0]) if fc_row else None
             try:
-                result = ctx.scorer.score(
-                    [scoring.Response(q, a) for q, a in answers], fc_scores, session_id=session_id
-                )
+                result = ctx.scorer.score(answers, fc_scores, session_id=session_id)
             except scoring.UnscorableSession as exc:
                 return 422, {"ok": False, "error": f"score_prism failed: {exc}"}
             stored = scoring.stored_confidence(result, ctx.scorer.config, ctx.calibration_models)

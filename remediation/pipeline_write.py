@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -240,6 +241,16 @@ def write_batch(
     """
     outcomes = {sid: SessionOutcome(sid, "pending") for sid in session_ids}
     ordered = [outcomes[sid] for sid in session_ids]
+    for sid in session_ids:
+        try:
+            canonical = str(uuid.UUID(sid)) == sid
+        except ValueError:
+            canonical = False
+        if not canonical:
+            outcomes[sid].refuse(
+                "invalid_id", f"{sid!r} is not a session id in canonical UUID form"
+            )
+    session_ids = [sid for sid in session_ids if outcomes[sid].outcome == "pending"]
     if honour_maintenance and ctx.maintenance:
         status = ctx.system_status
         for o in ordered:
@@ -293,14 +304,15 @@ def _lock_and_sort(
     suffix = " SKIP LOCKED" if lock == "skip" else ""
     cur.execute(
         "SELECT id::text, status, share_token, to_jsonb(s)::text FROM assessment_sessions s"
-        " WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE" + suffix,
-        [ids],
+        " WHERE id = ANY(%s::text::uuid[]) ORDER BY id FOR UPDATE" + suffix,
+        [uuid_array(ids)],
     )
     locked = {sid: (status, token, image) for sid, status, token, image in cur.fetchall()}
     missing = [sid for sid in ids if sid not in locked]
     if missing:
         cur.execute(
-            "SELECT id::text FROM assessment_sessions WHERE id = ANY(%s::uuid[])", [missing]
+            "SELECT id::text FROM assessment_sessions WHERE id = ANY(%s::text::uuid[])",
+            [uuid_array(missing)],
         )
         held = {r[0] for r in cur.fetchall()}
         for sid in missing:
@@ -312,8 +324,8 @@ def _lock_and_sort(
                 outcomes[sid].refuse("unknown_session", f"no session with id {sid}")
     cur.execute(
         "SELECT session_id::text, id::text, type_code, results_version, to_jsonb(p)::text"
-        " FROM profiles p WHERE session_id = ANY(%s::uuid[])",
-        [list(locked)],
+        " FROM profiles p WHERE session_id = ANY(%s::text::uuid[])",
+        [uuid_array(list(locked))],
     )
     profiles = {r[0]: r[1:] for r in cur.fetchall()}
     todo = []
@@ -342,25 +354,26 @@ def _lock_and_sort(
     return todo
 
 
-def _read_answers_many(cur: Any, ids: list[str]) -> dict[str, list[tuple[int, str | None]]]:
-    """Effective answers, coalesce(answer_value, answer_numeric::text), latest per question."""
+def _read_answers_many(cur: Any, ids: list[str]) -> dict[str, scoring.AnswerColumns]:
+    """Effective answers, coalesce(answer_value, answer_numeric::text), latest per question,
+    as two columns per session (one row per session from the database)."""
     cur.execute(
-        "SELECT DISTINCT ON (session_id, question_id) session_id::text, question_id,"
-        " coalesce(answer_value, answer_numeric::text) FROM assessment_responses"
-        " WHERE session_id = ANY(%s::uuid[]) ORDER BY session_id, question_id, created_at DESC",
-        [ids],
+        "SELECT session_id::text, array_agg(question_id ORDER BY question_id),"
+        " array_agg(v ORDER BY question_id) FROM ("
+        "  SELECT DISTINCT ON (session_id, question_id) session_id, question_id,"
+        "  coalesce(answer_value, answer_numeric::text) AS v FROM assessment_responses"
+        "  WHERE session_id = ANY(%s::text::uuid[])"
+        "  ORDER BY session_id, question_id, created_at DESC) latest GROUP BY session_id",
+        [uuid_array(ids)],
     )
-    out: dict[str, list[tuple[int, str | None]]] = {}
-    for sid, qid, value in cur.fetchall():
-        out.setdefault(sid, []).append((qid, value))
-    return out
+    return {sid: scoring.AnswerColumns(qids, values) for sid, qids, values in cur.fetchall()}
 
 
 def _fc_responses_many(cur: Any, ids: list[str]) -> dict[str, list[tuple[str, str]]]:
     cur.execute(
         "SELECT session_id::text, block_id::text, option_id::text FROM fc_responses"
-        " WHERE session_id = ANY(%s::uuid[])",
-        [ids],
+        " WHERE session_id = ANY(%s::text::uuid[])",
+        [uuid_array(ids)],
     )
     out: dict[str, list[tuple[str, str]]] = {}
     for sid, block, option in cur.fetchall():
@@ -371,8 +384,8 @@ def _fc_responses_many(cur: Any, ids: list[str]) -> dict[str, list[tuple[str, st
 def _fill_pre_images(cur: Any, outcomes: dict[str, SessionOutcome], ids: list[str]) -> None:
     cur.execute(
         "SELECT session_id::text, to_jsonb(f)::text FROM fc_scores f"
-        " WHERE session_id = ANY(%s::uuid[]) ORDER BY session_id, version, fc_kind",
-        [ids],
+        " WHERE session_id = ANY(%s::text::uuid[]) ORDER BY session_id, version, fc_kind",
+        [uuid_array(ids)],
     )
     for sid, image in cur.fetchall():
         pre = outcomes[sid].pre_image
@@ -382,7 +395,7 @@ def _fill_pre_images(cur: Any, outcomes: dict[str, SessionOutcome], ids: list[st
 
 def _score_units(
     cur: Any, ctx: PipelineContext, outcomes: dict[str, SessionOutcome], todo: list[str],
-    answers: dict[str, list[tuple[int, str | None]]], fc_rows: dict[str, list[tuple[str, str]]],
+    answers: dict[str, scoring.AnswerColumns], fc_rows: dict[str, list[tuple[str, str]]],
     now: datetime, using: str,
 ) -> list[_Unit]:  # fmt: skip
     """score_fc_session where there are FC responses (best effort, Fix C), then score_prism."""
@@ -393,9 +406,9 @@ def _score_units(
                 _score_fc(cur, ctx, sid, fc_rows[sid], outcomes[sid].events, using)
         cur.execute("RESET ROLE")
     cur.execute(
-        "SELECT session_id::text, scores_json::text FROM fc_scores WHERE session_id = ANY(%s::uuid[])"
+        "SELECT session_id::text, scores_json::text FROM fc_scores WHERE session_id = ANY(%s::text::uuid[])"
         " AND version = %s AND fc_kind = 'functions'",
-        [todo, FC_VERSION],
+        [uuid_array(todo), FC_VERSION],
     )
     fc_scores = {sid: json.loads(v) for sid, v in cur.fetchall()}
     requests = []
@@ -407,11 +420,7 @@ def _score_units(
         else:
             reason = "no_fc_infrastructure" if not ctx.fc_options else "no_fc_scores"
             events.append(portal_event("fc_fallback_legacy", sid, reason=reason))
-        requests.append(
-            scoring.ScoreRequest(
-                [scoring.Response(q, a) for q, a in answers[sid]], fc_scores.get(sid), sid
-            )
-        )
+        requests.append(scoring.ScoreRequest(answers[sid], fc_scores.get(sid), sid))
     units = []
     for sid, result in zip(todo, ctx.scorer.score_batch(requests), strict=True):
         o = outcomes[sid]
@@ -492,8 +501,8 @@ def _fingerprint(cur: Any, outcomes: dict[str, SessionOutcome], ids: list[str]) 
         " (SELECT md5(to_jsonb(p)::text) FROM profiles p WHERE p.session_id = s.id),"
         " (SELECT md5(coalesce(jsonb_agg(to_jsonb(f) ORDER BY f.version, f.fc_kind), '[]')::text)"
         "  FROM fc_scores f WHERE f.session_id = s.id)"
-        " FROM assessment_sessions s WHERE s.id = ANY(%s::uuid[])",
-        [ids],
+        " FROM assessment_sessions s WHERE s.id = ANY(%s::text::uuid[])",
+        [uuid_array(ids)],
     )
     for sid, session_md5, profile_md5, fc_md5 in cur.fetchall():
         outcomes[sid].post_fingerprint = {
@@ -503,9 +512,10 @@ def _fingerprint(cur: Any, outcomes: dict[str, SessionOutcome], ids: list[str]) 
         }
 
 
-def read_answers(cur: Any, session_id: str) -> list[tuple[int, str | None]]:
+def read_answers(cur: Any, session_id: str) -> list[scoring.Response]:
     """Effective answers of one session, latest per question."""
-    return _read_answers_many(cur, [session_id]).get(session_id, [])
+    columns = _read_answers_many(cur, [session_id]).get(session_id)
+    return list(columns) if columns is not None else []
 
 
 def _as_service_role(cur: Any) -> None:
@@ -558,29 +568,37 @@ def _score_fc(
         )
 
 
-_JSON_COLUMNS = {
-    "top_types", "top_3_fits", "strengths", "dimensions", "dims_highlights", "blocks_norm",
-    "validity",
-}  # fmt: skip
-
-
 def _upsert_profiles(cur: Any, rows: list[dict[str, Any]]) -> dict[str, str]:
-    """Upsert on session_id as service_role, as score_prism did; session id -> profile id."""
+    """Upsert on session_id as service_role, as score_prism did; session id -> profile id.
+
+    The rows travel as one JSON parameter (jsonb_populate_recordset): the same typed row,
+    RLS, CHECKs and triggers as a VALUES list, without thousands of bind parameters.
+    """
     _as_service_role(cur)
     columns = list(rows[0])
-    params: list[Any] = []
-    for values in rows:
-        params.extend(Jsonb(values[c]) if c in _JSON_COLUMNS else values[c] for c in columns)
-    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    names = ", ".join(columns)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "session_id")
     cur.execute(
-        f"INSERT INTO profiles ({', '.join(columns)}) VALUES {', '.join([one] * len(rows))}"
+        f"INSERT INTO profiles ({names}) SELECT {names}"
+        " FROM jsonb_populate_recordset(NULL::profiles, %s::jsonb)"
         f" ON CONFLICT (session_id) DO UPDATE SET {updates} RETURNING session_id::text, id::text",
-        params,
+        [json.dumps(rows, default=_json_default)],
     )
     ids = {sid: pid for sid, pid in cur.fetchall()}
     cur.execute("RESET ROLE")
     return ids
+
+
+def uuid_array(ids: list[str]) -> str:
+    """A uuid[] literal for ids already validated as UUIDs: one text parameter instead of a
+    list psycopg would dump element by element."""
+    return "{" + ",".join(ids) + "}"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
 
 
 def _update_sessions(cur: Any, units: list[_Unit], now: datetime) -> dict[str, str]:

@@ -33,6 +33,7 @@ from .fc import (
 from .inputs import ScoringInput, parse_input
 from .jsnum import js_number, js_string, js_truthy, to_fixed
 from .model import (
+    AnswerColumns,
     EngineResult,
     KeyEntry,
     RankedType,
@@ -49,6 +50,7 @@ __all__ = [
     "FUNCTIONS",
     "MODEL_A",
     "TYPES",
+    "AnswerColumns",
     "CalibrationModel",
     "ConfBandCuts",
     "ConfRawParams",

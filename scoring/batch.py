@@ -24,7 +24,7 @@ from .constants import FUNCTIONS, TYPES
 from .engine import _ANSWER_CACHE, fc_norm_from_scores, parse_answer, sigmoid
 from .errors import UnscorableSession
 from .jsnum import js_string, to_fixed
-from .model import EngineResult, ScoreRequest, all_int_qids
+from .model import AnswerColumns, EngineResult, ScoreRequest, all_int_qids
 
 if TYPE_CHECKING:
     from .engine import Scorer
@@ -109,7 +109,7 @@ def score_batch(scorer: Scorer, items: Iterable[object]) -> list[EngineResult | 
     eligible: list[tuple[int, ScoreRequest]] = [
         (i, r)
         for i, r in enumerate(reqs)
-        if r is not None and isinstance(r.responses, (list, tuple))
+        if r is not None and isinstance(r.responses, (list, tuple, AnswerColumns))
     ]
     if scorer.config.softmax_temp > 0 and len(eligible) >= MIN_VECTOR_ITEMS:
         # The batch allocates many small objects and creates no reference cycles; with
@@ -153,11 +153,26 @@ def _score_vector(scorer: Scorer, reqs: Sequence[ScoreRequest]) -> list[EngineRe
     n = len(reqs)
     resp_lists = [r.responses for r in reqs]
     lens = np.fromiter(map(len, resp_lists), dtype=np.int64, count=n)
-    try:
-        qids: list[object] = [r.question_id for rl in resp_lists for r in rl]
-        vals: list[object] = [r.answer_value for rl in resp_lists for r in rl]
-    except AttributeError:
-        return [None] * n
+    qids: list[object]
+    vals: list[object]
+    if any(isinstance(rl, AnswerColumns) for rl in resp_lists):
+        qids, vals = [], []
+        for rl in resp_lists:
+            if isinstance(rl, AnswerColumns):
+                qids.extend(rl.question_ids)
+                vals.extend(rl.answer_values)
+            else:
+                try:
+                    qids.extend([r.question_id for r in rl])
+                    vals.extend([r.answer_value for r in rl])
+                except AttributeError:
+                    return [None] * n
+    else:
+        try:
+            qids = [r.question_id for rl in resp_lists for r in rl]
+            vals = [r.answer_value for rl in resp_lists for r in rl]
+        except AttributeError:
+            return [None] * n
     total = len(qids)
     sess = np.repeat(np.arange(n, dtype=np.int64), lens)
     fallback = np.zeros(n, dtype=bool)

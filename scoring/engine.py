@@ -14,6 +14,7 @@ from .events import Event, make_event
 from .jsnum import js_number, js_string, to_fixed
 from .model import (
     PLACEHOLDERS,
+    AnswerColumns,
     EngineResult,
     KeyEntry,
     RankedType,
@@ -222,6 +223,15 @@ class Scorer:
     @staticmethod
     def _answers(responses: Iterable[object]) -> dict[int, object]:
         """question_id -> latest answer, in first-seen order (duplicates: latest wins)."""
+        if isinstance(responses, AnswerColumns):
+            qids_c: list[Any] = list(responses.question_ids)
+            if not all_int_qids(qids_c):
+                pairs_c = [
+                    (_canonical_qid(q), v)
+                    for q, v in zip(qids_c, responses.answer_values, strict=True)
+                ]
+                return {q: v for q, v in pairs_c if q is not None}
+            return dict(zip(qids_c, responses.answer_values, strict=True))
         items: Sequence[Any] = (
             responses if isinstance(responses, (list, tuple)) else list(responses)
         )

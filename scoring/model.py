@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
 from types import MappingProxyType
@@ -149,10 +149,32 @@ def key_from_csv(text: str) -> dict[int, KeyEntry]:
 
 
 @dataclass(frozen=True, slots=True)
+class AnswerColumns:
+    """A session's answers as two parallel columns: the cheapest input for large batches.
+
+    `question_ids[i]` was answered `answer_values[i]`; a later duplicate of a question wins,
+    as with a list of Response. Scores exactly like the equivalent list of Response.
+    """
+
+    question_ids: Sequence[int]
+    answer_values: Sequence[object]
+
+    def __post_init__(self) -> None:
+        if len(self.question_ids) != len(self.answer_values):
+            raise ValueError("question_ids and answer_values must have the same length")
+
+    def __len__(self) -> int:
+        return len(self.question_ids)
+
+    def __iter__(self) -> Iterator[Response]:
+        return (Response(q, v) for q, v in zip(self.question_ids, self.answer_values, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
 class ScoreRequest:
     """One item of a batch: a session's responses and its optional FC function scores."""
 
-    responses: Sequence[Response]
+    responses: Sequence[Response] | AnswerColumns
     fc_function_scores: object = None
     session_id: object = None
 

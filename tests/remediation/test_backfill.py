@@ -10,7 +10,7 @@ from django.db import connections
 from django.utils import timezone
 
 from remediation import backfill as bf
-from remediation.models import BackfillItem, BackfillRun
+from remediation.models import BackfillItem, BackfillRun, FinalizeAttempt
 from tests.factories import clear_write_path, load_reference_data, make_session, pipeline_sql
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -56,6 +56,10 @@ def test_a_backfill_creates_each_profile_once_and_a_second_run_creates_nothing(c
     assert (run.processed, run.created, run.failed, run.existing) == (7, 7, 0, 0)
     assert _profiles(ids) == 7
     assert set(run.items.values_list("outcome", flat=True)) == {"created"}
+    # Each session's attempt is recorded too (the health figures count them), with its events.
+    attempts = FinalizeAttempt.objects.filter(run_id=run.pk)
+    assert attempts.count() == 7 and set(attempts.values_list("outcome", flat=True)) == {"created"}
+    assert "fc_fallback_legacy" in [e["name"] for e in attempts.first().events]
     again = bf.run_until_done(_start(ids, batch_size=3).pk)
     assert (again.created, again.existing) == (0, 7)
     assert _profiles(ids) == 7

@@ -167,7 +167,7 @@ def test_the_profile_matches_the_engine_on_the_same_answers(ref):
     ctx = pw.load_context()
     with connections["pipeline"].cursor() as cur:
         answers = pw.read_answers(cur, sid)
-    result = ctx.scorer.score([scoring.Response(q, a) for q, a in answers])
+    result = ctx.scorer.score(answers)
     stored = scoring.stored_confidence(result, ctx.scorer.config, [])
     type_code, conf_raw, conf_cal, confidence, top_types = pipeline_sql(
         "SELECT type_code, conf_raw, conf_calibrated, confidence, top_types FROM profiles WHERE session_id = %s",
