@@ -261,3 +261,26 @@ def test_two_concurrent_runs_over_overlapping_selections(pipeline_db):
         )
         assert len(created) == len(set(created)) == 30
         assert a.created + b.created == 30 and a.existing + b.existing == 10
+
+
+def test_setup_schedules_is_idempotent():
+    from django.core.management import call_command
+    from django_q.models import Schedule
+
+    call_command("setup_schedules")
+    call_command("setup_schedules")
+    watchdog = Schedule.objects.get(name="backfill-watchdog")
+    assert Schedule.objects.filter(name="backfill-watchdog").count() == 1
+    assert watchdog.func == "remediation.tasks.backfill_watchdog" and watchdog.minutes == 1
+
+
+def test_the_watchdog_leaves_live_runs_alone(clear):
+    from django.test import override_settings
+
+    ids = _sessions(2)
+    run = _start(ids, batch_size=1)
+    bf.process_batch(run.pk, run.batch_token, enqueue_next=False)
+    with override_settings(BACKFILL_STALE_SECONDS=3600):
+        assert bf.runs_watchdog() == []
+    run.refresh_from_db()
+    assert run.state == "running"
