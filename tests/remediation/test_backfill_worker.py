@@ -92,3 +92,31 @@ def test_a_cluster_on_the_redis_broker_runs_a_backfill(pipeline_db, redis_url):
             "SELECT count(*) FROM profiles WHERE session_id = ANY(%s::uuid[])", [ids], "one"
         )
         assert count[0] == 6
+
+
+def test_two_clusters_share_one_run_and_write_each_session_once(pipeline_db):
+    """Two worker hosts (two clusters on one broker) take batches of the same runs."""
+    load_reference_data()
+    with clear_write_path():
+        ids = [make_session(seed=200 + i) for i in range(30)]
+        clusters = [start_cluster(Q_WORKERS="2"), start_cluster(Q_WORKERS="2")]
+        try:
+            runs = [
+                bf.backfill_start(selection="ids", ids=ids[:20], batch_size=2),
+                bf.backfill_start(selection="ids", ids=ids[10:], batch_size=2),
+            ]
+            done = [
+                wait_for(lambda r=r: (x := run_state(r.pk)).state == "succeeded" and x, 90, "a run")
+                for r in runs
+            ]
+        finally:
+            for c in clusters:
+                kill_cluster(c)
+        assert sum(d.created for d in done) == 30
+        assert sum(d.existing for d in done) == 10
+        assert (
+            pipeline_sql(
+                "SELECT count(*) FROM profiles WHERE session_id = ANY(%s::uuid[])", [ids], "one"
+            )[0]
+            == 30
+        )

@@ -235,3 +235,37 @@ def test_the_key_is_never_rendered_in_admin_pages(emulator, client, django_user_
         resp = client.get(url)
         assert resp.status_code == 200, url
         assert CANARY not in resp.content.decode(), url
+
+
+def test_a_backfill_through_the_edge_backend_is_verified_and_reversible(emulator, clear_path):
+    from remediation import backfill as bf
+
+    ids = [make_session(seed=i) for i in range(3)]
+    run = bf.run_until_done(
+        bf.backfill_start(selection="ids", ids=ids, backend="edge", enqueue=False).pk
+    )
+    assert (run.state, run.created, run.failed) == ("succeeded", 3, 0)
+    assert emulator.requests_seen == 3
+    assert (
+        FinalizeAttempt.objects.filter(run_id=run.pk, backend="edge", outcome="created").count()
+        == 3
+    )
+    report = bf.backfill_rollback(run.pk)
+    assert report["restored"] == 3
+    assert (
+        pipeline_sql(
+            "SELECT count(*) FROM profiles WHERE session_id = ANY(%s::uuid[])", [ids], "one"
+        )[0]
+        == 0
+    )
+
+
+def test_an_edge_backfill_counts_ok_without_profile_as_failed(emulator):
+    from remediation import backfill as bf
+
+    ids = [make_session(seed=i) for i in range(2)]
+    run = bf.run_until_done(
+        bf.backfill_start(selection="ids", ids=ids, backend="edge", enqueue=False).pk
+    )
+    assert (run.created, run.failed) == (0, 2)
+    assert run.failed_by_reason == {"ok_without_profile": 2}
