@@ -68,6 +68,13 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=
 DATABASES["pipeline"]["CONN_MAX_AGE"] = env.int("PIPELINE_CONN_MAX_AGE", default=0)
 _pipeline_options: dict[str, object] = dict(DATABASES["pipeline"].get("OPTIONS") or {})  # type: ignore[call-overload]
 _pipeline_options.setdefault("application_name", "prism-opsportal")
+# The portal's own bookkeeping in the pipeline database (django_migrations of the Fix A/D/E
+# migrations) lives in this schema, never in `public`; unqualified pipeline tables still
+# resolve to `public`. Needs a direct (or session-pooler) connection.
+PIPELINE_PORTAL_SCHEMA = env.str("PIPELINE_PORTAL_SCHEMA", default="opsportal")
+_pipeline_options.setdefault("options", f"-c search_path={PIPELINE_PORTAL_SCHEMA},public")
+# Longest the runbook migrations wait for a lock on a pipeline table before giving up.
+PIPELINE_LOCK_TIMEOUT = env.str("PIPELINE_LOCK_TIMEOUT", default="3s")
 DATABASES["pipeline"]["OPTIONS"] = _pipeline_options
 # The pipeline test database gets its schema from tests/sql/emulated_supabase.sql,
 # never from Django migrations.

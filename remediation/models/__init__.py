@@ -13,7 +13,7 @@ from remediation.models.pipeline import (
     ScoringKey,
     TypePrototype,
 )
-from remediation.models.portal import FinalizeAttempt, SessionDiagnosis
+from remediation.models.portal import FinalizeAttempt, RunbookRecord, SessionDiagnosis
 
 __all__ = [
     "AssessmentResponse",
@@ -28,6 +28,7 @@ __all__ = [
     "FinalizeAttempt",
     "OrphanedSession",
     "Profile",
+    "RunbookRecord",
     "ScoringConfig",
     "ScoringKey",
     "SessionDiagnosis",

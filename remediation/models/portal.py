@@ -83,3 +83,32 @@ class SessionDiagnosis(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id}: {self.category}"
+
+
+class RunbookRecord(models.Model):
+    """A saved run of the IR-07 runbook: checks, probe, verification or a change, with evidence."""
+
+    class Kind(models.TextChoices):
+        CHECKS = "checks", "checks"
+        PROBE = "probe", "write-path probe"
+        VERIFICATION = "verification", "verification"
+        CHANGE = "change", "change"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices, db_index=True)
+    label = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_name = models.CharField(max_length=150, blank=True)
+    results = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "IR-07 runbook record"
+        permissions = [
+            ("run_runbook", "Can run the IR-07 runbook: checks, fixes, rollbacks and gates")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}"

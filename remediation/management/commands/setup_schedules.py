@@ -14,6 +14,13 @@ class Command(BaseCommand):
         for name, (func, minutes) in SCHEDULES.items():
             _, created = Schedule.objects.update_or_create(
                 name=name,
-                defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": minutes, "repeats": -1},
+                defaults={
+                    "func": func,
+                    "schedule_type": Schedule.MINUTES,
+                    "minutes": minutes,
+                    "repeats": -1,
+                },
             )
-            self.stdout.write(f"{'created' if created else 'up to date'}: {name} every {minutes} min -> {func}")
+            self.stdout.write(
+                f"{'created' if created else 'up to date'}: {name} every {minutes} min -> {func}"
+            )

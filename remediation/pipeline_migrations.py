@@ -1,0 +1,46 @@
+"""Helpers for the migrations that change the pipeline database (Fix A, D, E).
+
+They run only where the router sends `hints={"target_db": "pipeline"}`, inside the
+migration's transaction, with a lock timeout so a busy `profiles` makes them fail fast
+instead of queueing behind readers (and blocking every reader behind them).
+Django records them in `opsportal.django_migrations` of the pipeline database: the
+pipeline connection's search_path starts with the portal's own schema, so nothing of the
+portal lands in `public`, which Supabase exposes through its REST API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import migrations
+
+PIPELINE_HINTS = {"target_db": "pipeline"}
+
+
+def run_sql(sql: str, reverse_sql: str) -> migrations.RunPython:
+    """A reversible SQL step for the pipeline database, with the lock timeout set first."""
+
+    def forward(apps: Any, schema_editor: Any) -> None:
+        _execute(schema_editor, sql)
+
+    def backward(apps: Any, schema_editor: Any) -> None:
+        _execute(schema_editor, reverse_sql)
+
+    return migrations.RunPython(forward, backward, hints=PIPELINE_HINTS)
+
+
+def _execute(schema_editor: Any, sql: str) -> None:
+    with schema_editor.connection.cursor() as cur:
+        cur.execute("SELECT set_config('lock_timeout', %s, true)", [settings.PIPELINE_LOCK_TIMEOUT])
+        cur.execute(sql)
+
+
+def ensure_portal_schema(sender: Any, using: str = "default", **kwargs: Any) -> None:
+    """pre_migrate: the schema holding django_migrations in the pipeline database."""
+    if using != "pipeline":
+        return
+    from django.db import connections
+
+    with connections[using].cursor() as cur:
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {settings.PIPELINE_PORTAL_SCHEMA}")
