@@ -218,11 +218,9 @@ def recursive_triggers() -> list[str]:
     found = []
     for tgname, proname, _, source in _rows(Q_TRIGGERS):
         body = source.lower()
-        if "update public.profiles" in body or "update profiles" in body:
-            if "pg_trigger_depth()" not in body:
-                found.append(
-                    f"{tgname} ({proname}) updates profiles with no pg_trigger_depth() guard"
-                )
+        updates_profiles = "update public.profiles" in body or "update profiles" in body
+        if updates_profiles and "pg_trigger_depth()" not in body:
+            found.append(f"{tgname} ({proname}) updates profiles with no pg_trigger_depth() guard")
     return found
 
 

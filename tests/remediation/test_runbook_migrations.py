@@ -40,7 +40,8 @@ def test_forward_backward_and_twice(pipeline_clean):
     migrate("0005")
     assert policies() == 1 and runbook.fix_state("A")
     definition = pipeline_sql(
-        "SELECT cmd, roles::text, qual, with_check FROM pg_policies WHERE policyname = 'Service role can manage profiles'",
+        "SELECT cmd, roles::text, qual, with_check FROM pg_policies"
+        " WHERE policyname = 'Service role can manage profiles'",
         fetch="one",
     )
     assert definition == (
