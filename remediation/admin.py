@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from remediation import admin_backfill, selectors
+from remediation import admin_backfill, admin_runbook, selectors
 from remediation.admin_finalize import can_finalize, finalize_action, finalize_view
 from remediation.admin_utils import CappedCountPaginator, DateRangeFilter, ReadOnlyAdmin
 from remediation.models import (
@@ -363,6 +363,7 @@ def diagnose_and_report(
 
 
 admin_backfill.register(admin.site)
+admin_runbook.register(admin.site)
 
 
 @admin.register(FinalizeAttempt)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.core.management import call_command
@@ -394,7 +395,7 @@ def verify(*, session_id: str | None = None, actor: Any = None) -> dict[str, Any
     version = _one("SELECT results_version FROM profiles WHERE session_id = %s", [session_id])
     fc_blocks = _one(Q_FC_BLOCKS)
     names = [e.get("name") for e in attempt.events]
-    since = timezone.now() - timezone.timedelta(hours=1)
+    since = timezone.now() - timedelta(hours=1)
     from remediation.models import FinalizeAttempt
 
     rls_hour = (
