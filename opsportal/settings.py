@@ -126,6 +126,25 @@ BACKFILL_STALE_SECONDS = env.int("BACKFILL_STALE_SECONDS", default=120)
 # Longest pause a throttled run takes inside one task between batches.
 BACKFILL_MAX_SLEEP = env.float("BACKFILL_MAX_SLEEP", default=60.0)
 
+# --- Health and alerts ----------------------------------------------------------------
+# Conversion alerts are computed over this trailing window (hours), once it holds at
+# least ALERT_MIN_SESSIONS completed sessions.
+ALERT_WINDOW_HOURS = env.int("ALERT_WINDOW_HOURS", default=24)
+ALERT_MIN_SESSIONS = env.int("ALERT_MIN_SESSIONS", default=5)
+# Where alerts go: a JSON POST (Slack-compatible {"text": ...}) and/or email.
+ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
+ALERT_WEBHOOK_RETRIES = env.int("ALERT_WEBHOOK_RETRIES", default=2)
+ALERT_WEBHOOK_BACKOFF = env.float("ALERT_WEBHOOK_BACKOFF", default=1.0)
+ALERT_EMAILS = env.list("ALERT_EMAILS", default=[])
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="opsportal@localhost")
+SNAPSHOT_RETENTION_DAYS = env.int("SNAPSHOT_RETENTION_DAYS", default=30)
+# /metrics (Prometheus text) answers only requests carrying this token; empty = disabled.
+METRICS_TOKEN = Secret(env.str("METRICS_TOKEN", default=""))
+# /healthz calls the job cluster dead when its scheduler is this late (seconds).
+CLUSTER_STALE_SECONDS = env.int("CLUSTER_STALE_SECONDS", default=180)
+
 # --- Django ----------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
+from remediation import views
+
 admin.site.site_header = "PRISM ops portal"
 admin.site.site_title = "PRISM ops portal"
 admin.site.index_title = "Pipeline operations"
@@ -9,4 +11,6 @@ admin.site.index_title = "Pipeline operations"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("metrics", views.metrics, name="metrics"),
+    path("healthz", views.healthz, name="healthz"),
 ]

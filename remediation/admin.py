@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from remediation import admin_backfill, admin_runbook, selectors
+from remediation import admin_backfill, admin_health, admin_runbook, selectors
 from remediation.admin_finalize import can_finalize, finalize_action, finalize_view
 from remediation.admin_utils import CappedCountPaginator, DateRangeFilter, ReadOnlyAdmin
 from remediation.models import (
@@ -70,6 +70,39 @@ class FcPresenceFilter(admin.SimpleListFilter):
             return queryset.filter(selectors.has_fc_responses_expression())
         if self.value() == "none":
             return queryset.filter(~selectors.has_fc_responses_expression())
+        return queryset
+
+
+AGE_BUCKETS = [("lt1", "under 1 day", 0, 1), ("1to7", "1–7 days", 1, 7), ("7to20", "7–20 days", 7, 20),
+               ("gt20", "over 20 days", 20, None)]  # fmt: skip
+
+
+def age_bucket(completed_at: Any) -> str:
+    if completed_at is None:
+        return "–"
+    days = (timezone.now() - completed_at).total_seconds() / 86400
+    for _, label, low, high in AGE_BUCKETS:
+        if days >= low and (high is None or days < high):
+            return label
+    return "–"
+
+
+class AgeBucketFilter(admin.SimpleListFilter):
+    title = "age (since completion)"
+    parameter_name = "age"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(key, label) for key, label, _, _ in AGE_BUCKETS]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        from datetime import timedelta
+
+        for key, _, low, high in AGE_BUCKETS:
+            if self.value() == key:
+                now = timezone.now()
+                queryset = queryset.filter(completed_at__lte=now - timedelta(days=low))
+                if high is not None:
+                    queryset = queryset.filter(completed_at__gt=now - timedelta(days=high))
         return queryset
 
 
@@ -261,7 +294,7 @@ class OrphanedSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
 
     list_display = ("id", "email", "completed_at", "age", "has_fc", "reason", "session_link")
     actions = ("backfill_selected", "finalize_selected", "diagnose_selected")
-    list_filter = (("completed_at", DateRangeFilter), FcPresenceFilter)
+    list_filter = (("completed_at", DateRangeFilter), AgeBucketFilter, FcPresenceFilter)
     search_fields = ("email",)
     sortable_by = ("completed_at", "email", "id")
     ordering = ("-completed_at",)
@@ -282,16 +315,66 @@ class OrphanedSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
         view = self.admin_site.admin_view(
             lambda request: admin_backfill.backfill_filter_view(self, request)
         )
+        export = self.admin_site.admin_view(self.export_csv_view)
         return [
             path("backfill/", view, name="remediation_orphanedsession_backfill"),
+            path("export.csv", export, name="remediation_orphanedsession_export"),
             *super().get_urls(),
         ]
+
+    def export_csv_view(self, request: HttpRequest) -> Any:
+        """Every orphan matching the list's current filters and search, as CSV (streamed)."""
+        import csv
+
+        from django.core.exceptions import PermissionDenied
+        from django.http import StreamingHttpResponse
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        queryset = (
+            self.get_changelist_instance(request).get_queryset(request).order_by("-completed_at")
+        )
+
+        class Echo:
+            def write(self, value: str) -> str:
+                return value
+
+        writer = csv.writer(Echo())
+        header = [
+            "session_id",
+            "email",
+            "completed_at",
+            "age_days",
+            "age_bucket",
+            "has_fc_responses",
+            "reason",
+        ]
+
+        def rows() -> Any:
+            yield writer.writerow(header)
+            start = 0
+            while chunk := list(queryset[start : start + 2000]):
+                start += len(chunk)
+                reasons = selectors.latest_reasons([s.pk for s in chunk])
+                for s in chunk:
+                    reason = reasons.get(str(s.pk))
+                    age = (timezone.now() - s.completed_at).days if s.completed_at else ""
+                    yield writer.writerow([
+                        s.pk, s.email or "", s.completed_at.isoformat() if s.completed_at else "", age,
+                        age_bucket(s.completed_at), bool(getattr(s, "has_fc", False)),
+                        reason.short if reason else "",
+                    ])  # fmt: skip
+
+        response = StreamingHttpResponse(rows(), content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="orphaned-sessions.csv"'
+        return response
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
         extra = {
             **(extra_context or {}),
             "can_backfill": admin_backfill.can_run(request),
             "backfill_filter_url": admin_backfill.orphan_filter_url(request),
+            "export_url": "export.csv" + ("?" + request.GET.urlencode() if request.GET else ""),
         }
         return super().changelist_view(request, extra)
 
@@ -323,7 +406,7 @@ class OrphanedSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
         if obj.completed_at is None:
             return "–"
         days = (timezone.now() - obj.completed_at).days
-        return f"{days} d"
+        return f"{days} d ({age_bucket(obj.completed_at)})"
 
     @admin.display(boolean=True, description="FC responses")
     def has_fc(self, obj: Any) -> bool:
@@ -364,6 +447,7 @@ def diagnose_and_report(
 
 admin_backfill.register(admin.site)
 admin_runbook.register(admin.site)
+admin_health.register(admin.site)
 
 
 @admin.register(FinalizeAttempt)

@@ -13,3 +13,10 @@ def backfill_batch(run_id: int, token: str) -> str:
 def backfill_watchdog() -> list[int]:
     """Mark runs with a dead worker interrupted and resume them from their cursor."""
     return backfill.runs_watchdog()
+
+
+def health_check() -> dict[str, list[str]]:
+    """Store a health snapshot, evaluate the alert rules, notify what opened or resolved."""
+    from remediation import health
+
+    return health.snapshot_and_alert()

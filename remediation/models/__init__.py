@@ -13,9 +13,16 @@ from remediation.models.pipeline import (
     ScoringKey,
     TypePrototype,
 )
-from remediation.models.portal import FinalizeAttempt, RunbookRecord, SessionDiagnosis
+from remediation.models.portal import (
+    Alert,
+    FinalizeAttempt,
+    MetricSnapshot,
+    RunbookRecord,
+    SessionDiagnosis,
+)
 
 __all__ = [
+    "Alert",
     "AssessmentResponse",
     "AssessmentSession",
     "BackfillItem",
@@ -26,6 +33,7 @@ __all__ = [
     "FcResponse",
     "FcScore",
     "FinalizeAttempt",
+    "MetricSnapshot",
     "OrphanedSession",
     "Profile",
     "RunbookRecord",

@@ -112,3 +112,52 @@ class RunbookRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk}"
+
+
+class MetricSnapshot(models.Model):
+    """The health figures at one moment (the scheduled check stores one every few minutes)."""
+
+    taken_at = models.DateTimeField(db_index=True)
+    window = models.CharField(max_length=8)
+    figures = models.JSONField()
+
+    class Meta:
+        ordering = ["-taken_at"]
+
+    def __str__(self) -> str:
+        return f"{self.taken_at:%Y-%m-%d %H:%M} ({self.window})"
+
+
+class Alert(models.Model):
+    """One alert per rule while it fires (deduplicated); resolved automatically when it stops."""
+
+    class State(models.TextChoices):
+        OPEN = "open"
+        RESOLVED = "resolved"
+
+    rule = models.CharField(max_length=40, db_index=True)
+    severity = models.CharField(max_length=20)
+    state = models.CharField(
+        max_length=10, choices=State.choices, default=State.OPEN, db_index=True
+    )
+    message = models.TextField()
+    value = models.FloatField(null=True, blank=True)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=150, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    notify_attempts = models.PositiveIntegerField(default=0)
+    notified_at = models.DateTimeField(null=True, blank=True)
+    last_notify_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-first_seen"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule"], condition=models.Q(state="open"), name="one_open_alert_per_rule"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule} ({self.severity}, {self.state})"

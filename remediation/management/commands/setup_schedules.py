@@ -4,6 +4,7 @@ from django_q.models import Schedule
 # name -> (task, minutes between runs)
 SCHEDULES = {
     "backfill-watchdog": ("remediation.tasks.backfill_watchdog", 1),
+    "health-check": ("remediation.tasks.health_check", 5),
 }
 
 
