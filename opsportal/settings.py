@@ -140,6 +140,9 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="opsportal@localhost")
 SNAPSHOT_RETENTION_DAYS = env.int("SNAPSHOT_RETENTION_DAYS", default=30)
+# The dashboard and /metrics serve the newest snapshot younger than this (seconds), else
+# compute one: on a million sessions a full computation takes about two seconds.
+DASHBOARD_MAX_AGE = env.int("DASHBOARD_MAX_AGE", default=600)
 # /metrics (Prometheus text) answers only requests carrying this token; empty = disabled.
 METRICS_TOKEN = Secret(env.str("METRICS_TOKEN", default=""))
 # /healthz calls the job cluster dead when its scheduler is this late (seconds).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
 from django.contrib import admin, messages
@@ -19,11 +19,11 @@ from remediation.admin_utils import ReadOnlyAdmin
 from remediation.models import Alert, MetricSnapshot
 
 
-def dashboard_context(window: str) -> dict[str, Any]:
-    now = timezone.now()
-    figures = health.compute(window, now=now)
-    days = health.conversion_series(now - timedelta(days=30), now, "day")
-    hours = health.conversion_series(now - timedelta(hours=48), now, "hour")
+def dashboard_context(window: str, *, refresh: bool = False) -> dict[str, Any]:
+    snap = health.take_snapshot() if refresh else health.latest_snapshot()
+    figures = {**snap.figures["windows"][window], **snap.figures["shared"]}
+    days = [{**d, "bucket": datetime.fromisoformat(d["bucket"])} for d in snap.figures["daily"]]
+    hours = [{**h, "bucket": datetime.fromisoformat(h["bucket"])} for h in snap.figures["hourly"]]
     day_chart = charts.bar_chart(
         [(d["bucket"].strftime("%m-%d"), d["rate"]) for d in days],
         title="Conversion per day of completion (30 days)", max_value=1.0, percent=True,
@@ -44,6 +44,7 @@ def dashboard_context(window: str) -> dict[str, Any]:
         thresholds=(charts.Threshold(0.10, "10 % investigate", "#c58a00"),), width=300,
     )  # fmt: skip
     return {
+        "snapshot": snap,
         "figures": figures,
         "window": window,
         "windows": list(health.WINDOWS),
@@ -90,7 +91,7 @@ class AlertAdmin(ReadOnlyAdmin):
         if window not in health.WINDOWS:
             window = "24h"
         context = {**self.admin_site.each_context(request), "title": "Pipeline health", "opts": self.model._meta,
-                   **dashboard_context(window)}  # fmt: skip
+                   **dashboard_context(window, refresh=request.GET.get("refresh") == "1")}  # fmt: skip
         return TemplateResponse(request, "admin/remediation/health.html", context)
 
 
@@ -105,23 +106,27 @@ class MetricSnapshotAdmin(ReadOnlyAdmin):
     )
     date_hierarchy = "taken_at"
 
-    @admin.display(description="conversion")
+    @staticmethod
+    def _day(obj: MetricSnapshot) -> dict[str, Any]:
+        return obj.figures.get("windows", {}).get("24h", {})
+
+    @admin.display(description="conversion (24 h)")
     def conversion(self, obj: MetricSnapshot) -> str:
-        v = obj.figures.get("conversion")
+        v = self._day(obj).get("conversion")
         return "–" if v is None else f"{v:.1%}"
 
     @admin.display(description="completed")
     def completed(self, obj: MetricSnapshot) -> Any:
-        return obj.figures.get("completed")
+        return self._day(obj).get("completed")
 
     @admin.display(description="FC fallback")
     def fallback_rate(self, obj: MetricSnapshot) -> str:
-        v = obj.figures.get("fallback_rate")
+        v = self._day(obj).get("fallback_rate")
         return "–" if v is None else f"{v:.0%}"
 
     @admin.display(description="write errors")
     def write_errors(self, obj: MetricSnapshot) -> Any:
-        return obj.figures.get("write_error_total")
+        return self._day(obj).get("write_error_total")
 
 
 def register(site: admin.AdminSite) -> None:

@@ -141,14 +141,11 @@ def attempt_figures(start: datetime, end: datetime) -> dict[str, Any]:
     }
 
 
-def compute(window: str = "24h", *, now: datetime | None = None) -> dict[str, Any]:
-    """Every dashboard figure for a window ending now."""
-    now = now or timezone.now()
-    span = WINDOWS[window]
-    start = now - span
+def window_figures(window: str, now: datetime) -> dict[str, Any]:
+    """The figures that depend on the window."""
+    start = now - WINDOWS[window]
     completed, converted = conversion(start, now)
-    unit = "hour" if span <= timedelta(hours=48) else "day"
-    figures = {
+    return {
         "window": window,
         "start": start.isoformat(),
         "end": now.isoformat(),
@@ -156,14 +153,50 @@ def compute(window: str = "24h", *, now: datetime | None = None) -> dict[str, An
         "converted": converted,
         "conversion": (converted / completed) if completed else None,
         "orphans_in_window": completed - converted,
-        "series_unit": unit,
-        "profiles_per_version": profiles_per_version(),
-        "configured_version": configured_version(),
         "version_drift": version_drift(start, now),
-        "legacy_fc_scores": legacy_fc_scores(),
         **attempt_figures(start, now),
     }
-    return figures
+
+
+def shared_figures() -> dict[str, Any]:
+    """The figures that do not depend on the window."""
+    return {
+        "profiles_per_version": profiles_per_version(),
+        "configured_version": configured_version(),
+        "legacy_fc_scores": legacy_fc_scores(),
+    }
+
+
+def compute(window: str = "24h", *, now: datetime | None = None) -> dict[str, Any]:
+    """Every dashboard figure for a window ending now, computed live."""
+    return {**window_figures(window, now or timezone.now()), **shared_figures()}
+
+
+def take_snapshot(now: datetime | None = None) -> MetricSnapshot:
+    """Every figure for every window plus the charts' series, stored (the scheduled check
+    takes one every few minutes; the dashboard and /metrics read the newest)."""
+    now = now or timezone.now()
+    alert_span = timedelta(hours=settings.ALERT_WINDOW_HOURS)
+    completed, converted = conversion(now - alert_span, now)
+    figures = {
+        "windows": {w: window_figures(w, now) for w in WINDOWS},
+        "shared": shared_figures(),
+        "daily": conversion_series(now - timedelta(days=30), now, "day"),
+        "hourly": conversion_series(now - timedelta(hours=48), now, "hour"),
+        "alert_conversion": converted / completed if completed else None,
+    }
+    return MetricSnapshot.objects.create(
+        taken_at=now, window="all", figures=json.loads(json.dumps(figures, default=str))
+    )
+
+
+def latest_snapshot(max_age_seconds: int | None = None) -> MetricSnapshot:
+    """The newest snapshot younger than max_age (default DASHBOARD_MAX_AGE), else a new one."""
+    max_age = settings.DASHBOARD_MAX_AGE if max_age_seconds is None else max_age_seconds
+    fresh = MetricSnapshot.objects.filter(
+        window="all", taken_at__gte=timezone.now() - timedelta(seconds=max_age)
+    ).first()
+    return fresh or take_snapshot()
 
 
 # --- Alerts ------------------------------------------------------------------------------
@@ -219,13 +252,7 @@ def evaluate(now: datetime | None = None) -> list[RuleResult]:
 def snapshot_and_alert(now: datetime | None = None) -> dict[str, Any]:
     """The scheduled check: store a snapshot, open/refresh/resolve alerts, notify changes."""
     now = now or timezone.now()
-    figures = compute("24h", now=now)
-    window = timedelta(hours=settings.ALERT_WINDOW_HOURS)
-    completed, converted = conversion(now - window, now)
-    figures["alert_conversion"] = converted / completed if completed else None
-    MetricSnapshot.objects.create(
-        taken_at=now, window="24h", figures=json.loads(json.dumps(figures, default=str))
-    )
+    take_snapshot(now)
     opened, resolved = [], []
     for result in evaluate(now):
         with transaction.atomic():
@@ -306,7 +333,8 @@ def prometheus_text(now: datetime | None = None) -> str:
             if value is not None:
                 lines.append(f"{name}{labels} {float(value):g}")
 
-    per_window = {w: compute(w, now=now) for w in ("1h", "24h", "7d")}
+    snap = latest_snapshot()
+    per_window = {w: snap.figures["windows"][w] for w in ("1h", "24h", "7d")}
     metric(
         "prism_sessions_completed",
         "gauge",
@@ -325,7 +353,7 @@ def prometheus_text(now: datetime | None = None) -> str:
         "Completed sessions in the window without a profile.",
         [(f'{{window="{w}"}}', f["orphans_in_window"]) for w, f in per_window.items()],
     )
-    day = per_window["24h"]
+    day = {**per_window["24h"], **snap.figures["shared"]}
     metric(
         "prism_fc_fallback_ratio",
         "gauge",

@@ -235,3 +235,21 @@ def test_dashboard_renders_svg_with_thresholds_and_orphan_csv(admin_client):
     )[0]  # fmt: skip
     assert lines[0].startswith("session_id,email,completed_at,age_days,age_bucket")
     assert len(lines) - 1 == expected and all(",under 1 day," in line for line in lines[1:])
+
+
+def test_the_dashboard_reads_a_fresh_snapshot_and_recomputes_on_request(admin_client):
+    seed_demo(seed=5, now=timezone.now(), force=True)
+    url = reverse("admin:remediation_health")
+    admin_client.get(url)
+    assert MetricSnapshot.objects.count() == 1
+    admin_client.get(url, {"window": "30d"})
+    assert MetricSnapshot.objects.count() == 1  # served from the fresh snapshot
+    session = pipeline_sql(
+        "SELECT id FROM assessment_sessions s WHERE status = 'completed' AND NOT EXISTS"
+        " (SELECT 1 FROM profiles p WHERE p.session_id = s.id) ORDER BY completed_at DESC LIMIT 1", fetch="one",
+    )[0]  # fmt: skip
+    pipeline_sql("INSERT INTO profiles (session_id, results_version) VALUES (%s, 'v1.2.1')", [session])
+    page = admin_client.get(url, {"window": "24h", "refresh": "1"}).content.decode()
+    assert MetricSnapshot.objects.count() == 2
+    completed, converted = _independent_conversion(24)
+    assert converted == 1 and f"{converted} of {completed} completed" in page

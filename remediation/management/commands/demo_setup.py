@@ -30,6 +30,11 @@ class Command(BaseCommand):
             call_command("seed_demo", no_schema=True, stdout=self.stdout)
             # Fill the orphan list's "why no profile" column from real (rolled-back) writes.
             call_command("diagnose", orphans=True, stdout=self.stdout)
+            # First health snapshot: the incident's alerts are open from the start.
+            from remediation.health import snapshot_and_alert
+
+            opened = snapshot_and_alert()["opened"]
+            self.stdout.write(f"Health check: alerts open: {', '.join(opened) or 'none'}.")
         password_file = settings.BASE_DIR / ".demo-login"
         user_model = get_user_model()
         user = user_model.objects.filter(username=username).first()
