@@ -90,7 +90,7 @@ RESULTS_BASE_URL = env.str("RESULTS_BASE_URL", default="http://localhost:3000").
 # Hosted Supabase: yes. The incident as the IR-07 plan describes it: no.
 EMULATE_SERVICE_ROLE_BYPASSRLS = env.bool("EMULATE_SERVICE_ROLE_BYPASSRLS", default=False)
 # ...and does profiles carry the recursive update_fc_metrics_trigger?
-EMULATE_FC_METRICS_TRIGGER = env.bool("EMULATE_FC_METRICS_TRIGGER", default=False)
+EMULATE_FC_METRICS_TRIGGER = env.bool("EMULATE_FC_METRICS_TRIGGER", default=True)
 
 # --- Edge function client ------------------------------------------------------
 EDGE_CONNECT_TIMEOUT = env.float("EDGE_CONNECT_TIMEOUT", default=3.05)

@@ -31,9 +31,23 @@ def run_sql(sql: str, reverse_sql: str) -> migrations.RunPython:
 
 
 def _execute(schema_editor: Any, sql: str) -> None:
+    execute_with_lock_timeout(schema_editor, [sql])
+
+
+def execute_with_lock_timeout(schema_editor: Any, statements: list[str]) -> None:
+    """Run statements in the migration's transaction after setting the lock timeout."""
     with schema_editor.connection.cursor() as cur:
         cur.execute("SELECT set_config('lock_timeout', %s, true)", [settings.PIPELINE_LOCK_TIMEOUT])
-        cur.execute(sql)
+        for sql in statements:
+            cur.execute(sql)
+
+
+def portal_schema() -> str:
+    """The portal's schema in the pipeline database (validated: it is put into SQL text)."""
+    name = settings.PIPELINE_PORTAL_SCHEMA
+    if not name.isidentifier() or name.lower() != name:
+        raise ValueError(f"PIPELINE_PORTAL_SCHEMA must be a lower-case identifier, got {name!r}")
+    return name
 
 
 def ensure_portal_schema(sender: Any, using: str = "default", **kwargs: Any) -> None:
@@ -43,4 +57,4 @@ def ensure_portal_schema(sender: Any, using: str = "default", **kwargs: Any) -> 
     from django.db import connections
 
     with connections[using].cursor() as cur:
-        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {settings.PIPELINE_PORTAL_SCHEMA}")
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {portal_schema()}")

@@ -217,8 +217,8 @@ def _check_constraints() -> Check:
 def recursive_triggers() -> list[str]:
     """Triggers on profiles whose function updates profiles with no trigger-depth guard."""
     found = []
-    for tgname, proname, _, source in _rows(Q_TRIGGERS):
-        body = source.lower()
+    for tgname, proname, trigger_def, source in _rows(Q_TRIGGERS):
+        body = source.lower() + " " + trigger_def.lower()
         updates_profiles = "update public.profiles" in body or "update profiles" in body
         if updates_profiles and "pg_trigger_depth()" not in body:
             found.append(f"{tgname} ({proname}) updates profiles with no pg_trigger_depth() guard")
@@ -424,6 +424,8 @@ def verify(*, session_id: str | None = None, actor: Any = None) -> dict[str, Any
 FIXES = {
     # name: (migration that applies it, migration before it)
     "A": ("0005_fix_a_service_role_policy", "0004_runbook_records"),
+    "D": ("0007_fix_d_check_vocabulary", "0006_health"),
+    "E": ("0008_fix_e_trigger_guard", "0007_fix_d_check_vocabulary"),
 }
 
 

@@ -248,7 +248,9 @@ def test_the_dashboard_reads_a_fresh_snapshot_and_recomputes_on_request(admin_cl
         "SELECT id FROM assessment_sessions s WHERE status = 'completed' AND NOT EXISTS"
         " (SELECT 1 FROM profiles p WHERE p.session_id = s.id) ORDER BY completed_at DESC LIMIT 1", fetch="one",
     )[0]  # fmt: skip
-    pipeline_sql("INSERT INTO profiles (session_id, results_version) VALUES (%s, 'v1.2.1')", [session])
+    pipeline_sql(
+        "INSERT INTO profiles (session_id, results_version) VALUES (%s, 'v1.2.1')", [session]
+    )
     page = admin_client.get(url, {"window": "24h", "refresh": "1"}).content.decode()
     assert MetricSnapshot.objects.count() == 2
     completed, converted = _independent_conversion(24)
