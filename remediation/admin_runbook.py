@@ -82,6 +82,17 @@ class RunbookRecordAdmin(ReadOnlyAdmin):
         latest = {
             k: RunbookRecord.objects.filter(kind=k).first() for k in RunbookRecord.Kind.values
         }
+        try:
+            steps = runbook.steps()
+        except DatabaseError as exc:
+            steps = [
+                {
+                    "key": "error",
+                    "title": "The pipeline database refused",
+                    "state": "error",
+                    "evidence": str(exc),
+                }
+            ]
         context = {
             **self.admin_site.each_context(request),
             "title": "IR-07 runbook",
@@ -90,6 +101,7 @@ class RunbookRecordAdmin(ReadOnlyAdmin):
             "records": RunbookRecord.objects.all()[:50],
             "check_records": RunbookRecord.objects.filter(kind="checks")[:50],
             "state": current_state(),
+            "steps": steps,
             "can_run": can_run_runbook(request),
             "strict_policy": runbook.STRICT_POLICY_SQL,
         }
@@ -119,16 +131,18 @@ class RunbookRecordAdmin(ReadOnlyAdmin):
                     request, "verification", result, label or f"session {result['session_id']}"
                 )
                 messages.success(request, f"Verification saved for session {result['session_id']}.")
-            elif action in ("apply_a", "rollback_a"):
-                target = runbook.apply_fix("A", reverse=action == "rollback_a")
-                verb = "rolled back" if action == "rollback_a" else "applied"
-                save_record(
+            elif (
+                action.split("_")[0] in ("apply", "rollback")
+                and action.split("_")[-1].upper() in runbook.FIXES
+            ):
+                fix = action.split("_")[-1].upper()
+                result = runbook.apply_fix_with_evidence(fix, reverse=action.startswith("rollback"))
+                save_record(request, "change", result, label)
+                after = result["diagnosis_after"]
+                messages.success(
                     request,
-                    "change",
-                    {"change": f"Fix A {verb} (migrate remediation {target} --database pipeline)"},
-                    label,
+                    f"{result['change']}. The test session now: {after['category']} {after['sqlstate']}".strip(),
                 )
-                messages.success(request, f"Fix A {verb}.")
             elif action in ("version_v121", "version_v120"):
                 version = "v1.2.1" if action == "version_v121" else "v1.2.0"
                 runbook.set_results_version(version)

@@ -41,6 +41,9 @@ class PipelineContext:
     calibration_models: list[dict[str, Any]]
     fc_options: dict[str, scoring.FcOption]
     loaded_at: float = field(default_factory=time.monotonic)
+    # Read from the live catalog: a real profiles.share_token may have no default, and
+    # then the profile takes the session's token (unique as well).
+    profile_token_needed: bool = False
 
     @property
     def results_version(self) -> str:
@@ -90,7 +93,15 @@ def load_context(using: str = "pipeline") -> PipelineContext:
         {"type_code": t, "func": f, "block": b} for t, f, b in proto_rows
     )
     scorer = scoring.Scorer(key, scoring.EngineConfig.from_mapping(config), prototypes)
-    return PipelineContext(config, scorer, calibration, fc_options)
+    with connections[using].cursor() as cur:
+        cur.execute(
+            "SELECT is_nullable = 'NO' AND column_default IS NULL FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND table_name = 'profiles' AND column_name = 'share_token'"
+        )
+        row = cur.fetchone()
+    return PipelineContext(
+        config, scorer, calibration, fc_options, profile_token_needed=bool(row and row[0])
+    )
 
 
 def portal_event(name: str, session_id: str, **fields: Any) -> Event:
@@ -437,6 +448,10 @@ def _score_units(
             had_profile=pre_profile is not None,
             existing_created_at=_ts(pre_profile, "created_at"),
         )  # fmt: skip
+        if ctx.profile_token_needed:
+            # NOT NULL is checked on the proposed row, before ON CONFLICT: always send one.
+            existing_token = (pre_profile or {}).get("share_token")
+            row["share_token"] = existing_token or o.share_token or uuid.uuid4().hex
         o.type_code = result.type_code
         units.append(_Unit(sid, row, len(answers[sid])))
     return units
@@ -577,7 +592,10 @@ def _upsert_profiles(cur: Any, rows: list[dict[str, Any]]) -> dict[str, str]:
     _as_service_role(cur)
     columns = list(rows[0])
     names = ", ".join(columns)
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "session_id")
+    # An existing profile keeps its id, session and share token.
+    updates = ", ".join(
+        f"{c} = EXCLUDED.{c}" for c in columns if c not in ("session_id", "share_token")
+    )
     cur.execute(
         f"INSERT INTO profiles ({names}) SELECT {names}"
         " FROM jsonb_populate_recordset(NULL::profiles, %s::jsonb)"

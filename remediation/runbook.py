@@ -476,6 +476,116 @@ def set_maintenance(on: bool, *, message: str = "", actor: str = "") -> None:
         )
 
 
+# --- The steps, in order, with their evidence ---------------------------------------------
+FIX_TITLES = {
+    "A": "Fix A: the plan's policy on profiles",
+    "D": "Fix D: CHECK constraints accept the v1.2.1 vocabulary",
+    "E": "Fix E: guard the recursive trigger on profiles",
+}
+
+
+def test_session() -> str | None:
+    """The session the runbook diagnoses: the newest orphan."""
+    from remediation import selectors
+
+    pk = (
+        selectors.orphaned_sessions().order_by("-completed_at").values_list("pk", flat=True).first()
+    )
+    return str(pk) if pk else None
+
+
+def diagnose_test_session(session_id: str | None = None) -> dict[str, Any]:
+    """Why the test session has no profile, by a rolled-back write (not saved)."""
+    from remediation.services import session_diagnose
+
+    sid = session_id or test_session()
+    if sid is None:
+        return {
+            "session_id": None,
+            "category": "no_orphans",
+            "sqlstate": "",
+            "explanation": "No orphaned session left.",
+        }
+    d = session_diagnose(session_id=sid, save=False)
+    return {
+        "session_id": sid,
+        "category": d.category,
+        "sqlstate": d.sqlstate,
+        "explanation": d.explanation,
+    }
+
+
+def steps() -> list[dict[str, Any]]:
+    """checks → Fix A → verify → Fix D → verify → Fix E → verify → backfill → success criteria."""
+    from remediation import health, selectors
+    from remediation.models import RunbookRecord
+
+    checks = {c.key: c for c in run_checks()}
+    diagnosis = diagnose_test_session()
+    changes = {
+        r.results.get("fix"): r
+        for r in RunbookRecord.objects.filter(kind="change").exclude(results__fix=None)
+    }
+    out: list[dict[str, Any]] = []
+    last_checks = RunbookRecord.objects.filter(kind="checks").first()
+    checks_evidence = (
+        f"checks #{last_checks.pk} at {last_checks.created_at:%Y-%m-%d %H:%M}"
+        if last_checks
+        else ""
+    )
+    out.append({"key": "checks", "title": "Run the checks", "state": "done" if last_checks else "to do",
+                "evidence": checks_evidence})  # fmt: skip
+    bypass = checks["service_role_bypassrls"].figure == "true"
+    causes = {
+        "A": (not bypass and checks["policy_count"].figure == "0",
+              f"service_role BYPASSRLS {checks['service_role_bypassrls'].figure}; "
+              f"{checks['policy_count'].figure} policies on profiles"),
+        "D": (checks["check_constraints"].status == FAIL, checks["check_constraints"].detail),
+        "E": (checks["triggers"].status == FAIL, checks["triggers"].detail),
+    }  # fmt: skip
+    now_text = f"test session now: {diagnosis['category']} {diagnosis['sqlstate']}".strip()
+    for fix in ("A", "D", "E"):
+        applied = fix_state(fix)
+        cause, evidence = causes[fix]
+        state = "applied" if applied else "needed" if cause else "not needed"
+        record = changes.get(fix)
+        before_after = ""
+        if record is not None:
+            before_after = (
+                f"diagnosis before: {record.results.get('diagnosis_before', {}).get('category', '?')}, "
+                f"after: {record.results.get('diagnosis_after', {}).get('category', '?')}"
+            )
+        out.append({"key": f"fix_{fix.lower()}", "fix": fix, "title": FIX_TITLES[fix], "state": state,
+                    "evidence": evidence, "before_after": before_after, "applied": applied})  # fmt: skip
+        out.append({"key": f"verify_{fix.lower()}", "title": f"Verify after Fix {fix}", "state": "live",
+                    "evidence": now_text})  # fmt: skip
+    orphans = selectors.orphaned_sessions().count()
+    out.append({"key": "backfill", "title": "Backfill the orphans",
+                "state": "done" if orphans == 0 else "ready" if diagnosis["category"] == "would_succeed" else "blocked",
+                "evidence": f"{orphans} orphaned sessions; the test session: {diagnosis['category']}"})  # fmt: skip
+    now = timezone.now()
+    completed, converted = health.conversion(now - timedelta(days=7), now)
+    rate = converted / completed if completed else None
+    figure = (
+        f"{converted}/{completed} = {rate:.1%}" if rate is not None else "no completed sessions"
+    )
+    out.append({"key": "success", "title": "Success criteria: conversion above 90 % (7 days)",
+                "state": "met" if rate is not None and rate > health.CONVERSION_TARGET else "not met",
+                "evidence": figure})  # fmt: skip
+    return out
+
+
+def apply_fix_with_evidence(name: str, *, reverse: bool = False) -> dict[str, Any]:
+    """Apply or roll back a fix, diagnosing the test session before and after."""
+    sid = test_session()
+    before = diagnose_test_session(sid)
+    target = apply_fix(name, reverse=reverse)
+    after = diagnose_test_session(sid)
+    verb = "rolled back" if reverse else "applied"
+    return {"fix": name, "change": f"Fix {name} {verb} (migrate remediation {target} --database pipeline)",
+            "diagnosis_before": before, "diagnosis_after": after}  # fmt: skip
+
+
 # --- Records and the Markdown export -------------------------------------------------------
 def markdown(records: list[Any]) -> str:
     """An incident record of saved runs (checks and verifications), side by side."""
