@@ -7,7 +7,7 @@ import json
 from typing import Any
 from uuid import UUID
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
@@ -16,15 +16,13 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from remediation import admin_backfill, admin_health, admin_runbook, selectors
+from remediation import admin_backfill, admin_fc, admin_health, admin_runbook, selectors
 from remediation.admin_finalize import can_finalize, finalize_action, finalize_view
 from remediation.admin_utils import CappedCountPaginator, DateRangeFilter, ReadOnlyAdmin
 from remediation.models import (
     AssessmentResponse,
     AssessmentSession,
     CalibrationModel,
-    FcBlock,
-    FcOption,
     FcResponse,
     FcScore,
     FinalizeAttempt,
@@ -142,7 +140,7 @@ class AssessmentSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
     show_full_result_count = False
     list_per_page = 50
     readonly_fields = ("pipeline_state", "why_no_profile", "attempts")
-    actions = ("finalize_selected", "diagnose_selected")
+    actions = ("finalize_selected", "diagnose_selected", "recompute_fc", "recompute_fc_refinalize")
     fieldsets = (
         ("Pipeline state", {"fields": ("pipeline_state", "why_no_profile", "attempts")}),
         (
@@ -191,6 +189,33 @@ class AssessmentSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
     @admin.action(permissions=["view"], description="Diagnose selected sessions (why no profile?)")
     def diagnose_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         diagnose_and_report(self, request, queryset)
+
+    def has_manage_fc_permission(self, request: HttpRequest) -> bool:
+        return admin_fc.can_manage(request)
+
+    def _recompute(self, request: HttpRequest, queryset: QuerySet[Any], refinalize: bool) -> None:
+        from remediation import fc
+
+        ids = [str(pk) for pk in queryset.values_list("pk", flat=True)[:26]]
+        if len(ids) > 25:
+            self.message_user(
+                request, "More than 25 sessions: start a backfill with re-score, which recomputes FC first.",
+                messages.ERROR,
+            )  # fmt: skip
+            return
+        results = fc.fc_recompute(ids, refinalize=refinalize, actor=request.user)
+        for sid, entry in results.items():
+            names = ", ".join(e["name"] for e in entry["events"])
+            extra = f"; re-finalize: {entry['finalize']}" if "finalize" in entry else ""
+            self.message_user(request, f"{sid}: {names}{extra}")
+
+    @admin.action(permissions=["manage_fc"], description="Recompute FC scores")
+    def recompute_fc(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        self._recompute(request, queryset, refinalize=False)
+
+    @admin.action(permissions=["manage_fc"], description="Recompute FC scores and re-finalize")
+    def recompute_fc_refinalize(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        self._recompute(request, queryset, refinalize=True)
 
     @admin.display(description="why no profile")
     def why_no_profile(self, obj: AssessmentSession) -> SafeString:
@@ -448,6 +473,7 @@ def diagnose_and_report(
 admin_backfill.register(admin.site)
 admin_runbook.register(admin.site)
 admin_health.register(admin.site)
+admin_fc.register(admin.site)
 
 
 @admin.register(FinalizeAttempt)
@@ -566,32 +592,6 @@ class TypePrototypeAdmin(ReadOnlyAdmin):
 class CalibrationModelAdmin(ReadOnlyAdmin):
     list_display = ("id", "version", "method", "stratum", "trained_at")
     list_filter = ("version",)
-
-
-class FcOptionInline(admin.TabularInline):
-    model = FcOption
-    fields = ("option_code", "prompt", "weights_json", "order_index")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-@admin.register(FcBlock)
-class FcBlockAdmin(ReadOnlyAdmin):
-    list_display = ("code", "version", "title", "order_index", "is_active")
-    list_filter = ("version", "is_active")
-    search_fields = ("code", "title")
-    inlines = (FcOptionInline,)
-
-
-@admin.register(FcOption)
-class FcOptionAdmin(ReadOnlyAdmin):
-    list_display = ("block", "option_code", "prompt", "weights_json")
-    list_filter = ("block__version",)
-    search_fields = ("prompt",)
 
 
 @admin.register(FcResponse)

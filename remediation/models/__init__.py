@@ -15,6 +15,7 @@ from remediation.models.pipeline import (
 )
 from remediation.models.portal import (
     Alert,
+    FcChange,
     FinalizeAttempt,
     MetricSnapshot,
     RunbookRecord,
@@ -29,6 +30,7 @@ __all__ = [
     "BackfillRun",
     "CalibrationModel",
     "FcBlock",
+    "FcChange",
     "FcOption",
     "FcResponse",
     "FcScore",

@@ -9,6 +9,8 @@ listed read-only and queried by their real key columns.
 
 from __future__ import annotations
 
+import uuid
+
 from django.db import models
 
 
@@ -223,7 +225,7 @@ class Profile(PipelineModel):
 
 
 class FcBlock(PipelineModel):
-    id = models.UUIDField(primary_key=True)
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
     version = models.TextField()
     code = models.TextField()
     title = models.TextField()
@@ -242,7 +244,7 @@ class FcBlock(PipelineModel):
 
 
 class FcOption(PipelineModel):
-    id = models.UUIDField(primary_key=True)
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
     block = models.ForeignKey(
         FcBlock, on_delete=models.DO_NOTHING, db_column="block_id", related_name="options"
     )

@@ -161,3 +161,28 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule} ({self.severity}, {self.state})"
+
+
+class FcChange(models.Model):
+    """A load or rollback of an FC block set; a rollback keeps every removed row for undo."""
+
+    class Kind(models.TextChoices):
+        LOAD = "load"
+        ROLLBACK = "rollback"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    version = models.CharField(max_length=20)
+    at = models.DateTimeField(auto_now_add=True)
+    actor = models.CharField(max_length=150, blank=True)
+    summary = models.JSONField(default=dict)
+    pre_images = models.JSONField(default=dict)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name = "FC set change"
+        permissions = [("manage_fc", "Can load, roll back and recompute forced-choice sets")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.version} #{self.pk}"
