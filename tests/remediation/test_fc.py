@@ -245,3 +245,32 @@ def test_without_manage_fc_nothing_changes(client):
     assert client.get(reverse("admin:remediation_fc_load")).status_code == 403
     assert client.post(reverse("admin:remediation_fc_load"), {"confirm": "yes"}).status_code == 403
     assert fc_tables()["fc_blocks"] == []
+
+
+def test_demo_fc_answers_then_a_backfill_uses_fc():
+    from django.utils import timezone
+
+    from remediation import backfill as bf
+    from remediation.demo import seed_demo
+
+    seed_demo(seed=2, now=timezone.now(), force=True)
+    with pytest.raises(fc.FcSetInvalid, match="load a set first"):
+        fc.demo_fc_responses(5)
+    fc.fc_load(SEED)
+    assert fc.demo_fc_responses(5) == 5
+    pipeline_sql("ALTER ROLE service_role BYPASSRLS")
+    relax_checks()
+    newest = [
+        str(s)
+        for s in bf.selectors.orphaned_sessions()
+        .order_by("-completed_at")
+        .values_list("pk", flat=True)[:8]
+    ]
+    run = bf.run_until_done(bf.backfill_start(selection="ids", ids=newest, enqueue=False).pk)
+    assert run.created == 8
+    loaded = pipeline_sql(
+        "SELECT count(*) FROM profiles WHERE session_id = ANY(%s::uuid[]) AND fc_answered_ct = 8",
+        [newest],
+        "one",
+    )[0]
+    assert loaded == 5  # the five with FC answers used FC scores; the rest fell back

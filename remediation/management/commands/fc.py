@@ -19,6 +19,10 @@ class Command(BaseCommand):
         undo.add_argument("change_id", type=int)
         cov = sub.add_parser("coverage", help="FC coverage figures")
         cov.add_argument("--json", action="store_true")
+        demo = sub.add_parser(
+            "demo-answers", help="demo only: FC answers for the newest completed sessions"
+        )
+        demo.add_argument("--sessions", type=int, default=20)
         rec = sub.add_parser("recompute", help="recompute FC scores of sessions")
         rec.add_argument("session_ids", nargs="+")
         rec.add_argument(
@@ -43,6 +47,9 @@ class Command(BaseCommand):
             elif action == "undo":
                 change = fc.fc_undo(o["change_id"], actor="cli")
                 self.stdout.write(f"Restored FC {change.version} from rollback #{change.pk}.")
+            elif action == "demo-answers":
+                n = fc.demo_fc_responses(o["sessions"])
+                self.stdout.write(f"FC answers written for the {n} newest completed sessions.")
             elif action == "coverage":
                 report = fc.coverage()
                 self.stdout.write(json.dumps(report, indent=2) if o["json"] else _text(report))
