@@ -130,7 +130,7 @@ BACKFILL_MAX_SLEEP = env.float("BACKFILL_MAX_SLEEP", default=60.0)
 # Conversion alerts are computed over this trailing window (hours), once it holds at
 # least ALERT_MIN_SESSIONS completed sessions.
 ALERT_WINDOW_HOURS = env.int("ALERT_WINDOW_HOURS", default=24)
-ALERT_MIN_SESSIONS = env.int("ALERT_MIN_SESSIONS", default=5)
+ALERT_MIN_SESSIONS = env.int("ALERT_MIN_SESSIONS", default=3)
 # Where alerts go: a JSON POST (Slack-compatible {"text": ...}) and/or email.
 ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
 ALERT_WEBHOOK_RETRIES = env.int("ALERT_WEBHOOK_RETRIES", default=2)
