@@ -163,6 +163,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -203,12 +204,73 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default="") or BASE_DIR / "staticfiles")
+# WhiteNoise serves the admin's static files in production (after collectstatic).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
+
+# --- Production hardening (all on when DEBUG is off; each can be set explicitly) ------------
+def _set(name: str) -> bool:
+    """An empty value (as in .env.example) means "use the default", never "off"."""
+    return bool(os.environ.get(name, "").strip())
+
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = (
+    env.bool("SECURE_SSL_REDIRECT") if _set("SECURE_SSL_REDIRECT") else not DEBUG and not TESTING
+)
+SESSION_COOKIE_SECURE = (
+    env.bool("SESSION_COOKIE_SECURE") if _set("SESSION_COOKIE_SECURE") else not DEBUG
+)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE") if _set("CSRF_COOKIE_SECURE") else not DEBUG
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+SECURE_HSTS_SECONDS = (
+    env.int("SECURE_HSTS_SECONDS") if _set("SECURE_HSTS_SECONDS") else 0 if DEBUG else 31_536_000
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SILENCED_SYSTEM_CHECKS = ["security.W021"]  # HSTS preload is an opt-in (SECURE_HSTS_PRELOAD)
+
+# Login throttling: this many failures for one username or one address within the window
+# locks further attempts out until the window has passed.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=900)
+AUTHENTICATION_BACKENDS = ["opsportal.auth.ThrottledModelBackend"]
+
+# Support staff may start backfills up to this many sessions; engineers (the
+# run_large_backfill permission) up to BACKFILL_MAX_SESSIONS.
+SUPPORT_MAX_BACKFILL = env.int("SUPPORT_MAX_BACKFILL", default=500)
+
+# Optional error reporting; events are scrubbed of secrets before they leave.
+SENTRY_DSN = Secret(env.str("SENTRY_DSN", default=""))
+
+LOG_FORMAT = env.str("LOG_FORMAT", default="") or ("text" if DEBUG or TESTING else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact": {"()": "opsportal.security.RedactSecretsFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "opsportal.security.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"pgserver": {"level": "WARNING"}},
 }
+
+if SENTRY_DSN:
+    from opsportal.security import init_sentry
+
+    init_sentry(SENTRY_DSN.reveal(), env.str("SENTRY_ENVIRONMENT", default="production"))

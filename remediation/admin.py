@@ -16,7 +16,14 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from remediation import admin_backfill, admin_fc, admin_health, admin_runbook, selectors
+from remediation import (
+    admin_audit,
+    admin_backfill,
+    admin_fc,
+    admin_health,
+    admin_runbook,
+    selectors,
+)
 from remediation.admin_finalize import can_finalize, finalize_action, finalize_view
 from remediation.admin_utils import CappedCountPaginator, DateRangeFilter, ReadOnlyAdmin
 from remediation.models import (
@@ -474,6 +481,7 @@ admin_backfill.register(admin.site)
 admin_runbook.register(admin.site)
 admin_health.register(admin.site)
 admin_fc.register(admin.site)
+admin_audit.register(admin.site)
 
 
 @admin.register(FinalizeAttempt)

@@ -107,8 +107,16 @@ def _params_from(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _start(request: HttpRequest, **kwargs: Any) -> HttpResponse | None:
+    from django.conf import settings
+
+    # Support staff start backfills up to SUPPORT_MAX_BACKFILL sessions; engineers more.
+    limit = (
+        None
+        if request.user.has_perm("remediation.run_large_backfill")
+        else settings.SUPPORT_MAX_BACKFILL
+    )
     try:
-        run = bf.backfill_start(actor=request.user, **kwargs)
+        run = bf.backfill_start(actor=request.user, limit=limit, **kwargs)
     except bf.BackfillError as exc:
         messages.error(request, f"Backfill not started: {exc}")
         return None
@@ -293,7 +301,7 @@ class BackfillRunAdmin(ReadOnlyAdmin):
                     text += f"; {len(report['errors'])} errors"
                 messages.success(request, text)
             elif action in handlers:
-                handlers[action](run.pk)
+                handlers[action](run.pk, actor=request.user)
                 messages.success(request, f"Backfill #{run.pk}: {action} requested.")
             else:
                 raise PermissionDenied

@@ -33,7 +33,15 @@ def save_record(
     request: HttpRequest | None, kind: str, results: dict[str, Any], label: str = ""
 ) -> RunbookRecord:
     """Every run of the runbook is kept (who, when, what, evidence) and logged."""
+    from remediation.audit import audit
+
     user = getattr(request, "user", None) if request else None
+    audit(
+        user if user is not None else "cli", f"runbook.{kind}", target=label or kind,
+        sessions=[results["session_id"]] if results.get("session_id") else [],
+        outcome=str(results.get("change", "saved"))[:60],
+        detail={k: v for k, v in results.items() if k in ("change", "diagnosis_before", "diagnosis_after", "fix")},
+    )  # fmt: skip
     record = RunbookRecord.objects.create(
         kind=kind,
         label=label[:200],

@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from remediation import pipeline_write as pw
 from remediation import selectors
+from remediation.audit import audit
 from remediation.models import BackfillItem, BackfillRun, FinalizeAttempt
 
 logger = logging.getLogger("remediation.backfill")
@@ -167,6 +168,7 @@ def backfill_start(
     rescore: bool = False,
     actor: Any = None,
     enqueue: bool = True,
+    limit: int | None = None,
 ) -> BackfillRun:
     """Create a run with one item per selected session and enqueue its first batch."""
     if backend not in ("local", "edge"):
@@ -177,9 +179,10 @@ def backfill_start(
         raise BackfillError("the throttle must be a positive number of sessions per minute")
     params = {k: v for k, v in (params or {}).items() if v not in (None, "")}
     session_ids = resolve_selection(selection, params, ids, rescore)
-    limit = settings.BACKFILL_MAX_SESSIONS
-    if limit and len(session_ids) > limit:
-        raise BackfillError(f"{len(session_ids)} sessions selected; the limit is {limit}")
+    caps = [c for c in (settings.BACKFILL_MAX_SESSIONS, limit) if c]
+    cap = min(caps) if caps else 0
+    if cap and len(session_ids) > cap:
+        raise BackfillError(f"{len(session_ids)} sessions selected; your limit is {cap}")
     if not session_ids:
         raise BackfillError("the selection matches no session")
     user = actor if getattr(actor, "is_authenticated", False) else None
@@ -205,6 +208,11 @@ def backfill_start(
         if enqueue:
             _enqueue_on_commit(run)
     logger.info("backfill %s started: %s sessions, backend %s", run.pk, len(session_ids), backend)
+    audit(
+        actor, "backfill.start", target=f"run #{run.pk}", sessions=session_ids, outcome=run.state,
+        detail={"selection": selection, "params": params, "backend": backend, "batch_size": batch_size,
+                "throttle_per_minute": throttle_per_minute, "dry_run": dry_run, "rescore": rescore},
+    )  # fmt: skip
     return run
 
 
@@ -252,26 +260,34 @@ def _set_state(run: BackfillRun, to: str, message: str | None = None) -> None:
         run.finished_at = now if to in TERMINAL else run.finished_at
 
 
-def backfill_pause(run_id: int) -> BackfillRun:
+def _audited(action: str, run: BackfillRun, actor: Any) -> BackfillRun:
+    audit(actor, f"backfill.{action}", target=f"run #{run.pk}", outcome=run.state)
+    return run
+
+
+def backfill_pause(run_id: int, actor: Any = None) -> BackfillRun:
     """Running → pausing (takes effect at the next batch boundary); enqueued → paused."""
     run = BackfillRun.objects.get(pk=run_id)
     target = State.PAUSED if run.state == State.ENQUEUED else State.PAUSING
-    return transition(run_id, target, message="paused by a support engineer")
+    return _audited(
+        "pause", transition(run_id, target, message="paused by a support engineer"), actor
+    )
 
 
-def backfill_resume(run_id: int) -> BackfillRun:
+def backfill_resume(run_id: int, actor: Any = None) -> BackfillRun:
     """Paused or interrupted → enqueued, continuing from the cursor."""
-    return transition(run_id, State.ENQUEUED, message="", new_token=True)
+    return _audited("resume", transition(run_id, State.ENQUEUED, message="", new_token=True), actor)
 
 
-def backfill_cancel(run_id: int) -> BackfillRun:
+def backfill_cancel(run_id: int, actor: Any = None) -> BackfillRun:
     """Stop for good: at the next batch boundary when running, at once otherwise."""
     run = BackfillRun.objects.get(pk=run_id)
     active = run.state in (State.RUNNING, State.PAUSING)
-    return transition(run_id, State.CANCELLING if active else State.CANCELLED, message="cancelled")
+    target = State.CANCELLING if active else State.CANCELLED
+    return _audited("cancel", transition(run_id, target, message="cancelled"), actor)
 
 
-def backfill_retry_failed(run_id: int) -> BackfillRun:
+def backfill_retry_failed(run_id: int, actor: Any = None) -> BackfillRun:
     """Put failed and busy sessions back at the end of the run and enqueue it again."""
     with transaction.atomic():
         run = BackfillRun.objects.select_for_update().get(pk=run_id)
@@ -288,9 +304,10 @@ def backfill_retry_failed(run_id: int) -> BackfillRun:
         run.processed = max(0, run.processed - n_failed)
         run.failed_by_reason = {}
         run.save()
-    return transition(
+    run = transition(
         run_id, State.ENQUEUED, message=f"retrying {len(failed)} sessions", new_token=True
     )
+    return _audited("retry_failed", run, actor)
 
 
 def _requeue(run: BackfillRun, items: list[BackfillItem]) -> None:
@@ -730,6 +747,11 @@ def backfill_rollback(run_id: int, *, actor: Any = None) -> dict[str, Any]:
         report["restored"],
         len(report["conflicts"]),
     )
+    audit(
+        actor, "backfill.rollback", target=f"run #{run_id}",
+        sessions=[i.session_id for i in items], outcome=f"{report['restored']} restored",
+        detail={"conflicts": report["conflicts"], "errors": report["errors"]},
+    )  # fmt: skip
     return report
 
 

@@ -21,6 +21,7 @@ from django.db import connections, transaction
 
 import scoring
 from remediation import pipeline_write as pw
+from remediation.audit import audit
 from remediation.models import FcChange
 
 FUNCTIONS = set(scoring.FUNCTIONS)
@@ -202,9 +203,17 @@ def fc_load(data: dict[str, Any], *, dry_run: bool = False, actor: str = "") -> 
                 )  # fmt: skip
         if dry_run:
             transaction.set_rollback(True, using="pipeline")
-    if not dry_run and diff.changes:
-        FcChange.objects.create(
-            kind="load", version=version, actor=actor, summary=diff.as_dict(), pre_images={}
+    if not dry_run:
+        if diff.changes:
+            FcChange.objects.create(
+                kind="load", version=version, actor=actor, summary=diff.as_dict(), pre_images={}
+            )
+        audit(
+            actor,
+            "fc.load",
+            target=version,
+            outcome=f"{diff.changes} changed",
+            detail=diff.as_dict(),
         )
     return diff
 
@@ -244,6 +253,9 @@ def fc_rollback(version: str, *, actor: str = "") -> FcChange:
             [version],
         )
         cur.execute("DELETE FROM fc_blocks WHERE version = %s", [version])
+    audit(
+        actor, "fc.rollback", target=version, outcome=f"change #{change.pk}", detail=change.summary
+    )
     return change
 
 
@@ -265,6 +277,13 @@ def fc_undo(change_id: int, *, actor: str = "") -> FcChange:
     change.undone_at = timezone.now()
     change.undone_by = actor
     change.save(update_fields=["undone_at", "undone_by"])
+    audit(
+        actor,
+        "fc.undo",
+        target=change.version,
+        outcome=f"change #{change.pk} undone",
+        detail=change.summary,
+    )
     return change
 
 

@@ -71,9 +71,11 @@ def session_finalize(
     if backend == "edge":
         from remediation.finalizers.edge import edge_finalize
 
-        return edge_finalize(
+        attempt = edge_finalize(
             session_id=session_id, actor=actor, rescore=rescore, source=source, run_id=run_id
         )
+        _audit_attempt(actor, attempt)
+        return attempt
     if backend != "local":
         raise ValueError(f"unknown backend {backend!r} (local or edge)")
     started = timezone.now()
@@ -105,11 +107,23 @@ def session_finalize(
     attempt.finished_at = timezone.now()
     attempt.duration_ms = (time.perf_counter() - t0) * 1000
     attempt.save()
+    _audit_attempt(actor, attempt)
     logger.info(
         "finalize session=%s backend=local outcome=%s reason=%s sqlstate=%s",
         session_id, attempt.outcome, attempt.reason, attempt.sqlstate,
     )  # fmt: skip
     return attempt
+
+
+def _audit_attempt(actor: Any, attempt: FinalizeAttempt) -> None:
+    from remediation.audit import audit
+
+    audit(
+        actor or attempt.requested_by_name, "finalize", target=str(attempt.session_id),
+        sessions=[attempt.session_id], outcome=attempt.outcome,
+        detail={"backend": attempt.backend, "source": attempt.source, "rescore": attempt.rescore,
+                "reason": attempt.reason, "sqlstate": attempt.sqlstate, "attempt": attempt.pk},
+    )  # fmt: skip
 
 
 def _fill_failure(attempt: FinalizeAttempt, info: pw.DbErrorInfo) -> None:

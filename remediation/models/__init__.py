@@ -15,8 +15,10 @@ from remediation.models.pipeline import (
 )
 from remediation.models.portal import (
     Alert,
+    AuditEvent,
     FcChange,
     FinalizeAttempt,
+    LoginFailure,
     MetricSnapshot,
     RunbookRecord,
     SessionDiagnosis,
@@ -26,6 +28,7 @@ __all__ = [
     "Alert",
     "AssessmentResponse",
     "AssessmentSession",
+    "AuditEvent",
     "BackfillItem",
     "BackfillRun",
     "CalibrationModel",
@@ -35,6 +38,7 @@ __all__ = [
     "FcResponse",
     "FcScore",
     "FinalizeAttempt",
+    "LoginFailure",
     "MetricSnapshot",
     "OrphanedSession",
     "Profile",

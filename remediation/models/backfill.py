@@ -72,6 +72,7 @@ class BackfillRun(models.Model):
         permissions = [
             ("run_backfill", "Can start, pause, resume and cancel backfills"),
             ("rollback_backfill", "Can roll back a backfill run"),
+            ("run_large_backfill", "Can start backfills larger than SUPPORT_MAX_BACKFILL"),
         ]
 
     def __str__(self) -> str:

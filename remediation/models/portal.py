@@ -186,3 +186,45 @@ class FcChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.version} #{self.pk}"
+
+
+class LoginFailure(models.Model):
+    """A failed login (for throttling); kept for the window only."""
+
+    username = models.CharField(max_length=150, db_index=True)
+    address = models.CharField(max_length=64, blank=True, db_index=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.username} from {self.address} at {self.at}"
+
+
+class AuditEvent(models.Model):
+    """One immutable record per action: who, when, what, on which sessions, with what outcome.
+
+    The table refuses UPDATE and DELETE at the database level (migration 0010), and the
+    admin offers neither.
+    """
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=150, db_index=True)
+    action = models.CharField(max_length=60, db_index=True)
+    target = models.CharField(max_length=200, blank=True)
+    sessions = models.JSONField(default=list, blank=True)
+    session_count = models.PositiveIntegerField(default=0)
+    outcome = models.CharField(max_length=60, blank=True, db_index=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.outcome}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise PermissionError("audit records are immutable")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise PermissionError("audit records are immutable")

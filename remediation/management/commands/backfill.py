@@ -102,7 +102,7 @@ class Command(BaseCommand):
             return
         action = {"pause": bf.backfill_pause, "resume": bf.backfill_resume,
                   "cancel": bf.backfill_cancel, "retry_failed": bf.backfill_retry_failed}[name]  # fmt: skip
-        run = action(run_id)
+        run = action(run_id, actor="cli")
         self.stdout.write(f"Backfill #{run.pk} is now {run.state}.")
 
     def _follow(self, run_id):

@@ -22,6 +22,7 @@ class Command(BaseCommand):
     def handle(self, *args, username, reseed, **options):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("setup_schedules", verbosity=0, stdout=self.stdout)
+        call_command("setup_roles", verbosity=0, stdout=self.stdout)
         load_emulated_schema(using="pipeline")
         with connections["pipeline"].cursor() as cur:
             cur.execute("SELECT count(*) FROM public.assessment_sessions")

@@ -1,0 +1,361 @@
+"""Security: nobody gets what their role does not allow, CSRF everywhere, secrets never leak,
+production settings, login throttling, the audit trail and the roles."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.management import call_command
+from django.db import connections
+from django.test import Client, override_settings
+from django.urls import reverse
+
+from opsportal.secrets import Secret
+from opsportal.security import JsonFormatter, RedactSecretsFilter, scrub_event
+from remediation import backfill as bf
+from remediation import fc, reference_data
+from remediation.models import AuditEvent, BackfillRun, FcChange, FinalizeAttempt, RunbookRecord
+from remediation.services import session_finalize
+from tests.factories import load_reference_data, make_session, pipeline_sql
+
+pytestmark = pytest.mark.django_db(databases="__all__")
+ROOT = Path(__file__).resolve().parents[2]
+CANARY = "canary-service-role-key-0b7d1e"
+
+
+@pytest.fixture
+def roles():
+    call_command("setup_roles")
+
+
+def member(username: str, group: str | None, staff: bool = True) -> User:
+    user = User.objects.create_user(
+        username, f"{username}@example.org", "pw-123456789", is_staff=staff
+    )
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    return User.objects.get(pk=user.pk)
+
+
+def state_changing_requests(sid: str, run_id: int, change_id: int) -> list[tuple[str, dict]]:
+    """Every POST that changes something, as a hand-crafted request would send it."""
+    orphans = reverse("admin:remediation_orphanedsession_changelist")
+    sessions = reverse("admin:remediation_assessmentsession_changelist")
+    runbook = [reverse("admin:remediation_runbook_action", args=[a]) for a in
+               ("checks", "probe", "verify", "apply_a", "rollback_a", "apply_d", "apply_e", "version_v120",
+                "maintenance_on")]  # fmt: skip
+    return [
+        (reverse("admin:remediation_assessmentsession_finalize", args=[sid]), {"backend": "local"}),
+        (
+            orphans,
+            {
+                "action": "finalize_selected",
+                "_selected_action": [sid],
+                "confirm": "yes",
+                "backend": "local",
+            },
+        ),
+        (
+            orphans,
+            {
+                "action": "backfill_selected",
+                "_selected_action": [sid],
+                "confirm": "yes",
+                "backend": "local",
+                "batch_size": "10",
+            },
+        ),
+        (sessions, {"action": "recompute_fc_refinalize", "_selected_action": [sid]}),
+        (
+            reverse("admin:remediation_orphanedsession_backfill"),
+            {"backend": "local", "batch_size": "10"},
+        ),
+        (
+            reverse("admin:remediation_backfillrun_add"),
+            {"ids": sid, "backend": "local", "batch_size": "10"},
+        ),
+        *[
+            (reverse("admin:remediation_backfillrun_control", args=[run_id, a]), {})
+            for a in ("pause", "cancel", "rollback")
+        ],
+        *[(url, {"label": "x"}) for url in runbook],
+        (reverse("admin:remediation_fc_load"), {"confirm": "yes"}),
+        (
+            reverse("admin:remediation_fcblock_changelist"),
+            {"action": "rollback_versions", "_selected_action": [reference_data_block()]},
+        ),
+        (
+            reverse("admin:remediation_fcchange_changelist"),
+            {"action": "undo", "_selected_action": [change_id]},
+        ),
+        (
+            reverse("admin:remediation_alert_changelist"),
+            {"action": "acknowledge", "_selected_action": ["1"]},
+        ),
+    ]
+
+
+def reference_data_block() -> str:
+    return json.loads(reference_data.fc_seed_path().read_text())["blocks"][0]["id"]
+
+
+def snapshot() -> tuple:
+    return (
+        FinalizeAttempt.objects.count(), BackfillRun.objects.count(), RunbookRecord.objects.count(),
+        FcChange.objects.count(), pipeline_sql("SELECT count(*) FROM profiles", fetch="one")[0],
+        pipeline_sql("SELECT count(*) FROM fc_blocks", fetch="one")[0],
+        pipeline_sql("SELECT value::text FROM scoring_config WHERE key = 'system_status'", fetch="one"),
+        pipeline_sql("SELECT count(*) FROM pg_policies WHERE tablename = 'profiles'", fetch="one")[0],
+        list(BackfillRun.objects.values_list("state", "rolled_back_at")),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def world(roles):
+    load_reference_data()
+    sid = make_session()
+    fc.fc_load(json.loads(reference_data.fc_seed_path().read_text()), actor="setup")
+    change = fc.fc_rollback("v1.2", actor="setup")
+    run = bf.backfill_start(selection="ids", ids=[sid], enqueue=False, actor="setup")
+    return sid, run.pk, change.pk
+
+
+def test_anonymous_and_non_staff_users_get_nothing(world):
+    sid, run_id, change_id = world
+    pages = [
+        reverse("admin:index"), reverse("admin:remediation_orphanedsession_changelist"),
+        reverse("admin:remediation_assessmentsession_change", args=[sid]),
+        reverse("admin:remediation_health"), reverse("admin:remediation_runbookrecord_changelist"),
+        reverse("admin:remediation_backfillrun_change", args=[run_id]),
+        reverse("admin:remediation_backfillrun_items_csv", args=[run_id]),
+        reverse("admin:remediation_orphanedsession_export"), reverse("admin:remediation_auditevent_export"),
+        reverse("admin:remediation_fc_coverage"), reverse("admin:remediation_runbook_export"),
+    ]  # fmt: skip
+    plain = Client()
+    plain.force_login(member("plain", None, staff=False))
+    for client in (Client(), plain):
+        for url in pages:
+            resp = client.get(url)
+            assert resp.status_code == 302 and "/admin/login/" in resp["Location"], url
+    before = snapshot()
+    for client in (Client(), plain):
+        for url, data in state_changing_requests(sid, run_id, change_id):
+            assert client.post(url, data).status_code in (302, 403), url
+    assert snapshot() == before
+
+
+def test_staff_without_a_permission_can_neither_see_nor_run_it(world):
+    sid, run_id, change_id = world
+    viewer = Client()
+    viewer.force_login(member("viewer", "Viewer"))
+    page = viewer.get(
+        reverse("admin:remediation_assessmentsession_change", args=[sid])
+    ).content.decode()
+    assert "Finalize…" not in page
+    listing = viewer.get(reverse("admin:remediation_orphanedsession_changelist")).content.decode()
+    assert "backfill_selected" not in listing and "finalize_selected" not in listing
+    assert "Backfill all matching" not in listing
+    runbook = viewer.get(reverse("admin:remediation_runbookrecord_changelist")).content.decode()
+    assert 'id="run-checks"' not in runbook and 'id="apply-fix-a"' not in runbook
+    before = snapshot()
+    for url, data in state_changing_requests(sid, run_id, change_id):
+        resp = viewer.post(url, data)
+        assert resp.status_code in (200, 302, 403), url
+    assert snapshot() == before
+    assert not AuditEvent.objects.exclude(actor="setup").exists()
+
+
+def test_support_may_finalize_and_backfill_but_not_the_engineers_work(world):
+    sid, run_id, _change_id = world
+    support = Client()
+    support.force_login(member("support", "Support"))
+    before_runbook = RunbookRecord.objects.count()
+    for action in ("checks", "apply_a", "maintenance_on"):
+        assert (
+            support.post(reverse("admin:remediation_runbook_action", args=[action])).status_code
+            == 403
+        )
+    assert (
+        support.post(
+            reverse("admin:remediation_backfillrun_control", args=[run_id, "rollback"])
+        ).status_code
+        == 403
+    )
+    assert support.post(reverse("admin:remediation_fc_load"), {"confirm": "yes"}).status_code == 403
+    assert RunbookRecord.objects.count() == before_runbook
+    support.post(
+        reverse("admin:remediation_assessmentsession_finalize", args=[sid]), {"backend": "local"}
+    )
+    assert FinalizeAttempt.objects.filter(session_id=sid, requested_by_name="support").count() == 1
+    with override_settings(SUPPORT_MAX_BACKFILL=1):
+        ids = [make_session(seed=i) for i in range(2, 4)]
+        support.post(reverse("admin:remediation_orphanedsession_changelist"),
+                     {"action": "backfill_selected", "_selected_action": ids, "confirm": "yes",
+                      "backend": "local", "batch_size": "10"})  # fmt: skip
+        assert BackfillRun.objects.filter(started_by_name="support").count() == 0
+
+
+def test_csrf_is_enforced_on_every_state_changing_view(world):
+    sid, run_id, change_id = world
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(User.objects.create_superuser("root", "r@example.org", "pw-123456789"))
+    before = snapshot()
+    for url, data in state_changing_requests(sid, run_id, change_id):
+        assert client.post(url, data).status_code == 403, url
+    assert snapshot() == before
+
+
+def test_a_canary_key_never_appears_anywhere(world, caplog):
+    from django_q.models import OrmQ
+
+    sid, _run_id, _change_id = world
+    caplog.set_level(logging.DEBUG)
+    admin = Client()
+    admin.force_login(User.objects.create_superuser("root", "r@example.org", "pw-123456789"))
+    with override_settings(SUPABASE_SERVICE_ROLE_KEY=Secret(CANARY), SUPABASE_URL="http://127.0.0.1:9",
+                           EDGE_MAX_RETRIES=0):  # fmt: skip
+        session_finalize(session_id=sid, backend="edge", actor="root")
+        admin.post(
+            reverse("admin:remediation_assessmentsession_finalize", args=[sid]), {"backend": "edge"}
+        )
+        admin.post(reverse("admin:remediation_runbook_action", args=["checks"]))
+        run = bf.backfill_start(selection="ids", ids=[sid], backend="edge", actor="root")
+        bf.enqueue_batch(run.pk, run.batch_token)
+        bf.run_until_done(run.pk)
+        pages = [reverse("admin:index"), reverse("admin:remediation_finalizeattempt_changelist"),
+                 reverse("admin:remediation_assessmentsession_change", args=[sid]),
+                 reverse("admin:remediation_backfillrun_change", args=[run.pk]),
+                 reverse("admin:remediation_auditevent_changelist"),
+                 reverse("admin:remediation_runbookrecord_changelist"),
+                 reverse("admin:remediation_auditevent_export"), reverse("admin:remediation_health")]  # fmt: skip
+        for url in pages:
+            resp = admin.get(url)
+            body = b"".join(resp.streaming_content) if resp.streaming else resp.content
+            assert CANARY.encode() not in body, url
+    assert CANARY not in caplog.text
+    models = (FinalizeAttempt, AuditEvent, BackfillRun, RunbookRecord)
+    stored = [json.dumps({f.name: str(getattr(o, f.name)) for f in o._meta.fields})
+              for model in models for o in model.objects.all()]  # fmt: skip
+    assert stored and not any(CANARY in s for s in stored)
+    tasks = [json.dumps(q.task, default=str) for q in OrmQ.objects.all()]
+    assert tasks and not any(CANARY in t for t in tasks)
+
+
+def test_logs_and_error_reports_are_redacted():
+    with override_settings(SUPABASE_SERVICE_ROLE_KEY=Secret(CANARY)):
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "calling with key %s", (CANARY,), None
+        )
+        assert RedactSecretsFilter().filter(record)
+        line = JsonFormatter().format(record)
+        assert CANARY not in line and "[redacted]" in json.loads(line)["message"]
+        event = scrub_event(
+            {
+                "exception": {"values": [{"value": f"Bearer {CANARY} refused"}]},
+                "extra": {"k": CANARY},
+            }
+        )
+        assert CANARY not in json.dumps(event)
+
+
+def test_production_settings_are_hardened_and_pass_check_deploy():
+    env = {**os.environ, "DEBUG": "false", "SECRET_KEY": "s" * 30 + "-production-secret-key-0123456789",
+           "ALLOWED_HOSTS": "ops.example.org", "OPSPORTAL_ENV_FILE": "/nonexistent",
+           "SUPABASE_SERVICE_ROLE_KEY": CANARY}  # fmt: skip
+    for name in ("OPSPORTAL_TESTING", "DJANGO_ALLOW_ASYNC_UNSAFE", "EMBEDDED_PG_DIR"):
+        env.pop(name, None)  # what the test process sets for itself, not a deployment's
+    env["EMBEDDED_PG_DIR"] = str(ROOT / ".pgdata-test")
+    for name in (
+        "SECURE_SSL_REDIRECT",
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
+        "SECURE_HSTS_SECONDS",
+    ):
+        env[name] = ""  # as .env.example leaves them: the defaults must hold
+    check = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+    probe = subprocess.run(
+        [sys.executable, "-c",
+         "import django, json; django.setup(); from django.conf import settings as s;"
+         "print(json.dumps([s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT,"
+         " s.SECURE_HSTS_SECONDS, s.LOG_FORMAT, s.SESSION_COOKIE_HTTPONLY]))"],
+        cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "opsportal.settings"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert json.loads(probe.stdout.strip().splitlines()[-1]) == [
+        True,
+        True,
+        True,
+        31536000,
+        "json",
+        True,
+    ]
+    assert CANARY not in check.stdout + check.stderr + probe.stderr
+
+
+def test_login_throttling():
+    User.objects.create_superuser("root", "r@example.org", "right-password-123")
+    client = Client()
+    url = reverse("admin:login")
+    for _ in range(5):
+        client.post(url, {"username": "root", "password": "wrong"})
+    resp = client.post(url, {"username": "root", "password": "right-password-123"})
+    assert resp.status_code == 200 and "_auth_user_id" not in client.session
+    with override_settings(LOGIN_FAILURE_WINDOW_SECONDS=0):
+        client.post(url, {"username": "root", "password": "right-password-123"})
+        assert "_auth_user_id" in client.session
+
+
+def test_the_audit_trail_records_actions_and_cannot_be_changed(world):
+    sid, run_id, _change_id = world
+    session_finalize(session_id=sid, actor="alice")
+    bf.backfill_pause(run_id, actor="bob")
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {"finalize", "backfill.start", "backfill.pause", "fc.load", "fc.rollback"} <= actions
+    event = AuditEvent.objects.get(action="finalize")
+    assert (event.actor, event.sessions, event.outcome) == ("alice", [sid], "failed")
+    with pytest.raises(PermissionError):
+        event.save()
+    with pytest.raises(PermissionError):
+        event.delete()
+    from django.db import transaction
+
+    with (
+        pytest.raises(Exception, match="immutable"),
+        transaction.atomic(),
+        connections["default"].cursor() as cur,
+    ):
+        cur.execute("UPDATE remediation_auditevent SET actor = 'mallory'")
+    admin = Client()
+    admin.force_login(User.objects.create_superuser("root", "r@example.org", "pw-123456789"))
+    change_url = reverse("admin:remediation_auditevent_change", args=[event.pk])
+    assert admin.post(change_url, {"actor": "mallory"}).status_code == 403
+    assert (
+        admin.post(
+            reverse("admin:remediation_auditevent_delete", args=[event.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
+    export = admin.get(
+        reverse("admin:remediation_auditevent_export"), {"action__exact": "finalize"}
+    )
+    lines = b"".join(export.streaming_content).decode().strip().splitlines()
+    assert lines[0].startswith("at,actor,action") and len(lines) == 2 and "alice" in lines[1]
+
+
+def test_setup_roles_is_idempotent():
+    call_command("setup_roles")
+    support = Group.objects.get(name="Support")
+    support.permissions.add(*Group.objects.get(name="Engineer").permissions.all())  # drift by hand
+    call_command("setup_roles")
+    codes = set(Group.objects.get(name="Support").permissions.values_list("codename", flat=True))
+    assert {"finalize_session", "run_backfill"} <= codes and "run_runbook" not in codes
+    assert Group.objects.filter(name__in=["Viewer", "Support", "Engineer"]).count() == 3
