@@ -418,6 +418,14 @@ def _finish(run: BackfillRun, enqueue_next: bool) -> str:
         _set_state(locked, State.SUCCEEDED, message=_summary(locked))
         locked.save()
     logger.info("backfill %s succeeded: %s", run.pk, _summary(locked))
+    if not locked.dry_run and locked.created + locked.rescored:
+        # The health figures and alerts reflect the recovery now, not at the next schedule.
+        try:
+            from remediation.health import snapshot_and_alert
+
+            snapshot_and_alert()
+        except Exception:  # the run succeeded; a failed snapshot is only logged
+            logger.exception("health snapshot after backfill %s failed", run.pk)
     return "done"
 
 

@@ -85,6 +85,11 @@ def test_the_demo_chain_step_by_step_then_a_backfill_clears_every_orphan(rebuilt
     start = timezone.now() - timezone.timedelta(days=20)
     completed, converted = health.conversion(start, timezone.now())
     assert completed > 40 and converted == completed
+    # The run's end took a health snapshot: the dashboard shows the recovery at once.
+    from remediation.models import MetricSnapshot
+
+    latest = MetricSnapshot.objects.filter(window="all").first()
+    assert latest is not None and latest.figures["windows"]["7d"]["conversion"] == 1.0
 
 
 def test_fix_d_forward_backward_twice_and_refusal(rebuilt):
