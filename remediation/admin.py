@@ -25,7 +25,12 @@ from remediation import (
     selectors,
 )
 from remediation.admin_finalize import can_finalize, finalize_action, finalize_view
-from remediation.admin_utils import CappedCountPaginator, DateRangeFilter, ReadOnlyAdmin
+from remediation.admin_utils import (
+    CappedCountPaginator,
+    DateRangeFilter,
+    ReadOnlyAdmin,
+    csv_response,
+)
 from remediation.models import (
     AssessmentResponse,
     AssessmentSession,
@@ -133,8 +138,23 @@ class SessionSearchMixin:
         return queryset.filter(condition), False
 
 
+class SessionActionsMixin(admin.ModelAdmin):
+    """Finalize and diagnose, on the session list and the orphan list alike."""
+
+    def has_finalize_permission(self, request: HttpRequest) -> bool:
+        return can_finalize(request)
+
+    @admin.action(permissions=["finalize"], description="Finalize selected sessions…")
+    def finalize_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
+        return finalize_action(self, request, queryset)
+
+    @admin.action(permissions=["view"], description="Diagnose selected sessions (why no profile?)")
+    def diagnose_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        diagnose_and_report(self, request, queryset)
+
+
 @admin.register(AssessmentSession)
-class AssessmentSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
+class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAdmin):
     list_display = ("id", "email", "status", "created_at", "completed_at", "has_profile")
     list_filter = (
         "status",
@@ -185,17 +205,6 @@ class AssessmentSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
     ) -> Any:
         extra_context = {**(extra_context or {}), "can_finalize": can_finalize(request)}
         return super().change_view(request, object_id, form_url, extra_context)
-
-    def has_finalize_permission(self, request: HttpRequest) -> bool:
-        return can_finalize(request)
-
-    @admin.action(permissions=["finalize"], description="Finalize selected sessions…")
-    def finalize_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
-        return finalize_action(self, request, queryset)
-
-    @admin.action(permissions=["view"], description="Diagnose selected sessions (why no profile?)")
-    def diagnose_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        diagnose_and_report(self, request, queryset)
 
     def has_manage_fc_permission(self, request: HttpRequest) -> bool:
         return admin_fc.can_manage(request)
@@ -321,7 +330,7 @@ class AssessmentSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
 
 
 @admin.register(OrphanedSession)
-class OrphanedSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
+class OrphanedSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAdmin):
     """Completed sessions with no profile, newest completion first."""
 
     list_display = ("id", "email", "completed_at", "age", "has_fc", "reason", "session_link")
@@ -356,22 +365,13 @@ class OrphanedSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
 
     def export_csv_view(self, request: HttpRequest) -> Any:
         """Every orphan matching the list's current filters and search, as CSV (streamed)."""
-        import csv
-
         from django.core.exceptions import PermissionDenied
-        from django.http import StreamingHttpResponse
 
         if not self.has_view_permission(request):
             raise PermissionDenied
         queryset = (
             self.get_changelist_instance(request).get_queryset(request).order_by("-completed_at")
         )
-
-        class Echo:
-            def write(self, value: str) -> str:
-                return value
-
-        writer = csv.writer(Echo())
         header = [
             "session_id",
             "email",
@@ -383,7 +383,6 @@ class OrphanedSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
         ]
 
         def rows() -> Any:
-            yield writer.writerow(header)
             start = 0
             while chunk := list(queryset[start : start + 2000]):
                 start += len(chunk)
@@ -391,15 +390,13 @@ class OrphanedSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
                 for s in chunk:
                     reason = reasons.get(str(s.pk))
                     age = (timezone.now() - s.completed_at).days if s.completed_at else ""
-                    yield writer.writerow([
+                    yield [
                         s.pk, s.email or "", s.completed_at.isoformat() if s.completed_at else "", age,
                         age_bucket(s.completed_at), bool(getattr(s, "has_fc", False)),
                         reason.short if reason else "",
-                    ])  # fmt: skip
+                    ]  # fmt: skip
 
-        response = StreamingHttpResponse(rows(), content_type="text/csv")
-        response["Content-Disposition"] = 'attachment; filename="orphaned-sessions.csv"'
-        return response
+        return csv_response("orphaned-sessions.csv", header, rows())
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
         extra = {
@@ -416,17 +413,6 @@ class OrphanedSessionAdmin(SessionSearchMixin, ReadOnlyAdmin):
     @admin.action(permissions=["run_backfill"], description="Backfill selected sessions…")
     def backfill_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
         return admin_backfill.backfill_selected_action(self, request, queryset)
-
-    def has_finalize_permission(self, request: HttpRequest) -> bool:
-        return can_finalize(request)
-
-    @admin.action(permissions=["finalize"], description="Finalize selected sessions…")
-    def finalize_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
-        return finalize_action(self, request, queryset)
-
-    @admin.action(permissions=["view"], description="Diagnose selected sessions (why no profile?)")
-    def diagnose_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        diagnose_and_report(self, request, queryset)
 
     @admin.display(description="why no profile (latest attempt or diagnosis)")
     def reason(self, obj: Any) -> str:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import HttpRequest
 from django.urls import path
 
-from remediation.admin_utils import ReadOnlyAdmin
+from remediation.admin_utils import ReadOnlyAdmin, csv_response
 from remediation.models import AuditEvent
 
 
@@ -32,17 +31,12 @@ class AuditEventAdmin(ReadOnlyAdmin):
             *super().get_urls(),
         ]
 
-    def export_view(self, request: HttpRequest) -> StreamingHttpResponse:
+    def export_view(self, request: HttpRequest) -> Any:
         """The records the list shows (its filters and search), as CSV."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         queryset = self.get_changelist_instance(request).get_queryset(request).order_by("at")
 
-        class Echo:
-            def write(self, value: str) -> str:
-                return value
-
-        writer = csv.writer(Echo())
         columns = [
             "at",
             "actor",
@@ -53,16 +47,12 @@ class AuditEventAdmin(ReadOnlyAdmin):
             "outcome",
             "detail",
         ]
-
-        def rows() -> Any:
-            yield writer.writerow(columns)
-            for e in queryset.iterator(chunk_size=2000):
-                yield writer.writerow([e.at.isoformat(), e.actor, e.action, e.target, e.session_count,
-                                       " ".join(e.sessions), e.outcome, json.dumps(e.detail)])  # fmt: skip
-
-        response = StreamingHttpResponse(rows(), content_type="text/csv")
-        response["Content-Disposition"] = 'attachment; filename="audit-trail.csv"'
-        return response
+        rows = (
+            [e.at.isoformat(), e.actor, e.action, e.target, e.session_count, " ".join(e.sessions), e.outcome,
+             json.dumps(e.detail)]
+            for e in queryset.iterator(chunk_size=2000)
+        )  # fmt: skip
+        return csv_response("audit-trail.csv", columns, rows)
 
 
 def register(site: admin.AdminSite) -> None:

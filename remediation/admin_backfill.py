@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 from urllib.parse import urlencode
 
@@ -11,14 +10,14 @@ from django.contrib import admin, messages
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
 from remediation import backfill as bf
-from remediation.admin_utils import ReadOnlyAdmin
+from remediation.admin_utils import ReadOnlyAdmin, csv_response
 from remediation.models import BackfillRun
 
 RUN_PERMISSION = "remediation.run_backfill"
@@ -311,29 +310,15 @@ class BackfillRunAdmin(ReadOnlyAdmin):
             _log(request, run, f"Backfill #{run.pk}: {action}")
         return HttpResponseRedirect(reverse("admin:remediation_backfillrun_change", args=[run.pk]))
 
-    def items_csv_view(self, request: HttpRequest, run_id: int) -> StreamingHttpResponse:
+    def items_csv_view(self, request: HttpRequest, run_id: int) -> Any:
         if not self.has_view_permission(request):
             raise PermissionDenied
         run = get_object_or_404(BackfillRun, pk=run_id)
 
-        class Echo:
-            def write(self, value: str) -> str:
-                return value
-
-        writer = csv.writer(Echo())
         columns = ["ordinal", "session_id", "outcome", "reason", "sqlstate", "constraint_name", "error",
                    "profile_id", "type_code", "results_url", "processed_at", "rolled_back"]  # fmt: skip
-
-        def rows() -> Any:
-            yield writer.writerow(columns)
-            for item in (
-                run.items.order_by("ordinal").values_list(*columns).iterator(chunk_size=2000)
-            ):
-                yield writer.writerow(item)
-
-        response = StreamingHttpResponse(rows(), content_type="text/csv")
-        response["Content-Disposition"] = f'attachment; filename="backfill-{run.pk}-items.csv"'
-        return response
+        rows = run.items.order_by("ordinal").values_list(*columns).iterator(chunk_size=2000)
+        return csv_response(f"backfill-{run.pk}-items.csv", columns, rows)
 
 
 def _controls(run: BackfillRun) -> list[tuple[str, str]]:

@@ -126,3 +126,25 @@ def _parse_date(value: str) -> date | None:
         return date.fromisoformat(value.strip())
     except (ValueError, AttributeError):
         return None
+
+
+def csv_response(filename: str, header: list[str], rows: Any) -> Any:
+    """A streamed CSV download: the header, then each row of the iterable as it comes."""
+    import csv
+
+    from django.http import StreamingHttpResponse
+
+    class Echo:
+        def write(self, value: str) -> str:
+            return value
+
+    writer = csv.writer(Echo())
+
+    def lines() -> Any:
+        yield writer.writerow(header)
+        for row in rows:
+            yield writer.writerow(row)
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

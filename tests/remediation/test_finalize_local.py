@@ -222,21 +222,10 @@ def test_fc_scoring_runs_first_and_its_failure_is_recorded_not_fatal(ref):
 
     pipeline_sql("ALTER ROLE service_role BYPASSRLS")
     relax_checks()
+    from remediation import fc
+
     seed = json.loads(reference_data.fc_seed_path().read_text())
-    for block in seed["blocks"]:
-        pipeline_sql(
-            "INSERT INTO fc_blocks (id, version, code, title, order_index) VALUES (%s, %s, %s, %s, %s)",
-            [block["id"], seed["version"], block["code"], block["title"], block["order_index"]],
-        )
-        for opt in block["options"]:
-            pipeline_sql(
-                "INSERT INTO fc_options (id, block_id, option_code, prompt, weights_json, order_index)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
-                [
-                    opt["id"], block["id"], opt["option_code"], opt["prompt"],
-                    json.dumps(opt["weights"]), opt["order_index"],
-                ],
-            )  # fmt: skip
+    fc.fc_load(seed)
     sid = make_session(seed=3)
     for block in seed["blocks"]:
         pipeline_sql(
