@@ -39,9 +39,3 @@ def load_emulated_schema(
             "SELECT set_config('prism.emulate_service_role_bypassrls', '', false),"
             " set_config('prism.emulate_fc_metrics_trigger', '', false)"
         )
-
-
-def set_service_role_bypassrls(enabled: bool, *, using: str = "pipeline") -> None:
-    """Flip BYPASSRLS on the emulated service_role (hosted Supabase vs the plan's story)."""
-    with connections[using].cursor() as cursor:
-        cursor.execute(f"ALTER ROLE service_role {'BYPASSRLS' if enabled else 'NOBYPASSRLS'}")
