@@ -131,6 +131,8 @@ BACKFILL_MAX_SLEEP = env.float("BACKFILL_MAX_SLEEP", default=60.0)
 # least ALERT_MIN_SESSIONS completed sessions.
 ALERT_WINDOW_HOURS = env.int("ALERT_WINDOW_HOURS", default=24)
 ALERT_MIN_SESSIONS = env.int("ALERT_MIN_SESSIONS", default=3)
+# Profile write errors alert while any happened within this many minutes.
+ALERT_ERRORS_WINDOW_MINUTES = env.int("ALERT_ERRORS_WINDOW_MINUTES", default=60)
 # Where alerts go: a JSON POST (Slack-compatible {"text": ...}) and/or email.
 ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
 ALERT_WEBHOOK_RETRIES = env.int("ALERT_WEBHOOK_RETRIES", default=2)

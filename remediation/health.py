@@ -225,12 +225,15 @@ def evaluate(now: datetime | None = None) -> list[RuleResult]:
         r is not None and r < CONVERSION_ALERT for r in rates
     )
     figures = attempt_figures(now - window, now)
+    # Write errors count over a shorter window, so the alert clears soon after the fix.
+    error_window = timedelta(minutes=settings.ALERT_ERRORS_WINDOW_MINUTES)
+    errors_now = attempt_figures(now - error_window, now)
     drift = version_drift(now - window, now)
     legacy = legacy_fc_scores()
     pct = f"{rate:.1%}" if rate is not None else "n/a"
     errors = ", ".join(
         f"{e['sqlstate']} {e['constraint_name'] or e['reason']} ×{e['n']}"
-        for e in figures["write_errors"]
+        for e in errors_now["write_errors"]
     )
     fb = figures["fallback_rate"]
     return [
@@ -244,7 +247,7 @@ def evaluate(now: datetime | None = None) -> list[RuleResult]:
                    f"{legacy} fc_scores rows with fc_kind ≠ 'functions' or version ≠ 'v1.2'."),
         RuleResult("fc_fallback", "investigate", fb is not None and fb > FALLBACK_INVESTIGATE, fb,
                    f"FC fallback rate {fb:.0%} of finalizes is above 10 %." if fb is not None else ""),
-        RuleResult("write_errors", "high", figures["write_error_total"] > 0, figures["write_error_total"],
+        RuleResult("write_errors", "high", errors_now["write_error_total"] > 0, errors_now["write_error_total"],
                    f"Profile write errors: {errors}." if errors else ""),
     ]  # fmt: skip
 

@@ -255,3 +255,19 @@ def test_the_dashboard_reads_a_fresh_snapshot_and_recomputes_on_request(admin_cl
     assert MetricSnapshot.objects.count() == 2
     completed, converted = _independent_conversion(24)
     assert converted == 1 and f"{converted} of {completed} completed" in page
+
+
+def test_write_errors_alert_only_while_errors_are_recent():
+    load_reference_data()
+    sid = make_session()
+    attempt = session_finalize(session_id=sid)  # RLS refuses: a write error
+    assert attempt.sqlstate == "42501"
+    rules = {r.rule: r for r in health.evaluate()}
+    assert rules["write_errors"].firing and "42501 rls ×1" in rules["write_errors"].message
+    FinalizeAttempt.objects.filter(pk=attempt.pk).update(
+        started_at=timezone.now() - timedelta(minutes=90)
+    )
+    with override_settings(ALERT_ERRORS_WINDOW_MINUTES=60):
+        assert not {r.rule: r for r in health.evaluate()}["write_errors"].firing
+    with override_settings(ALERT_ERRORS_WINDOW_MINUTES=120):
+        assert {r.rule: r for r in health.evaluate()}["write_errors"].firing
