@@ -102,6 +102,13 @@ def ensure_redis_server() -> None:
         run(["apt-get", "install", "-y", "-qq", "redis-server"], env=env)
 
 
+def port_in_use(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def run(cmd: list[str], **kwargs: object) -> None:
     subprocess.run(cmd, check=True, cwd=ROOT, **kwargs)  # type: ignore[call-overload]
 
@@ -115,18 +122,26 @@ def cmd_up(argv: list[str]) -> int:
     ensure_venv("")
     ensure_env_file()
     run(manage("demo_setup"))
-    procs = [
+    if port_in_use(int(port)):
+        sys.exit(f"[dev] port {port} is in use: python3 dev.py up <another port>")
+    essential = [
         subprocess.Popen(manage("qcluster"), cwd=ROOT),
-        subprocess.Popen(manage("edge_emulator", "--port", "54321"), cwd=ROOT),
         subprocess.Popen(manage("runserver", f"127.0.0.1:{port}", "--noreload"), cwd=ROOT),
     ]
+    procs = list(essential)
+    if port_in_use(54321):
+        say(
+            "port 54321 is in use: the edge-function emulator is not started (the local backend works)"
+        )
+    else:
+        procs.append(subprocess.Popen(manage("edge_emulator", "--port", "54321"), cwd=ROOT))
     login = (ROOT / ".demo-login").read_text().split()
     time.sleep(1.5)
     say(f"portal: http://127.0.0.1:{port}/admin/  login: {login[0]} / {login[1]}")
     say(f"orphaned sessions: http://127.0.0.1:{port}/admin/remediation/orphanedsession/")
     say("Ctrl-C stops the portal, the job cluster and the edge-function emulator")
     try:
-        while all(p.poll() is None for p in procs):
+        while all(p.poll() is None for p in essential):
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
