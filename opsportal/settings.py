@@ -59,6 +59,8 @@ def _database(url: str, embedded_name: str) -> dict[str, object]:
 
 
 PIPELINE_STATEMENT_TIMEOUT_MS = env.int("PIPELINE_STATEMENT_TIMEOUT_MS", default=30_000)
+# How long a finalize waits for a session another finalize or backfill holds.
+PIPELINE_ROW_LOCK_TIMEOUT = env.str("PIPELINE_ROW_LOCK_TIMEOUT", default="5s")
 
 DATABASES = {
     "default": _database(_portal_url, "opsportal"),

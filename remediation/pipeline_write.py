@@ -672,6 +672,12 @@ def classify_error(
     elif sqlstate == "42501":
         category = "grant"
         explanation = f"A grant is missing (42501, permission denied): {message}."
+    elif sqlstate == "55P03":
+        category = "busy"
+        explanation = (
+            "Another finalize or backfill holds this session (lock timeout, 55P03); nothing was "
+            "written. Try again when it has finished."
+        )
     elif sqlstate == "23514":
         category = "check"
         column = column or _constraint_column(constraint, table or "profiles", using)

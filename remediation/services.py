@@ -7,15 +7,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
 from remediation import pipeline_write as pw
 from remediation.models import FinalizeAttempt, SessionDiagnosis
 
 logger = logging.getLogger("remediation.finalize")
-
-LOCK_TIMEOUT = "5s"
 
 
 def _event_dicts(events: list[Any]) -> list[dict[str, Any]]:
@@ -38,7 +36,7 @@ def _pipeline_transaction_settings(using: str) -> None:
     with connections[using].cursor() as cur:
         cur.execute(
             "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
-            [LOCK_TIMEOUT, f"{settings.PIPELINE_STATEMENT_TIMEOUT_MS}ms"],
+            [settings.PIPELINE_ROW_LOCK_TIMEOUT, f"{settings.PIPELINE_STATEMENT_TIMEOUT_MS}ms"],
         )
 
 
@@ -97,6 +95,8 @@ def session_finalize(
         attempt.reason = exc.reason
         attempt.explanation = exc.explanation
         attempt.error_message = exc.explanation
+    except DatabaseError as exc:  # before the write: lock or statement timeout, lost connection
+        _fill_failure(attempt, pw.classify_error(exc))
     else:
         attempt.outcome = result.outcome
         attempt.profile_id = result.profile_id
@@ -176,6 +176,9 @@ def session_diagnose(
         )  # fmt: skip
     except pw.FinalizeRefused as exc:
         diagnosis = Diagnosis(session_id, exc.reason, exc.explanation)
+    except DatabaseError as exc:
+        i = pw.classify_error(exc)
+        diagnosis = Diagnosis(session_id, i.category, i.explanation, i.sqlstate, message=i.message)
     else:
         if result.outcome == "existing":
             diagnosis = Diagnosis(
