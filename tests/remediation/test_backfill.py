@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from remediation import backfill as bf
 from remediation.models import BackfillItem, BackfillRun, FinalizeAttempt
+from remediation.services import session_finalize
 from tests.factories import clear_write_path, load_reference_data, make_session, pipeline_sql
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -284,3 +285,36 @@ def test_the_watchdog_leaves_live_runs_alone(clear):
         assert bf.runs_watchdog() == []
     run.refresh_from_db()
     assert run.state == "running"
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_a_run_and_a_support_engineer_finalizing_by_hand_never_write_one_session_twice(pipeline_db):
+    import psycopg
+
+    load_reference_data()
+    with clear_write_path():
+        ids = _sessions(4)
+        contested = ids[1]
+        run = _start(ids, batch_size=4)
+        conf = connections["pipeline"].settings_dict
+        with psycopg.connect(host=conf["HOST"], port=conf["PORT"] or None, user=conf["USER"],
+                             password=conf["PASSWORD"] or None, dbname=conf["NAME"]) as engineer:  # fmt: skip
+            # The support engineer's finalize holds the session's claim (its row lock)...
+            engineer.execute("BEGIN")
+            engineer.execute(
+                "SELECT 1 FROM assessment_sessions WHERE id = %s FOR UPDATE", [contested]
+            )
+            # ...so the batch skips it (busy) and writes the others.
+            bf.process_batch(run.pk, run.batch_token, enqueue_next=False)
+            engineer.execute("ROLLBACK")
+        held = BackfillItem.objects.get(run=run, session_id=contested)
+        assert (held.outcome, held.tries, held.ordinal) == ("pending", 1, 4)  # put back at the end
+        run.refresh_from_db()
+        assert (run.processed, run.created) == (3, 3)
+        by_hand = session_finalize(session_id=contested, actor="support")
+        assert by_hand.outcome == "created"
+        run = bf.run_until_done(run.pk)  # the busy session comes round again
+        item = BackfillItem.objects.get(run=run, session_id=contested)
+        assert item.outcome == "existing" and str(item.profile_id) == str(by_hand.profile_id)
+        assert (run.created, run.existing, run.failed) == (3, 1, 0)
+        assert _profiles(ids) == 4
