@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -260,7 +260,9 @@ class BackfillRunAdmin(ReadOnlyAdmin):
     ) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        run = get_object_or_404(BackfillRun, pk=object_id)
+        if not str(object_id).isdigit():
+            raise Http404("no such backfill run")
+        run = get_object_or_404(BackfillRun, pk=int(object_id))
         failing = run.items.filter(outcome="failed").order_by("ordinal")[:100]
         context = {
             **self.admin_site.each_context(request),

@@ -81,7 +81,14 @@ def finalize_view(
     """GET: confirmation with the diagnosis; POST: finalize and go back to the session."""
     if not can_finalize(request):
         raise PermissionDenied
-    session = get_object_or_404(AssessmentSession, pk=object_id)
+    from django.http import Http404
+
+    from remediation.services import InvalidSessionId, normalize_session_id
+
+    try:
+        session = get_object_or_404(AssessmentSession, pk=normalize_session_id(object_id))
+    except InvalidSessionId as exc:
+        raise Http404(str(exc)) from exc
     change_url = reverse("admin:remediation_assessmentsession_change", args=[session.pk])
     if request.method == "POST":
         backend, rescore = _form_choice(request)

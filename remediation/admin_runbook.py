@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.models import ADDITION, LogEntry
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -185,8 +185,11 @@ class RunbookRecordAdmin(ReadOnlyAdmin):
     def compare_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        a = get_object_or_404(RunbookRecord, pk=request.GET.get("a") or 0, kind="checks")
-        b = get_object_or_404(RunbookRecord, pk=request.GET.get("b") or 0, kind="checks")
+        ids = [request.GET.get(k, "") for k in ("a", "b")]
+        if not all(i.isdigit() for i in ids):
+            raise Http404("choose two saved check runs")
+        a = get_object_or_404(RunbookRecord, pk=int(ids[0]), kind="checks")
+        b = get_object_or_404(RunbookRecord, pk=int(ids[1]), kind="checks")
         left = {c["key"]: c for c in a.results.get("checks", [])}
         right = {c["key"]: c for c in b.results.get("checks", [])}
         rows = [(k, left.get(k), right.get(k)) for k in dict.fromkeys([*left, *right])]

@@ -114,3 +114,12 @@ def test_cli_finalize_json_and_errors(capsys, clear_path):
         call_command("finalize", "nope")
     with pytest.raises(CommandError, match="1 of 1 sessions were not finalized"):
         call_command("finalize", "00000000-0000-4000-8000-000000000001")
+
+
+def test_a_malformed_or_unknown_session_id_is_a_404_not_an_error(client, clear_path):
+    client.force_login(_staff(["finalize_session"]))
+    for bad in ("not-a-uuid", "00000000-0000-4000-8000-00000000dead"):
+        url = f"/admin/remediation/assessmentsession/{bad}/finalize/"
+        assert client.get(url).status_code == 404
+        assert client.post(url, {"backend": "local"}).status_code == 404
+    assert FinalizeAttempt.objects.count() == 0
