@@ -151,9 +151,14 @@ def _check_results_version() -> Check:
     )  # fmt: skip
 
 
+def _banded(n: int, warn_max: int) -> str:
+    """The incident's bands: 0 pass, up to warn_max warn, more fail."""
+    return PASS if n == 0 else WARN if n <= warn_max else FAIL
+
+
 def _check_null_tokens() -> Check:
     n = _one(Q_NULL_TOKENS)
-    status = PASS if n == 0 else WARN if n <= 5 else FAIL
+    status = _banded(n, 5)
     return Check(
         "null_share_tokens", "Recent sessions (7 days) with no share token", status, str(n),
         "0 pass, ≤ 5 warn, > 5 fail", Q_NULL_TOKENS,
@@ -162,7 +167,7 @@ def _check_null_tokens() -> Check:
 
 def _check_no_fc_scores() -> Check:
     n = _one(Q_NO_FC_SCORES)
-    status = PASS if n == 0 else WARN if n <= 10 else FAIL
+    status = _banded(n, 10)
     return Check(
         "no_fc_scores", "Completed sessions of the last 7 days without fc_scores", status, str(n),
         "0 pass, ≤ 10 warn, > 10 fail", Q_NO_FC_SCORES,
@@ -515,12 +520,12 @@ def diagnose_test_session(session_id: str | None = None) -> dict[str, Any]:
     }
 
 
-def steps() -> list[dict[str, Any]]:
+def steps(checks: dict[str, Check] | None = None) -> list[dict[str, Any]]:
     """checks → Fix A → verify → Fix D → verify → Fix E → verify → backfill → success criteria."""
     from remediation import health, selectors
     from remediation.models import RunbookRecord
 
-    checks = {c.key: c for c in run_checks()}
+    checks = checks if checks is not None else {c.key: c for c in run_checks()}
     diagnosis = diagnose_test_session()
     changes = {
         r.results.get("fix"): r
