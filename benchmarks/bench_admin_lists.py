@@ -10,33 +10,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsportal.settings")
+from _setup import admin_client, django_setup, machine
+
 os.environ.setdefault("DEBUG", "true")
+django_setup()
 
-import django
-
-django.setup()
-
-from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connections  # noqa: E402
-from django.test import Client  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:
@@ -50,14 +32,11 @@ def main() -> None:
         sessions, completed = cur.fetchone()
         cur.execute("SELECT count(*) FROM profiles")
         profiles = cur.fetchone()[0]
-    user, _ = get_user_model().objects.get_or_create(
-        username="bench-admin", defaults={"is_staff": True, "is_superuser": True}
-    )
-    client = Client(HTTP_HOST="localhost")
-    client.force_login(user)
+    client = admin_client()
     with connections["pipeline"].cursor() as cur:
         cur.execute(
-            "SELECT id::text, email FROM assessment_sessions ORDER BY created_at DESC LIMIT 1 OFFSET 1000"
+            "SELECT id::text, email FROM assessment_sessions ORDER BY created_at DESC LIMIT 1 OFFSET %s",
+            [min(1000, sessions // 2)],
         )
         some_id, some_email = cur.fetchone()
     pages = {
@@ -71,7 +50,7 @@ def main() -> None:
         "sessions, no profile": "/admin/remediation/assessmentsession/?has_profile=no",
         "session page": f"/admin/remediation/assessmentsession/{some_id}/change/",
     }
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"machine: {machine()}")
     print(f"data: {sessions:,} sessions ({completed:,} completed), {profiles:,} profiles")
     print(f"{'page':28} {'median ms':>10} {'max ms':>8}")
     for name, url in pages.items():

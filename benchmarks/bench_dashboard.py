@@ -13,7 +13,7 @@ import statistics
 import time
 from datetime import UTC, datetime
 
-from _setup import django_setup, machine, use_bench_databases
+from _setup import admin_client, django_setup, machine, use_bench_databases
 
 
 def main() -> None:
@@ -25,10 +25,9 @@ def main() -> None:
     use_bench_databases("dash")
     django_setup()
 
-    from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import connections
-    from django.test import Client, override_settings
+    from django.test import override_settings
 
     from opsportal.secrets import Secret
     from remediation.demo import seed_demo
@@ -44,22 +43,24 @@ def main() -> None:
         seed_demo(sessions=args.sessions, now=datetime.now(UTC), answer_sets=2000, force=True)
         print(f"seeded {args.sessions:,} sessions in {time.perf_counter() - t:.0f}s")
     with connections["pipeline"].cursor() as cur:
-        cur.execute("SELECT count(*), count(*) FILTER (WHERE status = 'completed') FROM assessment_sessions")
+        cur.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'completed') FROM assessment_sessions"
+        )
         sessions, completed = cur.fetchone()
         cur.execute("SELECT count(*) FROM profiles")
         profiles = cur.fetchone()[0]
-    user, _ = get_user_model().objects.get_or_create(
-        username="bench-admin", defaults={"is_staff": True, "is_superuser": True}
-    )
-    client = Client(HTTP_HOST="localhost")
-    client.force_login(user)
+    client = admin_client()
     from remediation.health import take_snapshot
 
     t = time.perf_counter()
     take_snapshot()
-    print(f"one snapshot of every figure (the scheduled check's work): {(time.perf_counter() - t) * 1000:.0f} ms")
+    print(
+        f"one snapshot of every figure (the scheduled check's work): {(time.perf_counter() - t) * 1000:.0f} ms"
+    )
     windows = ("1h", "24h", "7d", "30d")
-    pages = {f"health dashboard, {w}": f"/admin/remediation/alert/health/?window={w}" for w in windows}
+    pages = {
+        f"health dashboard, {w}": f"/admin/remediation/alert/health/?window={w}" for w in windows
+    }
     pages["orphan list"] = "/admin/remediation/orphanedsession/"
     pages["metrics (Prometheus)"] = "/metrics"
     pages["healthz"] = "/healthz"

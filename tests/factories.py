@@ -81,6 +81,18 @@ def make_session(
     return sid
 
 
+# scoring.md §8: option A in all six v1.2 blocks (functions basis, blocks_answered 6).
+OPTION_A_EVERYWHERE = {
+    "Te": 90,
+    "Ti": 90,
+    "Fe": 50,
+    "Fi": 60,
+    "Ne": 80,
+    "Ni": 100,
+    "Se": 70,
+    "Si": 50,
+}
+
 PLAN_POLICY = (
     'CREATE POLICY "Service role can manage profiles" ON public.profiles FOR ALL TO public'
     " USING (auth.role() = 'service_role') WITH CHECK (auth.role() = 'service_role')"

@@ -150,4 +150,9 @@ def test_rollback_from_the_run_page(client, clear):
 def test_malformed_ids_in_urls_are_404s(admin_client):
     assert admin_client.get("/admin/remediation/backfillrun/abc/change/").status_code == 404
     assert admin_client.get("/admin/remediation/backfillrun/999999/change/").status_code == 404
-    assert admin_client.get(reverse("admin:remediation_runbook_compare"), {"a": "x", "b": "1"}).status_code == 404
+    assert (
+        admin_client.get(
+            reverse("admin:remediation_runbook_compare"), {"a": "x", "b": "1"}
+        ).status_code
+        == 404
+    )

@@ -13,7 +13,13 @@ from django.urls import reverse
 from remediation import fc, reference_data
 from remediation.models import FcChange
 from remediation.services import session_finalize
-from tests.factories import load_reference_data, make_session, pipeline_sql, relax_checks
+from tests.factories import (
+    OPTION_A_EVERYWHERE,
+    load_reference_data,
+    make_session,
+    pipeline_sql,
+    relax_checks,
+)
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 SEED = json.loads(reference_data.fc_seed_path().read_text())
@@ -93,16 +99,7 @@ def test_option_a_in_every_block_scores_as_the_spec_says():
         [sid],
         "one",
     )
-    assert json.loads(scores) == {
-        "Te": 90,
-        "Ti": 90,
-        "Fe": 50,
-        "Fi": 60,
-        "Ne": 80,
-        "Ni": 100,
-        "Se": 70,
-        "Si": 50,
-    }
+    assert json.loads(scores) == OPTION_A_EVERYWHERE
     assert blocks == 6
 
 

@@ -14,7 +14,7 @@ import scoring
 from remediation import pipeline_write as pw
 from remediation.models import FinalizeAttempt, SessionDiagnosis
 from remediation.services import InvalidSessionId, session_diagnose, session_finalize
-from tests.factories import (
+from tests.factories import OPTION_A_EVERYWHERE, (
     apply_plan_policy,
     load_reference_data,
     make_session,
@@ -241,16 +241,7 @@ def test_fc_scoring_runs_first_and_its_failure_is_recorded_not_fatal(ref):
         "SELECT scores_json, blocks_answered FROM fc_scores WHERE session_id = %s", [sid], "one"
     )
     assert blocks == 6
-    assert json.loads(scores) == {
-        "Te": 90,
-        "Ti": 90,
-        "Fe": 50,
-        "Fi": 60,
-        "Ne": 80,
-        "Ni": 100,
-        "Se": 70,
-        "Si": 50,
-    }
+    assert json.loads(scores) == OPTION_A_EVERYWHERE
     # An FC write the database refuses is recorded, and the profile is still written.
     sid2 = make_session(seed=4)
     pipeline_sql(
