@@ -14,7 +14,8 @@ import scoring
 from remediation import pipeline_write as pw
 from remediation.models import FinalizeAttempt, SessionDiagnosis
 from remediation.services import InvalidSessionId, session_diagnose, session_finalize
-from tests.factories import OPTION_A_EVERYWHERE, (
+from tests.factories import (
+    OPTION_A_EVERYWHERE,
     apply_plan_policy,
     load_reference_data,
     make_session,
