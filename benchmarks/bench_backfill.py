@@ -30,9 +30,10 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connections
 
-    from remediation import backfill as bf
-    from remediation.demo import seed_demo
-    from remediation.emulation import load_emulated_schema
+    from remediation import jobs as bf
+    from remediation import selectors
+    from remediation.dev.demo import seed_demo
+    from remediation.dev.emulation import load_emulated_schema
     from remediation.services import session_finalize
 
     call_command("migrate", verbosity=0)
@@ -56,7 +57,7 @@ def main() -> None:
     )
     orphans = [
         str(pk)
-        for pk in bf.selectors.orphaned_sessions()
+        for pk in selectors.orphaned_sessions()
         .order_by("completed_at")
         .values_list("pk", flat=True)
     ]

@@ -30,8 +30,8 @@ def main() -> None:
     from django.test import override_settings
 
     from opsportal.secrets import Secret
-    from remediation.demo import seed_demo
-    from remediation.emulation import load_emulated_schema
+    from remediation.dev.demo import seed_demo
+    from remediation.dev.emulation import load_emulated_schema
 
     call_command("migrate", verbosity=0)
     load_emulated_schema(service_role_bypassrls=False, fc_metrics_trigger=False)
@@ -50,7 +50,7 @@ def main() -> None:
         cur.execute("SELECT count(*) FROM profiles")
         profiles = cur.fetchone()[0]
     client = admin_client()
-    from remediation.health import take_snapshot
+    from remediation.services.health import snapshot_take as take_snapshot
 
     t = time.perf_counter()
     take_snapshot()

@@ -74,7 +74,14 @@ _pipeline_options.setdefault("application_name", "prism-opsportal")
 # migrations) lives in this schema, never in `public`; unqualified pipeline tables still
 # resolve to `public`. Needs a direct (or session-pooler) connection.
 PIPELINE_PORTAL_SCHEMA = env.str("PIPELINE_PORTAL_SCHEMA", default="opsportal")
-_pipeline_options.setdefault("options", f"-c search_path={PIPELINE_PORTAL_SCHEMA},public")
+# Every pipeline statement, reads included, is bounded: a locked table makes a page or a
+# task fail within the timeouts instead of waiting without limit.
+_pipeline_options.setdefault(
+    "options",
+    f"-c search_path={PIPELINE_PORTAL_SCHEMA},public"
+    f" -c statement_timeout={PIPELINE_STATEMENT_TIMEOUT_MS}"
+    f" -c lock_timeout={PIPELINE_ROW_LOCK_TIMEOUT}",
+)
 # Longest the runbook migrations wait for a lock on a pipeline table before giving up.
 PIPELINE_LOCK_TIMEOUT = env.str("PIPELINE_LOCK_TIMEOUT", default="3s")
 DATABASES["pipeline"]["OPTIONS"] = _pipeline_options
@@ -154,16 +161,23 @@ CLUSTER_STALE_SECONDS = env.int("CLUSTER_STALE_SECONDS", default=180)
 
 # --- Django ----------------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "opsportal.apps.OpsAdminConfig",  # django.contrib.admin with the portal's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_q",
+    "pgtrigger",
     "opsportal",
     "remediation",
+    "remediation.fixes",
 ]
+# The pipeline fixes' migrations are applied one at a time by the runbook (through the
+# migration executor), never by `manage.py migrate`.
+MIGRATION_MODULES = {"pipeline_fixes": None}
+if TESTING or DEBUG:  # demo and test doubles (replaced by DEV_TOOLS on merge)
+    INSTALLED_APPS.append("remediation.dev")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -4,10 +4,6 @@ from django.views.generic import RedirectView
 
 from remediation import views
 
-admin.site.site_header = "PRISM ops portal"
-admin.site.site_title = "PRISM ops portal"
-admin.site.index_title = "Pipeline operations"
-
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -10,6 +12,17 @@ class RemediationConfig(AppConfig):
         from django.db.models.signals import pre_migrate
 
         from opsportal import checks  # noqa: F401  (registers the system checks)
-        from remediation.pipeline_migrations import ensure_portal_schema
 
-        pre_migrate.connect(ensure_portal_schema, sender=self)
+        pre_migrate.connect(refuse_pipeline_migrate, sender=self)
+
+
+def refuse_pipeline_migrate(sender: Any, using: str = "default", plan: Any = None, **kwargs: Any) -> None:
+    """`manage.py migrate --database pipeline` would record the portal's migrations in the
+    pipeline database; it only ever receives the fixes, through the runbook or `manage.py fix`."""
+    from django.core.management.base import CommandError
+
+    if using == "pipeline" and plan:
+        raise CommandError(
+            "The pipeline database takes no portal migrations. Apply the IR-07 fixes from the "
+            "runbook page or with `manage.py fix apply A|D|E`."
+        )

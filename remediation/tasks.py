@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from remediation import backfill
+from remediation.jobs import engine
 
 
-def backfill_batch(run_id: int, token: str) -> str:
-    """Process one batch of a backfill run and enqueue the next."""
-    return backfill.process_batch(run_id, token)
+def run_batch(run_id: int, token: str) -> str:
+    """Process one batch of a run (any job kind) and enqueue the next."""
+    return engine.process_batch(run_id, token)
+
+
+# Tasks enqueued before runs had kinds carry this name.
+backfill_batch = run_batch
 
 
 def backfill_watchdog() -> list[int]:
     """Mark runs with a dead worker interrupted and resume them from their cursor."""
-    return backfill.runs_watchdog()
+    return engine.runs_watchdog()
 
 
 def health_check() -> dict[str, list[str]]:
     """Store a health snapshot, evaluate the alert rules, notify what opened or resolved."""
-    from remediation import health
+    from remediation.services.health import health_check_run
 
-    return health.snapshot_and_alert()
+    return health_check_run()

@@ -9,7 +9,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from remediation import health
+from remediation import metrics as prometheus
+from remediation.selectors.health import healthz as health_report
 
 
 @require_GET
@@ -25,7 +26,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     if not hmac.compare_digest(given.encode(), expected.encode()):
         return HttpResponse("unauthorized\n", status=401, content_type="text/plain")
     return HttpResponse(
-        health.prometheus_text(), content_type="text/plain; version=0.0.4; charset=utf-8"
+        prometheus.render(), content_type="text/plain; version=0.0.4; charset=utf-8"
     )
 
 
@@ -33,5 +34,5 @@ def metrics(request: HttpRequest) -> HttpResponse:
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
     """Portal database, pipeline database and job cluster; 503 when any is not ok."""
-    ok, report = health.healthz()
+    ok, report = health_report()
     return JsonResponse({"ok": ok, **report}, status=200 if ok else 503)

@@ -21,7 +21,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop 
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
-    from remediation.emulation import load_emulated_schema
+    from remediation.dev.emulation import load_emulated_schema
 
     with django_db_blocker.unblock():
         load_emulated_schema(

@@ -11,7 +11,7 @@ from django.db import connections
 from django.utils import timezone
 
 from remediation import reference_data
-from remediation.demo import load_reference_data
+from remediation.dev.demo import load_reference_data
 
 __all__ = [
     "apply_plan_policy",
@@ -136,3 +136,30 @@ def clear_write_path():
     finally:
         pipeline_sql("ALTER ROLE service_role NOBYPASSRLS")
         restore_checks()
+
+
+def rollback_run(run_id: int) -> dict:
+    """Roll a finalize run back as the portal does (a rollback run), in this process; its report."""
+    from remediation import jobs
+    from remediation.models import BackfillRun
+
+    rollback = jobs.run_rollback(run_id, enqueue=False)
+    jobs.run_until_done(rollback.pk)
+    return BackfillRun.objects.get(pk=run_id).rollback_report
+
+
+# The fixes each migration target of the old linear chain meant (tests speak in those terms).
+_FIXES_AT = {"0004": "", "0005": "A", "0006": "A", "0007": "AD", "0008": "ADE"}
+
+
+def set_fixes(target: str) -> None:
+    """Apply and roll back fixes, each on its own, until exactly those of `target` are applied."""
+    from remediation.fixes import executor
+
+    wanted = set(_FIXES_AT[target])
+    for name in ("E", "D", "A"):
+        if name not in wanted:
+            executor.run(name, reverse=True)
+    for name in ("A", "D", "E"):
+        if name in wanted:
+            executor.run(name)

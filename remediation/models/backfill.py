@@ -1,4 +1,10 @@
-"""Backfill runs: a strict state machine, per-session items with pre-images for rollback."""
+"""Runs of the job engine (remediation.jobs): a strict state machine and one item per session.
+
+A run has a kind: "finalize" (a backfill: give orphans their profiles), "rollback" (restore
+the rows a finalize run changed, from its items' pre-images) or "diagnosis" (why has each
+session no profile). Items carry each session's outcome, and for finalize runs the rows as
+they were before (pre-image) and a fingerprint of what the run wrote.
+"""
 
 from __future__ import annotations
 
@@ -18,16 +24,33 @@ class BackfillRun(models.Model):
         SUCCEEDED = "succeeded"
         ERRORED = "errored"
 
+    class Kind(models.TextChoices):
+        FINALIZE = "finalize", "backfill (finalize)"
+        ROLLBACK = "rollback", "roll back a run"
+        DIAGNOSIS = "diagnosis", "bulk diagnosis"
+
     class Selection(models.TextChoices):
         WINDOW = "window", "completion-date window"
         IDS = "ids", "explicit session ids"
         CSV = "csv", "uploaded CSV of ids"
         FILTER = "filter", "all orphans matching a filter"
+        RUN = "run", "the sessions another run changed"
 
     ACTIVE_STATES = (State.ENQUEUED, State.RUNNING, State.PAUSING, State.CANCELLING)
 
+    kind = models.CharField(
+        max_length=10, choices=Kind.choices, default=Kind.FINALIZE, db_index=True
+    )
     state = models.CharField(
         max_length=12, choices=State.choices, default=State.ENQUEUED, db_index=True
+    )
+    source_run = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="follow_up_runs",
+        help_text="For a rollback: the run whose changes it restores",
     )
     selection = models.CharField(max_length=10, choices=Selection.choices)
     selection_params = models.JSONField(default=dict, blank=True)
@@ -52,6 +75,7 @@ class BackfillRun(models.Model):
     failed = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0, help_text="Dry run, or busy elsewhere")
     failed_by_reason = models.JSONField(default=dict, blank=True)
+    counts = models.JSONField(default=dict, blank=True, help_text="Items per outcome")
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -69,6 +93,7 @@ class BackfillRun(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = "run"
         permissions = [
             ("run_backfill", "Can start, pause, resume and cancel backfills"),
             ("rollback_backfill", "Can roll back a backfill run"),
@@ -76,7 +101,8 @@ class BackfillRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Backfill #{self.pk} ({self.state})"
+        noun = {"finalize": "Backfill", "rollback": "Rollback", "diagnosis": "Diagnosis"}
+        return f"{noun.get(self.kind, 'Run')} #{self.pk} ({self.state})"
 
     @property
     def is_active(self) -> bool:
@@ -94,6 +120,9 @@ class BackfillItem(models.Model):
         FAILED = "failed"
         SKIPPED = "skipped"  # dry run: would be written
         BUSY = "busy"  # another worker held the session: retried at the end
+        RESTORED = "restored"  # rollback: the pre-image is back
+        CONFLICT = "conflict"  # rollback: changed since the run, left alone
+        DIAGNOSED = "diagnosed"  # diagnosis: stored (the reason says what it found)
 
     run = models.ForeignKey(BackfillRun, on_delete=models.CASCADE, related_name="items")
     ordinal = models.PositiveIntegerField()

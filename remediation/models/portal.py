@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pgtrigger
 from django.conf import settings
 from django.db import models
 
@@ -188,22 +189,11 @@ class FcChange(models.Model):
         return f"{self.kind} {self.version} #{self.pk}"
 
 
-class LoginFailure(models.Model):
-    """A failed login (for throttling); kept for the window only."""
-
-    username = models.CharField(max_length=150, db_index=True)
-    address = models.CharField(max_length=64, blank=True, db_index=True)
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    def __str__(self) -> str:
-        return f"{self.username} from {self.address} at {self.at}"
-
-
 class AuditEvent(models.Model):
     """One immutable record per action: who, when, what, on which sessions, with what outcome.
 
-    The table refuses UPDATE and DELETE at the database level (migration 0010), and the
-    admin offers neither.
+    The table refuses UPDATE and DELETE at the database level (a django-pgtrigger `Protect`
+    trigger), and the admin offers neither.
     """
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -217,6 +207,11 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-at"]
+        triggers = [
+            pgtrigger.Protect(
+                name="audit_immutable", operation=pgtrigger.Update | pgtrigger.Delete
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.outcome}"

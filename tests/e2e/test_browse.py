@@ -6,7 +6,7 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from remediation.demo import INCIDENT_SESSION_ID, seed_demo
+from remediation.dev.demo import INCIDENT_SESSION_ID, seed_demo
 from tests.e2e.conftest import screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(databases="__all__", transaction=True)]

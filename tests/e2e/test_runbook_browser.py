@@ -24,7 +24,7 @@ def _status(page, key):
 def test_checks_before_and_after_fix_a(clean_fix_a, admin_login, page):
     load_reference_data()
     make_session()
-    admin_login("/admin/remediation/runbookrecord/")
+    admin_login("/admin/runbook/")
     page.fill("input[name=label]", "before Fix A")
     page.click("#run-checks")
     page.wait_for_selector("#checks-table")

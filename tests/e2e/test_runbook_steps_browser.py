@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from django.core.management import call_command
 from django.utils import timezone
 
-from remediation.demo import seed_demo
-from remediation.emulation import load_emulated_schema
+from remediation.dev.demo import seed_demo
+from remediation.dev.emulation import load_emulated_schema
 from tests.cluster import kill_cluster, start_cluster
 from tests.e2e.conftest import screenshot
-from tests.factories import pipeline_sql, restore_checks
+from tests.factories import pipeline_sql, restore_checks, set_fixes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(databases="__all__", transaction=True)]
 
@@ -21,7 +20,7 @@ def demo_incident(pipeline_db):
     load_emulated_schema(service_role_bypassrls=False, fc_metrics_trigger=True)
     yield
     pipeline_sql("DELETE FROM profiles")
-    call_command("migrate", "remediation", "0004", database="pipeline", verbosity=0)
+    set_fixes("0004")
     pipeline_sql("DROP TRIGGER IF EXISTS update_fc_metrics_trigger ON profiles")
     restore_checks()
     pipeline_sql("DROP SCHEMA IF EXISTS opsportal CASCADE")
@@ -32,7 +31,7 @@ def step(page, key):
 
 
 def test_walk_the_runbook_to_a_resolved_incident(demo_incident, admin_login, page):
-    admin_login("/admin/remediation/runbookrecord/")
+    admin_login("/admin/runbook/")
     page.click("#run-checks")
     page.wait_for_selector("ul.messagelist li.success")
     for fix in ("fix_a", "fix_d", "fix_e"):
@@ -59,7 +58,7 @@ def test_walk_the_runbook_to_a_resolved_incident(demo_incident, admin_login, pag
         page.wait_for_selector(".backfill-run[data-state=succeeded]", timeout=90_000)
     finally:
         kill_cluster(cluster)
-    page.goto(page.url.split("/admin/")[0] + "/admin/remediation/runbookrecord/")
+    page.goto(page.url.split("/admin/")[0] + "/admin/runbook/")
     assert "done" in step(page, "backfill")
     assert "met" in step(page, "success") and "100.0%" in step(page, "success")
     screenshot(page, "runbook-resolved")

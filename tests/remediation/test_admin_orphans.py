@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from remediation import selectors
-from remediation.demo import seed_demo
+from remediation.dev.demo import seed_demo
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 

@@ -9,10 +9,16 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from remediation import backfill as bf
+from remediation import jobs as bf
 from remediation.models import BackfillItem, BackfillRun, FinalizeAttempt
-from remediation.services import session_finalize
-from tests.factories import clear_write_path, load_reference_data, make_session, pipeline_sql
+from remediation.services import runs, session_finalize
+from tests.factories import (
+    clear_write_path,
+    load_reference_data,
+    make_session,
+    pipeline_sql,
+    rollback_run,
+)
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -118,17 +124,17 @@ def test_pause_and_cancel_take_effect_within_one_batch(clear):
     ids = _sessions(6)
     run = _start(ids, batch_size=2)
     assert bf.process_batch(run.pk, run.batch_token, enqueue_next=False) == "next"
-    bf.backfill_pause(run.pk)
+    runs.run_pause(run.pk)
     run.refresh_from_db()
     assert bf.process_batch(run.pk, run.batch_token, enqueue_next=False) == "paused"
     run.refresh_from_db()
     assert (run.state, run.processed) == ("paused", 2)
     with pytest.raises(bf.IllegalTransition):
         bf.transition(run.pk, "running")
-    bf.backfill_resume(run.pk)
+    runs.run_resume(run.pk)
     run.refresh_from_db()
     assert bf.process_batch(run.pk, run.batch_token, enqueue_next=False) == "next"
-    bf.backfill_cancel(run.pk)
+    runs.run_cancel(run.pk)
     run = bf.run_until_done(run.pk)
     assert (run.state, run.processed) == ("cancelled", 4)
     assert _profiles(ids) == 4
@@ -163,7 +169,7 @@ def test_rollback_restores_the_touched_rows_exactly(clear):
     run = bf.run_until_done(_start([keep, *ids], rescore=True).pk)
     assert (run.created, run.rescored) == (3, 1)
     assert _snapshot([keep, *ids]) != before
-    report = bf.backfill_rollback(run.pk)
+    report = rollback_run(run.pk)
     assert report["restored"] == 4 and report["conflicts"] == []
     assert _snapshot([keep, *ids]) == before
     assert _profiles([keep]) == 1  # the profile it did not create survives
@@ -175,7 +181,7 @@ def test_rollback_refuses_rows_changed_since_and_lists_them(clear):
     pipeline_sql(
         "UPDATE profiles SET confidence = 'edited by hand' WHERE session_id = %s", [ids[0]]
     )
-    report = bf.backfill_rollback(run.pk)
+    report = rollback_run(run.pk)
     assert report["restored"] == 1
     assert report["conflicts"] == [{"session_id": ids[0], "changed": ["profile"]}]
     assert _profiles([ids[0]]) == 1 and _profiles([ids[1]]) == 0
@@ -189,23 +195,23 @@ def test_retry_failed_puts_failures_back(clear):
     run = bf.run_until_done(_start(ids).pk)
     assert (run.created, run.failed) == (1, 1)
     pipeline_sql("ALTER TABLE profiles DROP CONSTRAINT not_yet")
-    bf.backfill_retry_failed(run.pk)
+    runs.run_retry_failed(run.pk)
     run = bf.run_until_done(run.pk)
     assert (run.state, run.created, run.failed) == ("succeeded", 2, 0)
     assert _profiles(ids) == 2
 
 
 def test_bad_selections_are_clear_errors():
-    with pytest.raises(bf.BackfillError, match="line 2: 'not-an-id' is not a session id"):
+    with pytest.raises(bf.RunError, match="line 2: 'not-an-id' is not a session id"):
         bf.parse_id_list("session_id\nnot-an-id\n")
     assert bf.parse_id_list("0e3b1c7a-1d2e-4b8f-9a0b-123456789abc,x\n") == [
         "0e3b1c7a-1d2e-4b8f-9a0b-123456789abc"
     ]
-    with pytest.raises(bf.BackfillError, match="window needs"):
+    with pytest.raises(bf.RunError, match="window needs"):
         bf.backfill_start(selection="window", params={}, enqueue=False)
-    with pytest.raises(bf.BackfillError, match="not a date"):
+    with pytest.raises(bf.RunError, match="not a date"):
         bf.backfill_start(selection="window", params={"completed_from": "soon"}, enqueue=False)
-    with pytest.raises(bf.BackfillError, match="batch size"):
+    with pytest.raises(bf.RunError, match="batch size"):
         bf.backfill_start(
             selection="ids",
             ids=["0e3b1c7a-1d2e-4b8f-9a0b-123456789abc"],
@@ -224,7 +230,7 @@ def test_task_arguments_carry_ids_only(clear):
     payloads = [q.task for q in OrmQ.objects.all()]
     assert payloads, "nothing was enqueued"
     for task in payloads:
-        assert task["func"] == "remediation.tasks.backfill_batch"
+        assert task["func"] == "remediation.tasks.run_batch"
         assert task["args"] == (run.pk, run.batch_token)
         assert not task["kwargs"]
 

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from remediation import backfill as bf
+from remediation import jobs as bf
 from remediation.models import BackfillRun
 from tests.factories import load_reference_data, make_session, pipeline_sql, relax_checks
 
@@ -139,12 +139,20 @@ def test_rollback_from_the_run_page(client, clear):
     ids = [make_session(seed=i) for i in range(2)]
     run = bf.run_until_done(bf.backfill_start(selection="ids", ids=ids, enqueue=False).pk)
     assert pipeline_sql("SELECT count(*) FROM profiles", fetch="one")[0] == 2
-    client.post(reverse("admin:remediation_backfillrun_control", args=[run.pk, "rollback"]))
+    resp = client.post(reverse("admin:remediation_backfillrun_control", args=[run.pk, "rollback"]))
+    # The rollback is a run of its own: the page it leads to is the rollback run's.
+    rollback = BackfillRun.objects.get(source_run=run)
+    assert rollback.kind == "rollback" and rollback.estimated_total == 2
+    assert resp["Location"] == reverse("admin:remediation_backfillrun_change", args=[rollback.pk])
+    assert pipeline_sql("SELECT count(*) FROM profiles", fetch="one")[0] == 2  # not in the request
+    bf.run_until_done(rollback.pk)
     assert pipeline_sql("SELECT count(*) FROM profiles", fetch="one")[0] == 0
     page = client.get(
         reverse("admin:remediation_backfillrun_change", args=[run.pk])
     ).content.decode()
-    assert "2 sessions restored" in page
+    assert "2 sessions restored" in page and f"run #{rollback.pk}" in page
+    rollback_page = client.get(resp["Location"]).content.decode()
+    assert "Rollback #" in rollback_page and "restored" in rollback_page
 
 
 def test_malformed_ids_in_urls_are_404s(admin_client):
@@ -152,7 +160,7 @@ def test_malformed_ids_in_urls_are_404s(admin_client):
     assert admin_client.get("/admin/remediation/backfillrun/999999/change/").status_code == 404
     assert (
         admin_client.get(
-            reverse("admin:remediation_runbook_compare"), {"a": "x", "b": "1"}
+            reverse("admin:runbook_compare"), {"a": "x", "b": "1"}
         ).status_code
         == 404
     )

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from remediation import backfill as bf
+from remediation import jobs as bf
 from remediation.models import BackfillRun
 from tests.cluster import ROOT, db_url, kill_cluster, start_cluster, wait_for
 from tests.factories import clear_write_path, load_reference_data, make_session, pipeline_sql

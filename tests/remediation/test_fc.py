@@ -10,9 +10,10 @@ from django.contrib.auth.models import Permission, User
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from remediation import fc, reference_data
+from remediation import reference_data
 from remediation.models import FcChange
-from remediation.services import session_finalize
+from remediation.selectors.fc import coverage as fc_coverage
+from remediation.services import fc, fc_sets, session_finalize
 from tests.factories import (
     OPTION_A_EVERYWHERE,
     load_reference_data,
@@ -48,19 +49,19 @@ def answer_all(sid: str, option: str = "A") -> None:
 
 
 def test_loading_twice_changes_nothing():
-    dry = fc.fc_load(SEED, dry_run=True)
+    dry = fc.fc_set_load(SEED, dry_run=True)
     assert (
         len(dry.created) == 30 and fc_tables()["fc_blocks"] == []
     )  # 6 blocks + 24 options, nothing written
-    first = fc.fc_load(SEED)
+    first = fc.fc_set_load(SEED)
     assert len(first.created) == 30
     after_first = fc_tables()
-    second = fc.fc_load(SEED)
+    second = fc.fc_set_load(SEED)
     assert second.changes == 0 and second.unchanged == 30
     assert fc_tables() == after_first
     changed = copy.deepcopy(SEED)
     changed["blocks"][0]["options"][0]["weights"]["Te"] = 2
-    diff = fc.fc_load(changed, dry_run=True)
+    diff = fc.fc_set_load(changed, dry_run=True)
     assert diff.updated == [f"option v1.2/{SEED['blocks'][0]['code']}/A"]
 
 
@@ -80,17 +81,17 @@ def test_loading_twice_changes_nothing():
 def test_invalid_sets_are_refused_with_every_problem_and_nothing_written(mutate, message):
     bad = copy.deepcopy(SEED)
     mutate(bad)
-    with pytest.raises(fc.FcSetInvalid, match=message):
-        fc.fc_load(bad)
+    with pytest.raises(fc_sets.FcSetInvalid, match=message):
+        fc.fc_set_load(bad)
     assert fc_tables()["fc_blocks"] == []
 
 
 def test_option_a_in_every_block_scores_as_the_spec_says():
     load_reference_data()
-    fc.fc_load(SEED)
+    fc.fc_set_load(SEED)
     sid = make_session()
     answer_all(sid, "A")
-    result = fc.fc_recompute([sid])
+    result = fc.fc_scores_recompute([sid])
     assert {"name": "fc_scoring_attempted", "session_id": sid, "success": True} in result[sid][
         "events"
     ]
@@ -114,7 +115,7 @@ def test_finalize_before_seeding_records_the_fallback_and_after_seeding_uses_fc(
         "session_id": sid,
         "reason": "no_fc_infrastructure",
     } in before.events
-    fc.fc_load(SEED)
+    fc.fc_set_load(SEED)
     answer_all(sid, "B")
     after = session_finalize(session_id=sid, rescore=True)
     names = [e["name"] for e in after.events]
@@ -127,32 +128,32 @@ def test_finalize_before_seeding_records_the_fallback_and_after_seeding_uses_fc(
 
 def test_rollback_and_undo_round_trip_exactly():
     load_reference_data()
-    fc.fc_load(SEED)
+    fc.fc_set_load(SEED)
     sid = make_session()
     answer_all(sid, "C")
-    fc.fc_recompute([sid])
+    fc.fc_scores_recompute([sid])
     before = fc_tables()
     assert len(before["fc_scores"]) == 1 and len(before["fc_responses"]) == 6
-    change = fc.fc_rollback("v1.2", actor="test")
+    change = fc.fc_version_rollback("v1.2", actor="test")
     assert change.summary == {"fc_scores": 1, "fc_responses": 6, "fc_options": 24, "fc_blocks": 6}
     assert all(rows == [] for rows in fc_tables().values())
-    fc.fc_undo(change.pk, actor="test")
+    fc.fc_change_undo(change.pk, actor="test")
     assert fc_tables() == before
-    with pytest.raises(fc.FcSetInvalid, match="already undone"):
-        fc.fc_undo(change.pk)
+    with pytest.raises(fc_sets.FcSetInvalid, match="already undone"):
+        fc.fc_change_undo(change.pk)
 
 
 def test_coverage_figures():
     load_reference_data()
     sid = make_session()  # legacy fc_map answers, no FC scores
-    report = fc.coverage()
+    report = fc_coverage()
     assert report["versions"] == [] and report["legacy_sessions_without_scores"] == 1
-    fc.fc_load(SEED)
+    fc.fc_set_load(SEED)
     pipeline_sql(
         "INSERT INTO fc_scores (session_id, version, fc_kind, scores_json, blocks_answered)"
         " VALUES (%s, 'v1.1', 'types', '{}', 1)", [sid],
     )  # fmt: skip
-    report = fc.coverage()
+    report = fc_coverage()
     assert report["versions"] == [
         {"version": "v1.2", "active_blocks": 6, "blocks": 6, "active_options": 24}
     ]
@@ -219,7 +220,7 @@ def test_admin_load_version_page_rollback_and_undo(client):
 
 
 def test_admin_validates_weights_and_needs_the_permission(client):
-    fc.fc_load(SEED)
+    fc.fc_set_load(SEED)
     _manager(client)
     option = SEED["blocks"][0]["options"][0]
     url = reverse("admin:remediation_fcoption_change", args=[option["id"]])
@@ -247,19 +248,20 @@ def test_without_manage_fc_nothing_changes(client):
 def test_demo_fc_answers_then_a_backfill_uses_fc():
     from django.utils import timezone
 
-    from remediation import backfill as bf
-    from remediation.demo import seed_demo
+    from remediation import jobs as bf
+    from remediation import selectors
+    from remediation.dev.demo import DemoRefused, demo_fc_responses, seed_demo
 
     seed_demo(seed=2, now=timezone.now(), force=True)
-    with pytest.raises(fc.FcSetInvalid, match="load a set first"):
-        fc.demo_fc_responses(5)
-    fc.fc_load(SEED)
-    assert fc.demo_fc_responses(5) == 5
+    with pytest.raises(DemoRefused, match="load a set first"):
+        demo_fc_responses(5)
+    fc.fc_set_load(SEED)
+    assert demo_fc_responses(5) == 5
     pipeline_sql("ALTER ROLE service_role BYPASSRLS")
     relax_checks()
     newest = [
         str(s)
-        for s in bf.selectors.orphaned_sessions()
+        for s in selectors.orphaned_sessions()
         .order_by("-completed_at")
         .values_list("pk", flat=True)[:8]
     ]

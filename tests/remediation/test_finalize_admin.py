@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission, User
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from remediation.models import FinalizeAttempt
+from remediation.models import FinalizeAttempt, SessionDiagnosis
 from tests.factories import load_reference_data, make_session, pipeline_sql, relax_checks
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -35,7 +35,14 @@ def test_finalize_button_confirms_then_finalizes_and_logs(client, clear_path):
     sid = make_session()
     change = reverse("admin:remediation_assessmentsession_change", args=[sid])
     page = client.get(change).content.decode()
-    assert "Finalize…" in page and "would_succeed" in page
+    # A page view never diagnoses (no write, no lock): it shows the stored diagnosis.
+    assert "Finalize…" in page and "not diagnosed yet" in page
+    assert not SessionDiagnosis.objects.filter(session_id=sid).exists()
+    diagnose = reverse("admin:remediation_assessmentsession_diagnose", args=[sid])
+    assert client.get(diagnose).status_code == 405
+    client.post(diagnose)
+    page = client.get(change).content.decode()
+    assert "would_succeed" in page and "diagnosed" in page
     url = reverse("admin:remediation_assessmentsession_finalize", args=[sid])
     confirm = client.get(url)
     assert confirm.status_code == 200 and "Yes, finalize" in confirm.content.decode()

@@ -12,10 +12,16 @@ import requests
 from django.test import override_settings
 
 from opsportal.secrets import Secret
-from remediation.edge_emulator import Faults, start_in_thread
+from remediation.dev.edge_emulator import Faults, start_in_thread
 from remediation.models import FinalizeAttempt
 from remediation.services import session_finalize
-from tests.factories import clear_write_path, load_reference_data, make_session, pipeline_sql
+from tests.factories import (
+    clear_write_path,
+    load_reference_data,
+    make_session,
+    pipeline_sql,
+    rollback_run,
+)
 
 CANARY = "canary-service-role-key-7f3a9c"
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
@@ -238,7 +244,7 @@ def test_the_key_is_never_rendered_in_admin_pages(emulator, client, django_user_
 
 
 def test_a_backfill_through_the_edge_backend_is_verified_and_reversible(emulator, clear_path):
-    from remediation import backfill as bf
+    from remediation import jobs as bf
 
     ids = [make_session(seed=i) for i in range(3)]
     run = bf.run_until_done(
@@ -250,7 +256,7 @@ def test_a_backfill_through_the_edge_backend_is_verified_and_reversible(emulator
         FinalizeAttempt.objects.filter(run_id=run.pk, backend="edge", outcome="created").count()
         == 3
     )
-    report = bf.backfill_rollback(run.pk)
+    report = rollback_run(run.pk)
     assert report["restored"] == 3
     assert (
         pipeline_sql(
@@ -261,7 +267,7 @@ def test_a_backfill_through_the_edge_backend_is_verified_and_reversible(emulator
 
 
 def test_an_edge_backfill_counts_ok_without_profile_as_failed(emulator):
-    from remediation import backfill as bf
+    from remediation import jobs as bf
 
     ids = [make_session(seed=i) for i in range(2)]
     run = bf.run_until_done(

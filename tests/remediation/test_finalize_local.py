@@ -11,7 +11,7 @@ from django.db import connections
 from django.utils import timezone
 
 import scoring
-from remediation import pipeline_write as pw
+from remediation import pipeline as pw
 from remediation.models import FinalizeAttempt, SessionDiagnosis
 from remediation.services import InvalidSessionId, session_diagnose, session_finalize
 from tests.factories import (
@@ -77,7 +77,7 @@ def test_after_the_plans_policy_the_v121_row_fails_a_check_constraint(ref):
 
 
 def test_once_the_values_fit_the_trigger_recursion_fails_with_54001(ref):
-    from remediation.emulation import load_emulated_schema
+    from remediation.dev.emulation import load_emulated_schema
 
     apply_plan_policy()
     relax_checks()
@@ -223,10 +223,10 @@ def test_fc_scoring_runs_first_and_its_failure_is_recorded_not_fatal(ref):
 
     pipeline_sql("ALTER ROLE service_role BYPASSRLS")
     relax_checks()
-    from remediation import fc
+    from remediation.services import fc
 
     seed = json.loads(reference_data.fc_seed_path().read_text())
-    fc.fc_load(seed)
+    fc.fc_set_load(seed)
     sid = make_session(seed=3)
     for block in seed["blocks"]:
         pipeline_sql(

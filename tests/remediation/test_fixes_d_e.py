@@ -6,17 +6,24 @@ import time
 
 import psycopg
 import pytest
-from django.core.management import call_command
 from django.db import connections
 from django.test import override_settings
 from django.utils import timezone
 
-from remediation import backfill as bf
-from remediation import health, runbook
-from remediation.demo import seed_demo
-from remediation.emulation import load_emulated_schema
+from remediation import jobs as bf
+from remediation import selectors
+from remediation.dev.demo import seed_demo
+from remediation.dev.emulation import load_emulated_schema
+from remediation.fixes import executor
+from remediation.selectors import health
 from remediation.services import session_diagnose, session_finalize
-from tests.factories import load_reference_data, make_session, pipeline_sql, restore_checks
+from tests.factories import (
+    load_reference_data,
+    make_session,
+    pipeline_sql,
+    restore_checks,
+    set_fixes,
+)
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
@@ -30,7 +37,7 @@ def rebuilt(pipeline_db):
     pipeline_sql(
         "DELETE FROM profiles"
     )  # rows the old CHECKs reject would (rightly) block the reverse
-    call_command("migrate", "remediation", "0004", database="pipeline", verbosity=0)
+    set_fixes("0004")
     pipeline_sql("DROP TRIGGER IF EXISTS update_fc_metrics_trigger ON profiles")
     pipeline_sql("ALTER ROLE service_role NOBYPASSRLS")
     restore_checks()
@@ -38,7 +45,7 @@ def rebuilt(pipeline_db):
 
 
 def migrate(target: str) -> None:
-    call_command("migrate", "remediation", target, database="pipeline", verbosity=0)
+    set_fixes(target)
 
 
 def constraint_defs() -> dict[str, str]:
@@ -60,7 +67,7 @@ def test_the_demo_chain_step_by_step_then_a_backfill_clears_every_orphan(rebuilt
     seed_demo(seed=3, now=timezone.now(), force=True, using="pipeline")
     load_emulated_schema(service_role_bypassrls=False, fc_metrics_trigger=True)
     newest = str(
-        bf.selectors.orphaned_sessions().order_by("-completed_at").values_list("pk", flat=True)[0]
+        selectors.orphaned_sessions().order_by("-completed_at").values_list("pk", flat=True)[0]
     )
     chain = [session_diagnose(session_id=newest).category]
     migrate("0005")  # Fix A
@@ -81,7 +88,7 @@ def test_the_demo_chain_step_by_step_then_a_backfill_clears_every_orphan(rebuilt
     assert fc_count == answered > 0 and bucket == "low"
     run = bf.run_until_done(bf.backfill_start(selection="filter", params={}, enqueue=False).pk)
     assert run.state == "succeeded" and run.failed == 0
-    assert bf.selectors.orphaned_sessions().count() == 0
+    assert selectors.orphaned_sessions().count() == 0
     start = timezone.now() - timezone.timedelta(days=20)
     completed, converted = health.conversion(start, timezone.now())
     assert completed > 40 and converted == completed
@@ -119,7 +126,7 @@ def test_fix_d_forward_backward_twice_and_refusal(rebuilt):
     ):
         migrate("0006")
     assert constraint_defs() == widened
-    assert runbook.fix_state("D")
+    assert executor.is_applied("D")
 
 
 def test_fix_e_forward_backward_twice_and_absent(rebuilt):
@@ -135,7 +142,7 @@ def test_fix_e_forward_backward_twice_and_absent(rebuilt):
     pipeline_sql("DROP TRIGGER update_fc_metrics_trigger ON profiles")
     migrate("0008")  # nothing to do: no trigger
     assert trigger_def() is None
-    assert runbook.fix_state("E")
+    assert executor.is_applied("E")
 
 
 @pytest.mark.parametrize("target", ["0007", "0008"])

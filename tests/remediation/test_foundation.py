@@ -9,7 +9,7 @@ from django.test import override_settings
 
 from opsportal.checks import check_portal_settings
 from opsportal.routers import PipelineRouter
-from remediation.emulation import load_emulated_schema
+from remediation.dev.emulation import load_emulated_schema
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from django.core.management import call_command
 
-from remediation import runbook
-from remediation.emulation import load_emulated_schema
+from remediation.dev.emulation import load_emulated_schema
+from remediation.selectors import checks as runbook_checks
 from remediation.services import session_diagnose, session_finalize
-from tests.factories import load_reference_data, make_session, pipeline_sql, restore_checks
+from tests.factories import (
+    load_reference_data,
+    make_session,
+    pipeline_sql,
+    restore_checks,
+    set_fixes,
+)
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
@@ -43,7 +48,7 @@ def drifted(pipeline_db):
         pipeline_sql(sql)
     yield
     pipeline_sql("DELETE FROM profiles")
-    call_command("migrate", "remediation", "0004", database="pipeline", verbosity=0)
+    set_fixes("0004")
     for sql in UNDO:
         pipeline_sql(sql)
     pipeline_sql("DROP TRIGGER IF EXISTS update_fc_metrics_trigger ON profiles")
@@ -55,12 +60,12 @@ def drifted(pipeline_db):
 def test_diagnosis_migrations_and_finalize_on_a_drifted_schema(drifted):
     sid = make_session()
     assert session_diagnose(session_id=sid).category == "rls"
-    call_command("migrate", "remediation", "0005", database="pipeline", verbosity=0)
+    set_fixes("0005")
     assert session_diagnose(session_id=sid).sqlstate == "23514"
-    call_command("migrate", "remediation", "0007", database="pipeline", verbosity=0)
+    set_fixes("0007")
     assert session_diagnose(session_id=sid).sqlstate == "54001"
-    call_command("migrate", "remediation", "0008", database="pipeline", verbosity=0)
-    assert runbook.recursive_triggers() == []  # touch_profile is not recursive: left as it was
+    set_fixes("0008")
+    assert runbook_checks.recursive_triggers() == []  # touch_profile is not recursive: left as it was
     assert (
         "touch_profile"
         in pipeline_sql(
@@ -84,5 +89,5 @@ def test_diagnosis_migrations_and_finalize_on_a_drifted_schema(drifted):
         == token
     )
     # The checks read the live catalog: both policies are listed.
-    checks = {c.key: c for c in runbook.run_checks()}
+    checks = {c.key: c for c in runbook_checks.run_checks()}
     assert checks["policies"].figure == "2"

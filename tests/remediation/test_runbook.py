@@ -12,8 +12,10 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from remediation import runbook
 from remediation.models import RunbookRecord
+from remediation.selectors import checks as runbook_checks
+from remediation.services import gates, probe
+from remediation.services import runbook as runbook_services
 from tests.factories import (
     apply_plan_policy,
     load_reference_data,
@@ -31,7 +33,7 @@ def ref():
 
 
 def status_of(key: str) -> str:
-    return {c.key: c for c in runbook.run_checks()}[key].status
+    return {c.key: c for c in runbook_checks.run_checks()}[key].status
 
 
 def _recent(n, **kw):
@@ -63,12 +65,12 @@ CASES = [
      "WARN"),
     ("fc_blocks_v12", lambda: None, "PASS", _block, "INFO"),
     ("recent_orphans", lambda: _recent(1), "PASS", lambda: None, "INFO"),
-    ("results_version", lambda: None, "PASS", lambda: runbook.set_results_version("v1.2.0"), "FAIL"),
+    ("results_version", lambda: None, "PASS", lambda: gates.results_version_set(version="v1.2.0"), "FAIL"),
     ("no_fc_scores", lambda: _fc_scores_for(_recent(3)), "PASS", lambda: _recent(11), "FAIL"),
     ("policies", lambda: None, "INFO", apply_plan_policy, "WARN"),
     ("check_constraints", relax_checks, "PASS", lambda: None, "FAIL"),
     ("grants", lambda: None, "PASS", lambda: pipeline_sql("REVOKE INSERT ON profiles FROM service_role"), "FAIL"),
-    ("system_status", lambda: None, "PASS", lambda: runbook.set_maintenance(True, message="IR-07"), "WARN"),
+    ("system_status", lambda: None, "PASS", lambda: gates.maintenance_set(on=True, message="IR-07"), "WARN"),
     ("answers_numeric_only", lambda: _recent(1), "PASS", lambda: _recent(1, numeric_only=True), "WARN"),
 ]  # fmt: skip
 
@@ -99,7 +101,7 @@ def test_null_share_token_thresholds(ref):
     pipeline_sql(
         "UPDATE assessment_sessions SET share_token = NULL WHERE id = ANY(%s::uuid[])", [ids[1:7]]
     )
-    check = {c.key: c for c in runbook.run_checks()}["null_share_tokens"]
+    check = {c.key: c for c in runbook_checks.run_checks()}["null_share_tokens"]
     assert (check.status, check.figure) == ("FAIL", "7")
 
 
@@ -109,16 +111,16 @@ def test_no_fc_scores_warn_band(ref):
 
 
 def test_the_trigger_check_finds_the_recursive_trigger(ref):
-    from remediation.emulation import load_emulated_schema
+    from remediation.dev.emulation import load_emulated_schema
 
     assert status_of("triggers") == "PASS"
     load_emulated_schema(service_role_bypassrls=False, fc_metrics_trigger=True)
-    check = {c.key: c for c in runbook.run_checks()}["triggers"]
+    check = {c.key: c for c in runbook_checks.run_checks()}["triggers"]
     assert check.status == "FAIL" and "update_fc_metrics_trigger" in check.detail
 
 
 def test_the_probe_matrix_without_and_with_bypassrls_and_with_the_plans_policy(ref):
-    matrix = runbook.probe_write_path()
+    matrix = probe.probe_write_path()
     cells = {(c["role"], c["claim"]): c for c in matrix["cells"]}
     assert cells[("service_role", "service_role")]["insert"] == "refused: 42501 rls"
     assert cells[("anon", "anon")]["insert"] == "refused: 42501 rls"
@@ -126,7 +128,7 @@ def test_the_probe_matrix_without_and_with_bypassrls_and_with_the_plans_policy(r
     assert matrix["bypassrls"] is False and matrix["notes"] == []
     # The plan's policy: the real service_role can write, and so can a forged claim.
     apply_plan_policy()
-    matrix = runbook.probe_write_path()
+    matrix = probe.probe_write_path()
     cells = {(c["role"], c["claim"]): c for c in matrix["cells"]}
     assert cells[("service_role", "service_role")]["insert"] == "allowed"
     assert cells[("authenticated", "service_role (forged)")]["insert"] == "allowed"
@@ -135,7 +137,7 @@ def test_the_probe_matrix_without_and_with_bypassrls_and_with_the_plans_policy(r
     # Hosted Supabase: service_role bypasses RLS, the policy changes nothing for it.
     pipeline_sql('DROP POLICY "Service role can manage profiles" ON profiles')
     pipeline_sql("ALTER ROLE service_role BYPASSRLS")
-    matrix = runbook.probe_write_path()
+    matrix = probe.probe_write_path()
     cells = {(c["role"], c["claim"]): c for c in matrix["cells"]}
     assert cells[("service_role", "service_role")]["insert"] == "allowed"
     assert cells[("authenticated", "service_role (forged)")]["insert"] == "refused: 42501 rls"
@@ -146,7 +148,7 @@ def test_the_probe_matrix_without_and_with_bypassrls_and_with_the_plans_policy(r
 def test_verification_checks_the_success_criteria(ref):
     old = make_session(seed=1, completed_at=timezone.now() - timedelta(days=3))
     newest = make_session(seed=2, completed_at=timezone.now() - timedelta(hours=1))
-    failed = runbook.verify()
+    failed = runbook_services.runbook_verify()
     assert failed["session_id"] == newest
     statuses = {c["key"]: c["status"] for c in failed["checks"]}
     # The write failed on RLS, though the fallback event was recorded before it.
@@ -157,7 +159,7 @@ def test_verification_checks_the_success_criteria(ref):
     }
     pipeline_sql("ALTER ROLE service_role BYPASSRLS")
     relax_checks()
-    ok = runbook.verify(session_id=old)
+    ok = runbook_services.runbook_verify(session_id=old)
     assert {c["key"]: c["status"] for c in ok["checks"]} == {
         "profile_v121": "PASS", "no_rls_violation": "PASS", "fc_fallback_logged": "PASS",
     }  # fmt: skip
@@ -165,24 +167,24 @@ def test_verification_checks_the_success_criteria(ref):
 
 
 def test_gates_switch_version_and_maintenance(ref):
-    runbook.set_results_version("v1.2.0")
+    gates.results_version_set(version="v1.2.0")
     assert (
         pipeline_sql(
             "SELECT value #>> '{}' FROM scoring_config WHERE key = 'results_version'", fetch="one"
         )[0]
         == "v1.2.0"
     )
-    runbook.set_results_version("v1.2.1")
+    gates.results_version_set(version="v1.2.1")
     with pytest.raises(ValueError):
-        runbook.set_results_version("v9")
-    runbook.set_maintenance(True, message="IR-07 in progress", actor="eng")
+        gates.results_version_set(version="v9")
+    gates.maintenance_set(on=True, message="IR-07 in progress", actor="eng")
     value = json.loads(
         pipeline_sql(
             "SELECT value::text FROM scoring_config WHERE key = 'system_status'", fetch="one"
         )[0]
     )
     assert value["status"] == "maintenance" and value["updated_by"] == "eng"
-    runbook.set_maintenance(False)
+    gates.maintenance_set(on=False)
     assert status_of("system_status") == "PASS"
 
 
@@ -195,24 +197,24 @@ def _engineer(client, with_perm=True):
 
 def test_the_page_runs_checks_saves_them_and_compares_and_exports(client, ref):
     _engineer(client)
-    page = reverse("admin:remediation_runbookrecord_changelist")
+    page = reverse("admin:runbook")
     assert "No checks run yet" in client.get(page).content.decode()
     client.post(
-        reverse("admin:remediation_runbook_action", args=["checks"]), {"label": "before Fix A"}
+        reverse("admin:runbook_action", args=["checks"]), {"label": "before Fix A"}
     )
     apply_plan_policy()
     client.post(
-        reverse("admin:remediation_runbook_action", args=["checks"]), {"label": "after Fix A"}
+        reverse("admin:runbook_action", args=["checks"]), {"label": "after Fix A"}
     )
     before, after = RunbookRecord.objects.filter(kind="checks").order_by("created_at")
     assert before.created_by_name == "eng" and before.label == "before Fix A"
     body = client.get(page).content.decode()
     assert 'id="checks-table"' in body and "after Fix A" in body
     compare = client.get(
-        reverse("admin:remediation_runbook_compare"), {"a": before.pk, "b": after.pk}
+        reverse("admin:runbook_compare"), {"a": before.pk, "b": after.pk}
     ).content.decode()
     assert 'data-key="policy_count" class="changed"' in compare
-    md = client.get(reverse("admin:remediation_runbook_export")).content.decode()
+    md = client.get(reverse("admin:runbook_export")).content.decode()
     assert (
         md.startswith("# IR-07 incident record")
         and "before Fix A" in md
@@ -224,11 +226,11 @@ def test_changes_need_the_runbook_permission(client, ref):
     _engineer(client, with_perm=False)
     for action in ("checks", "apply_a", "maintenance_on", "version_v120"):
         assert (
-            client.post(reverse("admin:remediation_runbook_action", args=[action])).status_code
+            client.post(reverse("admin:runbook_action", args=[action])).status_code
             == 403
         )
     assert (
-        client.get(reverse("admin:remediation_runbook_action", args=["checks"])).status_code == 405
+        client.get(reverse("admin:runbook_action", args=["checks"])).status_code == 405
     )
     assert status_of("system_status") == "PASS" and RunbookRecord.objects.count() == 0
 

@@ -6,12 +6,11 @@ import time
 
 import psycopg
 import pytest
-from django.core.management import call_command
 from django.db import connections
 from django.test import override_settings
 
-from remediation import runbook
-from tests.factories import PLAN_POLICY, pipeline_sql
+from remediation.fixes import executor
+from tests.factories import PLAN_POLICY, pipeline_sql, set_fixes
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 POLICY_COUNT = (
@@ -28,7 +27,7 @@ def pipeline_clean(pipeline_db):
 
 
 def migrate(target: str) -> None:
-    call_command("migrate", "remediation", target, database="pipeline", verbosity=0)
+    set_fixes(target)
 
 
 def policies() -> int:
@@ -36,9 +35,9 @@ def policies() -> int:
 
 
 def test_forward_backward_and_twice(pipeline_clean):
-    assert policies() == 0 and not runbook.fix_state("A")
+    assert policies() == 0 and not executor.is_applied("A")
     migrate("0005")
-    assert policies() == 1 and runbook.fix_state("A")
+    assert policies() == 1 and executor.is_applied("A")
     definition = pipeline_sql(
         "SELECT cmd, roles::text, qual, with_check FROM pg_policies"
         " WHERE policyname = 'Service role can manage profiles'",
@@ -53,7 +52,7 @@ def test_forward_backward_and_twice(pipeline_clean):
     migrate("0005")  # twice: nothing changes
     assert policies() == 1
     migrate("0004")
-    assert policies() == 0 and not runbook.fix_state("A")
+    assert policies() == 0 and not executor.is_applied("A")
     migrate("0004")
     assert policies() == 0
     # The portal's bookkeeping is in its own schema, never in public.
@@ -86,4 +85,4 @@ def test_a_busy_table_makes_it_fail_fast_and_leaves_nothing(pipeline_clean):
         elapsed = time.monotonic() - started
         other.execute("ROLLBACK")
     assert elapsed < 5
-    assert policies() == 0 and not runbook.fix_state("A")
+    assert policies() == 0 and not executor.is_applied("A")

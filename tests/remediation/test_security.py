@@ -19,10 +19,10 @@ from django.urls import reverse
 
 from opsportal.secrets import Secret
 from opsportal.security import JsonFormatter, RedactSecretsFilter, scrub_event
-from remediation import backfill as bf
-from remediation import fc, reference_data
+from remediation import jobs as bf
+from remediation import reference_data
 from remediation.models import AuditEvent, BackfillRun, FcChange, FinalizeAttempt, RunbookRecord
-from remediation.services import session_finalize
+from remediation.services import fc, runs, session_finalize
 from tests.factories import load_reference_data, make_session, pipeline_sql
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -48,7 +48,7 @@ def state_changing_requests(sid: str, run_id: int, change_id: int) -> list[tuple
     """Every POST that changes something, as a hand-crafted request would send it."""
     orphans = reverse("admin:remediation_orphanedsession_changelist")
     sessions = reverse("admin:remediation_assessmentsession_changelist")
-    runbook = [reverse("admin:remediation_runbook_action", args=[a]) for a in
+    runbook = [reverse("admin:runbook_action", args=[a]) for a in
                ("checks", "probe", "verify", "apply_a", "rollback_a", "apply_d", "apply_e", "version_v120",
                 "maintenance_on")]  # fmt: skip
     return [
@@ -121,8 +121,8 @@ def snapshot() -> tuple:
 def world(roles):
     load_reference_data()
     sid = make_session()
-    fc.fc_load(json.loads(reference_data.fc_seed_path().read_text()), actor="setup")
-    change = fc.fc_rollback("v1.2", actor="setup")
+    fc.fc_set_load(json.loads(reference_data.fc_seed_path().read_text()), actor="setup")
+    change = fc.fc_version_rollback("v1.2", actor="setup")
     run = bf.backfill_start(selection="ids", ids=[sid], enqueue=False, actor="setup")
     return sid, run.pk, change.pk
 
@@ -132,11 +132,11 @@ def test_anonymous_and_non_staff_users_get_nothing(world):
     pages = [
         reverse("admin:index"), reverse("admin:remediation_orphanedsession_changelist"),
         reverse("admin:remediation_assessmentsession_change", args=[sid]),
-        reverse("admin:remediation_health"), reverse("admin:remediation_runbookrecord_changelist"),
+        reverse("admin:health"), reverse("admin:runbook"),
         reverse("admin:remediation_backfillrun_change", args=[run_id]),
         reverse("admin:remediation_backfillrun_items_csv", args=[run_id]),
         reverse("admin:remediation_orphanedsession_export"), reverse("admin:remediation_auditevent_export"),
-        reverse("admin:remediation_fc_coverage"), reverse("admin:remediation_runbook_export"),
+        reverse("admin:remediation_fc_coverage"), reverse("admin:runbook_export"),
     ]  # fmt: skip
     plain = Client()
     plain.force_login(member("plain", None, staff=False))
@@ -162,7 +162,7 @@ def test_staff_without_a_permission_can_neither_see_nor_run_it(world):
     listing = viewer.get(reverse("admin:remediation_orphanedsession_changelist")).content.decode()
     assert "backfill_selected" not in listing and "finalize_selected" not in listing
     assert "Backfill all matching" not in listing
-    runbook = viewer.get(reverse("admin:remediation_runbookrecord_changelist")).content.decode()
+    runbook = viewer.get(reverse("admin:runbook")).content.decode()
     assert 'id="run-checks"' not in runbook and 'id="apply-fix-a"' not in runbook
     before = snapshot()
     for url, data in state_changing_requests(sid, run_id, change_id):
@@ -179,7 +179,7 @@ def test_support_may_finalize_and_backfill_but_not_the_engineers_work(world):
     before_runbook = RunbookRecord.objects.count()
     for action in ("checks", "apply_a", "maintenance_on"):
         assert (
-            support.post(reverse("admin:remediation_runbook_action", args=[action])).status_code
+            support.post(reverse("admin:runbook_action", args=[action])).status_code
             == 403
         )
     assert (
@@ -225,7 +225,7 @@ def test_a_canary_key_never_appears_anywhere(world, caplog):
         admin.post(
             reverse("admin:remediation_assessmentsession_finalize", args=[sid]), {"backend": "edge"}
         )
-        admin.post(reverse("admin:remediation_runbook_action", args=["checks"]))
+        admin.post(reverse("admin:runbook_action", args=["checks"]))
         run = bf.backfill_start(selection="ids", ids=[sid], backend="edge", actor="root")
         bf.enqueue_batch(run.pk, run.batch_token)
         bf.run_until_done(run.pk)
@@ -233,8 +233,8 @@ def test_a_canary_key_never_appears_anywhere(world, caplog):
                  reverse("admin:remediation_assessmentsession_change", args=[sid]),
                  reverse("admin:remediation_backfillrun_change", args=[run.pk]),
                  reverse("admin:remediation_auditevent_changelist"),
-                 reverse("admin:remediation_runbookrecord_changelist"),
-                 reverse("admin:remediation_auditevent_export"), reverse("admin:remediation_health")]  # fmt: skip
+                 reverse("admin:runbook"),
+                 reverse("admin:remediation_auditevent_export"), reverse("admin:health")]  # fmt: skip
         for url in pages:
             resp = admin.get(url)
             body = b"".join(resp.streaming_content) if resp.streaming else resp.content
@@ -317,7 +317,7 @@ def test_login_throttling():
 def test_the_audit_trail_records_actions_and_cannot_be_changed(world):
     sid, run_id, _change_id = world
     session_finalize(session_id=sid, actor="alice")
-    bf.backfill_pause(run_id, actor="bob")
+    runs.run_pause(run_id, actor="bob")
     actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {"finalize", "backfill.start", "backfill.pause", "fc.load", "fc.rollback"} <= actions
     event = AuditEvent.objects.get(action="finalize")

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connections
 
-from remediation.demo import INCIDENT_SESSION_ID, DemoRefused, seed_demo
+from remediation.dev.demo import INCIDENT_SESSION_ID, DemoRefused, seed_demo
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 NOW = datetime(2025, 9, 17, 4, 0, tzinfo=UTC)

@@ -5,8 +5,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from remediation import backfill as bf
+from remediation import jobs
+from remediation.jobs.engine import kind_of
 from remediation.models import BackfillRun
+from remediation.services import runs
 
 TERMINAL = {"succeeded", "cancelled", "errored", "paused", "interrupted"}
 
@@ -55,13 +57,13 @@ class Command(BaseCommand):
                 if o[name] is not None:
                     return self._control(name, o[name], o)
             run = self._start(o)
-        except bf.BackfillError as exc:
+        except jobs.RunError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"Backfill #{run.pk}: {run.estimated_total} sessions, backend {run.backend}"
                           + (" (dry run)" if run.dry_run else ""))  # fmt: skip
         if o["no_wait"]:
             return
-        run = bf.run_until_done(run.pk, progress=self._bar) if o["sync"] else self._follow(run.pk)
+        run = jobs.run_until_done(run.pk, progress=self._bar) if o["sync"] else self._follow(run.pk)
         self._done(run, o["json"])
 
     def _start(self, o):
@@ -72,20 +74,20 @@ class Command(BaseCommand):
         }
         ids = None
         if o["ids"]:
-            selection, ids = "ids", bf.parse_id_list("\n".join(o["ids"]))
+            selection, ids = "ids", jobs.parse_id_list("\n".join(o["ids"]))
         elif o["csv"]:
             try:
                 text = o["csv"].read_text(encoding="utf-8")
             except OSError as exc:
                 raise CommandError(f"cannot read {o['csv']}: {exc.strerror}") from exc
-            selection, ids = "csv", bf.parse_id_list(text)
+            selection, ids = "csv", jobs.parse_id_list(text)
         elif o["all_orphans"]:
             selection = "filter"
         elif o["completed_from"] or o["completed_to"]:
             selection = "window"
         else:
             raise CommandError("choose a selection: --from/--to, --ids, --csv or --all-orphans")
-        return bf.backfill_start(
+        return jobs.backfill_start(
             selection=selection, params=params, ids=ids, backend=o["backend"],
             batch_size=o["batch_size"], throttle_per_minute=o["throttle"], dry_run=o["dry_run"],
             rescore=o["rescore"], actor="cli", enqueue=not o["sync"],
@@ -97,11 +99,21 @@ class Command(BaseCommand):
         if name == "watch":
             return self._done(self._follow(run_id), o["json"])
         if name == "rollback":
-            report = bf.backfill_rollback(run_id, actor="cli")
+            try:
+                rollback = jobs.run_rollback(run_id, actor="cli", enqueue=False)
+            except jobs.RunError as exc:
+                raise CommandError(str(exc)) from exc
+            jobs.run_until_done(rollback.pk, progress=self._bar)
+            self.stdout.write("")
+            report = BackfillRun.objects.get(pk=run_id).rollback_report
             self.stdout.write(json.dumps(report, indent=2))
             return
-        action = {"pause": bf.backfill_pause, "resume": bf.backfill_resume,
-                  "cancel": bf.backfill_cancel, "retry_failed": bf.backfill_retry_failed}[name]  # fmt: skip
+        action = {
+            "pause": runs.run_pause,
+            "resume": runs.run_resume,
+            "cancel": runs.run_cancel,
+            "retry_failed": runs.run_retry_failed,
+        }[name]
         run = action(run_id, actor="cli")
         self.stdout.write(f"Backfill #{run.pk} is now {run.state}.")
 
@@ -142,7 +154,7 @@ class Command(BaseCommand):
                 "skipped": run.skipped, "failed_by_reason": run.failed_by_reason, "message": run.message,
             }))  # fmt: skip
         else:
-            self.stdout.write(f"Backfill #{run.pk} {run.state}: {bf._summary(run)}")
+            self.stdout.write(f"Backfill #{run.pk} {run.state}: {kind_of(run).summary(run)}")
             if run.failed_by_reason:
                 self.stdout.write(
                     "Failed by reason: "

@@ -4,7 +4,7 @@ from collections import Counter
 from django.core.management.base import BaseCommand, CommandError
 
 from remediation import selectors
-from remediation.pipeline_write import load_context
+from remediation.pipeline import load_context
 from remediation.services import InvalidSessionId, normalize_session_id, session_diagnose
 
 

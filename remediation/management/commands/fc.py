@@ -2,7 +2,10 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from remediation import fc, reference_data
+from remediation import reference_data
+from remediation.selectors.fc import coverage
+from remediation.services import fc
+from remediation.services.fc_sets import FcSetInvalid, read_set
 
 
 class Command(BaseCommand):
@@ -19,10 +22,6 @@ class Command(BaseCommand):
         undo.add_argument("change_id", type=int)
         cov = sub.add_parser("coverage", help="FC coverage figures")
         cov.add_argument("--json", action="store_true")
-        demo = sub.add_parser(
-            "demo-answers", help="demo only: FC answers for the newest completed sessions"
-        )
-        demo.add_argument("--sessions", type=int, default=20)
         rec = sub.add_parser("recompute", help="recompute FC scores of sessions")
         rec.add_argument("session_ids", nargs="+")
         rec.add_argument(
@@ -32,7 +31,7 @@ class Command(BaseCommand):
     def handle(self, *args, action, **o):
         try:
             if action == "load":
-                diff = fc.fc_load(fc.read_set(o["file"]), dry_run=o["dry_run"], actor="cli")
+                diff = fc.fc_set_load(read_set(o["file"]), dry_run=o["dry_run"], actor="cli")
                 verb = "would change" if o["dry_run"] else "changed"
                 counts = f"{len(diff.created)} new, {len(diff.updated)} updated"
                 self.stdout.write(
@@ -41,27 +40,24 @@ class Command(BaseCommand):
                 for line in diff.created + diff.updated:
                     self.stdout.write(f"  {line}")
             elif action == "rollback":
-                change = fc.fc_rollback(o["version"], actor="cli")
+                change = fc.fc_version_rollback(o["version"], actor="cli")
                 self.stdout.write(f"Rolled back FC {change.version} (#{change.pk}, undo with: fc undo {change.pk}): "
                                   + ", ".join(f"{n} {t}" for t, n in change.summary.items()))  # fmt: skip
             elif action == "undo":
-                change = fc.fc_undo(o["change_id"], actor="cli")
+                change = fc.fc_change_undo(o["change_id"], actor="cli")
                 self.stdout.write(f"Restored FC {change.version} from rollback #{change.pk}.")
-            elif action == "demo-answers":
-                n = fc.demo_fc_responses(o["sessions"])
-                self.stdout.write(f"FC answers written for the {n} newest completed sessions.")
             elif action == "coverage":
-                report = fc.coverage()
+                report = coverage()
                 self.stdout.write(json.dumps(report, indent=2) if o["json"] else _text(report))
             else:
-                results = fc.fc_recompute(o["session_ids"], refinalize=o["refinalize"], actor="cli")
+                results = fc.fc_scores_recompute(o["session_ids"], refinalize=o["refinalize"], actor="cli")
                 for sid, entry in results.items():
                     names = ", ".join(e["name"] for e in entry["events"])
                     self.stdout.write(
                         f"{sid}: {names}"
                         + (f"; finalize {entry['finalize']}" if "finalize" in entry else "")
                     )
-        except (fc.FcSetInvalid, ValueError) as exc:
+        except (FcSetInvalid, ValueError) as exc:
             raise CommandError(str(exc)) from exc
 
 

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from remediation.pipeline_write import load_context
+from remediation.pipeline import load_context
 from remediation.services import InvalidSessionId, normalize_session_id, session_finalize
 
 

@@ -3,8 +3,9 @@ from dataclasses import asdict
 
 from django.core.management.base import BaseCommand
 
-from remediation import runbook
 from remediation.models import RunbookRecord
+from remediation.selectors.checks import run_checks
+from remediation.services.probe import probe_write_path
 
 
 class Command(BaseCommand):
@@ -16,8 +17,8 @@ class Command(BaseCommand):
         parser.add_argument("--probe", action="store_true", help="also run the write-path probe")
 
     def handle(self, *args, json: bool, save: str | None, probe: bool, **options):
-        checks = [asdict(c) for c in runbook.run_checks()]
-        probe_result = runbook.probe_write_path() if probe else None
+        checks = [asdict(c) for c in run_checks()]
+        probe_result = probe_write_path() if probe else None
         if save is not None:
             RunbookRecord.objects.create(
                 kind="checks", label=save, results={"checks": checks}, created_by_name="cli"

@@ -1,0 +1,230 @@
+"""The IR-07 runbook page (/admin/runbook/): checks, probe, verification, fixes, gates, records
+and the Markdown export. A page view only reads; every button is a POST."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from remediation.admin.base import ReadOnlyAdmin
+from remediation.admin.permissions import RUN_RUNBOOK, has_perm
+from remediation.fixes import executor
+from remediation.models import RunbookRecord
+from remediation.selectors.checks import FAIL, STRICT_POLICY_SQL, Check, run_checks
+from remediation.selectors.runbook import steps
+from remediation.services import InvalidSessionId, normalize_session_id
+from remediation.services.fixes import fix_apply
+from remediation.services.gates import maintenance_set, results_version_set
+from remediation.services.probe import probe_write_path
+from remediation.services.runbook import runbook_record_save, runbook_verify, test_session_diagnose
+
+VIEW = "remediation.view_runbookrecord"
+
+
+def can_run_runbook(request: HttpRequest) -> bool:
+    return has_perm(request, RUN_RUNBOOK)
+
+
+def _can_view(request: HttpRequest) -> bool:
+    return has_perm(request, VIEW) or can_run_runbook(request)
+
+
+def _save(request: HttpRequest, kind: str, results: dict[str, Any], label: str = "") -> RunbookRecord:
+    return runbook_record_save(user=request.user, kind=kind, results=results, label=label)
+
+
+@admin.register(RunbookRecord)
+class RunbookRecordAdmin(ReadOnlyAdmin):
+    """Saved records are listed on the runbook page; the changelist leads there."""
+
+    list_display = ("id", "kind", "label", "created_at", "created_by_name")
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        return HttpResponseRedirect(reverse("admin:runbook"))
+
+
+def current_state(checks: dict[str, Check]) -> dict[str, Any]:
+    """Fix state and gates, from the checks the page has just run."""
+    state: dict[str, Any] = {}
+    try:
+        state["applied"] = executor.applied()
+    except DatabaseError as exc:
+        state["error"] = str(exc).splitlines()[0]
+        state["applied"] = set()
+    state["fix_a"] = "A" in state["applied"]
+    for key in ("results_version", "system_status"):
+        if key in checks:
+            state[key] = checks[key].figure
+    return state
+
+
+def runbook_page(request: HttpRequest) -> HttpResponse:
+    if not _can_view(request):
+        raise PermissionDenied
+    latest = {k: RunbookRecord.objects.filter(kind=k).first() for k in RunbookRecord.Kind.values}
+    # One run of the checks serves the state line and the steps.
+    checks = {c.key: c for c in run_checks()}
+    try:
+        step_list = steps(checks)
+    except DatabaseError as exc:
+        step_list = [{"key": "error", "title": "The pipeline database refused", "state": "error",
+                      "evidence": str(exc)}]  # fmt: skip
+    context = {
+        **admin.site.each_context(request),
+        "title": "IR-07 runbook",
+        "opts": RunbookRecord._meta,
+        "latest": latest,
+        "records": RunbookRecord.objects.all()[:50],
+        "check_records": RunbookRecord.objects.filter(kind="checks")[:50],
+        "state": current_state(checks),
+        "steps": step_list,
+        "can_run": can_run_runbook(request),
+        "strict_policy": STRICT_POLICY_SQL,
+        "fixes": [(name, executor.FIXES[name], executor.TITLES[name]) for name in executor.FIXES],
+    }
+    return TemplateResponse(request, "admin/remediation/runbook.html", context)
+
+
+def runbook_action(request: HttpRequest, action: str) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponse(status=405)
+    if not can_run_runbook(request):
+        raise PermissionDenied
+    back = HttpResponseRedirect(reverse("admin:runbook"))
+    label = request.POST.get("label", "").strip()
+    try:
+        if action == "diagnose":
+            result = test_session_diagnose()
+            found = f"{result['category']} {result['sqlstate']}".strip()
+            messages.success(request, f"Test session {result['session_id']}: {found}.")
+        elif action == "checks":
+            checks = run_checks()
+            _save(request, "checks", {"checks": [c.__dict__ for c in checks]}, label)
+            failing = [c.title for c in checks if c.status == FAIL]
+            messages.success(request, f"Checks saved: {len(checks)} run, {len(failing)} FAIL.")
+        elif action == "probe":
+            _save(request, "probe", probe_write_path(), label)
+            messages.success(request, "Write-path probe saved.")
+        elif action == "verify":
+            raw = request.POST.get("session_id", "").strip()
+            session_id = normalize_session_id(raw) if raw else None
+            result = runbook_verify(session_id=session_id, actor=request.user)
+            _save(
+                request, "verification", result, label or f"session {result['session_id']}"
+            )
+            messages.success(request, f"Verification saved for session {result['session_id']}.")
+        elif (
+            action.split("_")[0] in ("apply", "rollback")
+            and action.split("_")[-1].upper() in executor.FIXES
+        ):
+            fix = action.split("_")[-1].upper()
+            result = fix_apply(fix, reverse=action.startswith("rollback"))
+            _save(request, "change", result, label)
+            after = result["diagnosis_after"]
+            messages.success(
+                request,
+                f"{result['change']}. The test session now: {after['category']} {after['sqlstate']}".strip(),
+            )
+        elif action in ("version_v121", "version_v120"):
+            version = "v1.2.1" if action == "version_v121" else "v1.2.0"
+            results_version_set(version=version)
+            _save(
+                request,
+                "change",
+                {"change": f"scoring_config.results_version set to {version}"},
+                label,
+            )
+            messages.success(request, f"results_version is now {version}.")
+        elif action in ("maintenance_on", "maintenance_off"):
+            on = action == "maintenance_on"
+            maintenance_set(on=on, message=label, actor=request.user.get_username())
+            _save(
+                request,
+                "change",
+                {"change": f"maintenance {'on' if on else 'off'} (system_status)"},
+                label,
+            )
+            messages.success(
+                request,
+                f"Maintenance {'on: finalize and backfill are paused' if on else 'off'}.",
+            )
+        else:
+            raise PermissionDenied
+    except InvalidSessionId as exc:
+        messages.error(request, str(exc))
+    except DatabaseError as exc:
+        messages.error(request, f"The database refused: {str(exc).splitlines()[0]}")
+    return back
+
+
+
+def runbook_compare(request: HttpRequest) -> HttpResponse:
+    if not _can_view(request):
+        raise PermissionDenied
+    ids = [request.GET.get(k, "") for k in ("a", "b")]
+    if not all(i.isdigit() for i in ids):
+        raise Http404("choose two saved check runs")
+    a = get_object_or_404(RunbookRecord, pk=int(ids[0]), kind="checks")
+    b = get_object_or_404(RunbookRecord, pk=int(ids[1]), kind="checks")
+    left = {c["key"]: c for c in a.results.get("checks", [])}
+    right = {c["key"]: c for c in b.results.get("checks", [])}
+    rows = [(k, left.get(k), right.get(k)) for k in dict.fromkeys([*left, *right])]
+    context = {**admin.site.each_context(request), "title": f"Checks #{a.pk} vs #{b.pk}",
+           "opts": RunbookRecord._meta, "a": a, "b": b, "rows": rows}  # fmt: skip
+    return TemplateResponse(request, "admin/remediation/runbook_compare.html", context)
+
+
+
+def runbook_export(request: HttpRequest) -> HttpResponse:
+    if not _can_view(request):
+        raise PermissionDenied
+    ids = [int(x) for x in request.GET.getlist("id") if x.isdigit()]
+    records = (
+        list(RunbookRecord.objects.filter(pk__in=ids).order_by("created_at"))
+        if ids
+        else list(RunbookRecord.objects.order_by("created_at"))
+    )
+    response = HttpResponse(
+        markdown(records), content_type="text/markdown; charset=utf-8"
+    )
+    response["Content-Disposition"] = 'attachment; filename="ir07-incident-record.md"'
+    return response
+
+
+def markdown(records: list[Any]) -> str:
+    """An incident record of saved runs (checks and verifications), side by side."""
+    lines = ["# IR-07 incident record", ""]
+    for r in records:
+        lines += [f"## {r.get_kind_display()} #{r.pk}: {r.label or ''}".rstrip(": "),
+                  f"{r.created_at:%Y-%m-%d %H:%M:%S %Z} by {r.created_by_name or 'system'}", ""]  # fmt: skip
+        checks = r.results.get("checks", [])
+        if checks:
+            lines += ["| check | status | figure | expected |", "|---|---|---|---|"]
+            for c in checks:
+                lines.append(
+                    f"| {c['title']} | {c['status']} | {_md(c['figure'])} | {_md(c['expected'])} |"
+                )
+            lines.append("")
+            for c in checks:
+                if c.get("detail"):
+                    lines.append(f"- **{c['title']}**: {_md(c['detail'])}")
+            lines.append("")
+        if r.results.get("cells"):
+            lines += ["| role | claim | SELECT | INSERT |", "|---|---|---|---|"]
+            for c in r.results["cells"]:
+                lines.append(f"| {c['role']} | {c['claim']} | {c['select']} | {c['insert']} |")
+            lines += ["", *[f"- {n}" for n in r.results.get("notes", [])], ""]
+        if r.results.get("change"):
+            lines += [f"- {r.results['change']}", ""]
+    return "\n".join(lines)
+
+
+def _md(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")

@@ -1,0 +1,207 @@
+"""The edge-function client: POST finalizeAssessment with timeouts and bounded retries.
+
+One `requests.Session` per worker thread (connections are reused) with urllib3's `Retry`:
+connection errors (the request never left) and 429/502/503/504 answers are retried with
+exponential backoff, honouring `Retry-After` up to EDGE_RETRY_AFTER_CAP; a read timeout
+or a connection lost after the request was sent is never retried, because the function
+may have run: the caller settles it by reading the database. Redirects are not followed.
+The service-role key travels only in the request headers, never in a message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+from urllib3.util.retry import Retry
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+@dataclass
+class EdgeCall:
+    """The outcome of the HTTP exchange before the database is consulted."""
+
+    kind: str  # ok, timeout, connection, redirect, http_error, malformed_response, rate_limited
+    status: int | None = None
+    body: dict[str, Any] | None = None
+    detail: str = ""
+    tries: int = 0
+
+
+class _CappedRetry(Retry):
+    """Retry whose Retry-After wait is capped (a hostile or confused server cannot park us)."""
+
+    retry_after_cap: float = 30.0
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        """Seconds (fractions too) or an HTTP date; anything else waits one backoff step."""
+        try:
+            return max(0.0, float(retry_after))
+        except ValueError:
+            pass
+        try:
+            return float(super().parse_retry_after(retry_after))
+        except Exception:  # a malformed header must not break the call
+            return float(self.backoff_factor)
+
+    def get_retry_after(self, response: Any) -> float | None:
+        value = super().get_retry_after(response)
+        return None if value is None else max(0.0, min(value, self.retry_after_cap))
+
+    def new(self, **kw: Any) -> _CappedRetry:
+        retry = super().new(**kw)
+        retry.retry_after_cap = self.retry_after_cap
+        return retry  # type: ignore[return-value]
+
+
+def retry_policy(retries: int, backoff: float, retry_after_cap: float) -> Retry:
+    """POST retried only where the request cannot have run: connect errors and 429/5xx."""
+    retry = _CappedRetry(
+        total=None,
+        connect=retries,
+        read=False,  # never re-POST after the request was sent: the read error is raised
+        status=retries,
+        redirect=0,
+        other=0,
+        allowed_methods=frozenset({"POST"}),
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=backoff,
+        backoff_jitter=backoff,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        raise_on_redirect=False,
+    )
+    retry.retry_after_cap = retry_after_cap
+    return retry
+
+
+_local = threading.local()
+
+
+def http_session() -> requests.Session:
+    """This thread's session for the configured retry policy (rebuilt when settings change)."""
+    key = (settings.EDGE_MAX_RETRIES, settings.EDGE_BACKOFF_BASE, settings.EDGE_RETRY_AFTER_CAP)
+    cached = getattr(_local, "session", None)
+    if cached is None or cached[0] != key:
+        session = requests.Session()
+        adapter = HTTPAdapter(max_retries=retry_policy(*key), pool_maxsize=16)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        _local.session = (key, session)
+    return _local.session[1]  # type: ignore[no-any-return]
+
+
+def function_url(name: str = "finalizeAssessment") -> str:
+    return f"{settings.SUPABASE_URL}/functions/v1/{name}"
+
+
+def _headers() -> dict[str, str]:
+    key = settings.SUPABASE_SERVICE_ROLE_KEY.reveal()
+    return {
+        "Authorization": f"Bearer {key}",
+        "apikey": key,
+        "Content-Type": "application/json",
+        "User-Agent": "prism-opsportal",
+    }
+
+
+def _snippet(text: str, limit: int = 200) -> str:
+    flat = " ".join(re.sub(r"<[^>]+>", " ", text).split())
+    return flat[:limit] + ("…" if len(flat) > limit else "")
+
+
+def _tries(resp: requests.Response) -> int:
+    retries = getattr(resp.raw, "retries", None)
+    return len(getattr(retries, "history", ()) or ()) + 1
+
+
+def post_finalize(session_id: str, http: requests.Session | None = None) -> EdgeCall:
+    """POST finalizeAssessment for one session; every failure becomes an EdgeCall kind."""
+    http = http or http_session()
+    timeout = (settings.EDGE_CONNECT_TIMEOUT, settings.EDGE_READ_TIMEOUT)
+    payload = json.dumps({"session_id": session_id})
+    try:
+        resp = http.post(
+            function_url(), data=payload, headers=_headers(), timeout=timeout, allow_redirects=False
+        )
+        text = resp.text
+    except requests.exceptions.ReadTimeout:
+        return EdgeCall("timeout", detail=f"no response within {settings.EDGE_READ_TIMEOUT:g}s", tries=1)
+    except (requests.exceptions.ConnectionError, requests.exceptions.ConnectTimeout) as exc:
+        tries = settings.EDGE_MAX_RETRIES + 1 if _never_sent(exc) else 1
+        return EdgeCall("connection", detail=_connection_detail(exc), tries=tries)
+    except requests.RequestException as exc:  # broken body, bad header, decoding: no secret in it
+        return EdgeCall("connection", detail=f"the response broke off: {type(exc).__name__}", tries=1)
+    tries = _tries(resp)
+    if resp.is_redirect or 300 <= resp.status_code < 400:
+        host = urlparse(resp.headers.get("Location", "")).netloc or "(same host)"
+        return EdgeCall(
+            "redirect", resp.status_code, detail=f"redirect to {host} not followed", tries=tries
+        )
+    if resp.status_code == 429:
+        return EdgeCall("rate_limited", 429, detail="rate limited (429)", tries=tries)
+    if resp.status_code >= 400:
+        return EdgeCall("http_error", resp.status_code, detail=_snippet(text), tries=tries)
+    try:
+        body = resp.json()
+    except ValueError:
+        return EdgeCall(
+            "malformed_response", resp.status_code,
+            detail=f"not JSON: {_snippet(text, 80)!r}", tries=tries,
+        )  # fmt: skip
+    problem = validate_body(body, session_id)
+    if problem:
+        return EdgeCall("malformed_response", resp.status_code, detail=problem, tries=tries)
+    return EdgeCall("ok", resp.status_code, body=body, tries=tries)
+
+
+def _never_sent(exc: Exception) -> bool:
+    """A connect error that exhausted its retries: the request never reached the function."""
+    inner = exc.args[0] if exc.args else None
+    return isinstance(inner, MaxRetryError) and isinstance(inner.reason, ConnectTimeoutError)
+
+
+def _connection_detail(exc: Exception) -> str:
+    # requests' messages carry the URL (no secret in it), never the headers.
+    return f"cannot reach {urlparse(function_url()).netloc}: {type(exc).__name__}"
+
+
+def validate_body(body: Any, session_id: str) -> str:
+    """The 200 body of finalizeAssessment, as pipeline.md defines it ("" when valid)."""
+    if not isinstance(body, dict):
+        return "the response is not a JSON object"
+    if body.get("ok") is not True or body.get("status") != "success":
+        return f"ok/status are {body.get('ok')!r}/{body.get('status')!r}, not true/'success'"
+    if body.get("session_id") != session_id:
+        return f"the response is for session {body.get('session_id')!r}"
+    for name in ("share_token", "results_url"):
+        if not isinstance(body.get(name), str) or not body.get(name):
+            return f"{name} is missing"
+    if not isinstance(body.get("profile"), dict):
+        return "profile is missing"
+    return ""
+
+
+def explain(call: EdgeCall) -> str:
+    """The call's failure in plain words."""
+    tries = f" after {call.tries} tries" if call.tries > 1 else ""
+    if call.kind == "connection":
+        return f"Connection failed{tries}: {call.detail}."
+    if call.kind == "redirect":
+        return f"The function answered {call.status} with a {call.detail}."
+    if call.kind == "rate_limited":
+        return f"Rate limited (429){tries}."
+    if call.kind == "http_error":
+        return f"The function answered HTTP {call.status}{tries}: {call.detail or '(empty body)'}"
+    if call.kind == "malformed_response":
+        return f"The function's response was malformed: {call.detail}."
+    return call.detail

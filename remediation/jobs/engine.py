@@ -1,0 +1,420 @@
+"""The run engine: a state machine that drives any bulk job batch by batch through django-q2.
+
+A run is a `BackfillRun` row (its `kind` names the job) with one `BackfillItem` per
+session. Each django-q2 task processes one short batch of items, records their outcomes,
+moves the cursor and enqueues the next task. django-q2 delivers at least once, so:
+
+- the run row is locked and the batch token compared: a duplicate or superseded delivery
+  does nothing (a new token is issued with every batch);
+- a per-run advisory lock on the portal database keeps two workers off one run;
+- a heartbeat is written per batch; the watchdog marks runs whose worker died
+  `interrupted` and resumes them from the cursor;
+- sessions another worker holds come back "busy" and go to the back of the queue a few
+  times before they count as failed.
+
+A job kind (`JobKind`) only says what one batch does to its items; everything above is
+the engine's. See remediation/jobs/finalize.py for the backfill, rollback.py and
+diagnosis.py for the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.db import connections, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from remediation.jobs.items import set_items
+from remediation.models import BackfillItem, BackfillRun
+from remediation.pipeline import SessionOutcome
+
+logger = logging.getLogger("remediation.jobs")
+State = BackfillRun.State
+
+# Every allowed transition, and why it happens.
+TRANSITIONS: dict[str, set[str]] = {
+    State.ENQUEUED: {
+        State.RUNNING,  # a worker took the first (or next) batch
+        State.CANCELLED,  # cancelled before any worker took it
+        State.PAUSED,  # paused before any worker took it
+        State.INTERRUPTED,  # the watchdog found no worker for it
+    },
+    State.RUNNING: {
+        State.PAUSING,  # pause asked: takes effect at the next batch boundary
+        State.PAUSED,  # the job paused itself (e.g. the maintenance gate)
+        State.CANCELLING,  # cancel asked: takes effect at the next batch boundary
+        State.SUCCEEDED,  # no items left
+        State.ERRORED,  # a batch raised; the message says what
+        State.INTERRUPTED,  # the watchdog found its worker dead
+    },
+    State.PAUSING: {
+        State.PAUSED,  # the batch boundary came
+        State.CANCELLING,  # cancel asked while pausing
+        State.INTERRUPTED,  # the worker died before the boundary
+        State.SUCCEEDED,  # the last batch finished first
+    },
+    State.PAUSED: {
+        State.ENQUEUED,  # resumed from the cursor
+        State.CANCELLED,  # cancelled while paused
+    },
+    State.CANCELLING: {
+        State.CANCELLED,  # the batch boundary came
+        State.INTERRUPTED,  # the worker died before the boundary
+    },
+    State.INTERRUPTED: {
+        State.ENQUEUED,  # the watchdog or someone resumed it
+        State.CANCELLED,  # cancelled instead
+    },
+    State.SUCCEEDED: {State.ENQUEUED},  # retry failed sessions
+    State.ERRORED: {State.ENQUEUED, State.CANCELLED},  # retried, or given up
+    State.CANCELLED: {State.ENQUEUED},  # retry failed sessions
+}
+TERMINAL = {State.SUCCEEDED, State.CANCELLED, State.ERRORED}
+STOPPED = TERMINAL | {State.PAUSED, State.INTERRUPTED}
+BUSY_ROUNDS = 5  # times a session held elsewhere is tried again before it counts as failed
+LOCK_CLASS = 72_0001  # advisory-lock namespace of runs
+
+
+class RunError(Exception):
+    """A request about a run that cannot be carried out; the message says why."""
+
+
+class IllegalTransition(RunError):
+    pass
+
+
+class PauseRun(Exception):
+    """Raised by a job kind before it writes anything: pause the run with this message."""
+
+
+class JobKind:
+    """What one batch of a job does. Subclasses set `name` and implement `process`."""
+
+    name: ClassVar[str]
+    def process(
+        self, run: BackfillRun, items: list[BackfillItem], now: datetime
+    ) -> list[SessionOutcome]:
+        """Do the batch's work; one outcome per item, in any order. Raise PauseRun (before
+        writing anything) to pause the run instead."""
+        raise NotImplementedError
+
+    def record(self, run: BackfillRun, outcomes: list[SessionOutcome], now: datetime) -> None:
+        """Extra rows to write in the same portal transaction as the items (e.g. attempts)."""
+
+    def finished(self, run: BackfillRun) -> None:
+        """After the run succeeded (outside its transaction)."""
+
+    def summary(self, run: BackfillRun) -> str:
+        counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted((run.counts or {}).items()))
+        return f"{run.processed} processed: {counts or 'nothing'}"
+
+
+KINDS: dict[str, JobKind] = {}
+
+
+def register(kind: JobKind) -> JobKind:
+    """Make a job kind known to the engine (each kind module registers itself)."""
+    KINDS[kind.name] = kind
+    return kind
+
+
+def kind_of(run: BackfillRun) -> JobKind:
+    from remediation.jobs import diagnosis, finalize, rollback  # noqa: F401  (they register)
+
+    return KINDS[run.kind]
+
+
+# --- Creating and steering -----------------------------------------------------------------
+def run_create(*, kind: str, session_ids: list[str], enqueue: bool = True, **fields: Any) -> BackfillRun:
+    """A run with one item per session (in order), its first batch enqueued on commit."""
+    with transaction.atomic():
+        run = BackfillRun.objects.create(
+            kind=kind,
+            estimated_total=len(session_ids),
+            batch_token=secrets.token_hex(8),
+            state_changed_at=timezone.now(),
+            **fields,
+        )
+        BackfillItem.objects.bulk_create(
+            (BackfillItem(run=run, ordinal=i, session_id=sid) for i, sid in enumerate(session_ids)),
+            batch_size=5000,
+        )
+        if enqueue:
+            _enqueue_on_commit(run)
+    return run
+
+
+def _enqueue_on_commit(run: BackfillRun) -> None:
+    run_id, token = run.pk, run.batch_token
+    transaction.on_commit(lambda: enqueue_batch(run_id, token))
+
+
+def enqueue_batch(run_id: int, token: str) -> None:
+    """Hand the next batch to django-q2: only ids travel, never data or secrets."""
+    from django_q.tasks import async_task
+
+    async_task(
+        "remediation.tasks.run_batch",
+        run_id,
+        token,
+        task_name=f"run-{run_id}-{token}",
+        group=f"run-{run_id}",
+    )
+
+
+def transition(
+    run_id: int, to: str, *, message: str | None = None, new_token: bool = False
+) -> BackfillRun:
+    """Move a run to `to` under a row lock; only the listed transitions are allowed."""
+    with transaction.atomic():
+        run = BackfillRun.objects.select_for_update().get(pk=run_id)
+        if to not in TRANSITIONS.get(run.state, set()):
+            raise IllegalTransition(f"run #{run_id} is {run.state}; it cannot become {to}")
+        _set_state(run, to, message)
+        if new_token:
+            run.batch_token = secrets.token_hex(8)
+        run.save()
+        if to == State.ENQUEUED:
+            _enqueue_on_commit(run)
+    return run
+
+
+def _set_state(run: BackfillRun, to: str, message: str | None = None) -> None:
+    now = timezone.now()
+    run.state = to
+    run.state_changed_at = now
+    if message is not None:
+        run.message = message
+    if to == State.RUNNING and run.started_at is None:
+        run.started_at = now
+    if to in TERMINAL:
+        run.finished_at = now
+
+
+def requeue(run: BackfillRun, items: list[BackfillItem]) -> None:
+    """Give items new ordinals past the end, so the cursor reaches them again."""
+    top = run.items.order_by("-ordinal").values_list("ordinal", flat=True).first() or 0
+    for offset, item in enumerate(items, start=1):
+        item.ordinal = top + offset
+        item.outcome = BackfillItem.Outcome.PENDING
+        item.reason = item.sqlstate = item.error = item.constraint_name = ""
+    BackfillItem.objects.bulk_update(
+        items, ["ordinal", "outcome", "reason", "sqlstate", "error", "constraint_name"]
+    )
+    run.cursor = min(run.cursor, top + 1)
+
+
+# --- Running a batch -----------------------------------------------------------------------
+def process_batch(run_id: int, token: str, *, enqueue_next: bool = True) -> str:
+    """Process one batch of a run; returns what happened ("stale", "done", "next", …)."""
+    with transaction.atomic():
+        run = BackfillRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None:
+            return "missing"
+        if token != run.batch_token:
+            return "stale"  # a duplicate or superseded delivery
+        if run.state == State.PAUSING:
+            _set_state(run, State.PAUSED)
+            run.save()
+            return "paused"
+        if run.state == State.CANCELLING:
+            _set_state(run, State.CANCELLED)
+            run.save()
+            return "cancelled"
+        if run.state == State.ENQUEUED:
+            _set_state(run, State.RUNNING)
+        elif run.state != State.RUNNING:
+            return str(run.state)
+        run.heartbeat_at = timezone.now()
+        run.save()
+    with connections["default"].cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_CLASS, run_id])
+        if not cur.fetchone()[0]:
+            return "busy"
+    try:
+        return _process_locked(run, enqueue_next)
+    except Exception as exc:  # the run records it; the task itself must not loop on it
+        logger.exception("run %s batch failed", run_id)
+        with contextlib.suppress(IllegalTransition):
+            transition(run_id, State.ERRORED, message=f"{type(exc).__name__}: {exc}"[:2000])
+        return "errored"
+    finally:
+        with connections["default"].cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_CLASS, run_id])
+
+
+def _process_locked(run: BackfillRun, enqueue_next: bool) -> str:
+    started = time.monotonic()
+    kind = kind_of(run)
+    items = list(run.items.filter(ordinal__gte=run.cursor).order_by("ordinal")[: run.batch_size])
+    if not items:
+        return _finish(run, kind)
+    now = timezone.now()
+    by_sid = {str(i.session_id): i for i in items}
+    try:
+        outcomes = kind.process(run, items, now)
+    except PauseRun as exc:
+        transition(run.pk, State.PAUSED, message=str(exc))
+        return "paused"
+    record_outcomes(run, kind, by_sid, outcomes, now)
+    # Sessions another worker held go to the back of the queue, a few times.
+    busy = [by_sid[o.session_id] for o in outcomes if o.outcome == "busy"]
+    retry = [i for i in busy if i.tries < BUSY_ROUNDS]
+    with transaction.atomic():
+        locked = BackfillRun.objects.select_for_update().get(pk=run.pk)
+        locked.cursor = items[-1].ordinal + 1
+        if retry:
+            requeue(locked, retry)
+        locked.batch_token = secrets.token_hex(8)
+        locked.heartbeat_at = timezone.now()
+        locked.save()
+        token = locked.batch_token
+    _throttle(run, len(items), time.monotonic() - started)
+    if enqueue_next:
+        enqueue_batch(run.pk, token)
+    return "next"
+
+
+def _throttle(run: BackfillRun, count: int, elapsed: float) -> None:
+    if not run.throttle_per_minute:
+        return
+    wanted = count * 60.0 / run.throttle_per_minute
+    time.sleep(max(0.0, min(wanted - elapsed, settings.BACKFILL_MAX_SLEEP)))
+
+
+def _finish(run: BackfillRun, kind: JobKind) -> str:
+    with transaction.atomic():
+        locked = BackfillRun.objects.select_for_update().get(pk=run.pk)
+        if locked.state != State.RUNNING:
+            return str(locked.state)
+        _set_state(locked, State.SUCCEEDED, message=kind.summary(locked))
+        locked.save()
+    logger.info("run %s (%s) succeeded: %s", run.pk, run.kind, locked.message)
+    kind.finished(locked)
+    return "done"
+
+
+_RESULT_COLUMNS = {
+    "outcome": "text",
+    "reason": "text",
+    "error": "text",
+    "sqlstate": "text",
+    "constraint_name": "text",
+    "profile_id": "uuid",
+    "type_code": "text",
+    "results_url": "text",
+    "processed_at": "timestamptz",
+    "pre_image": "jsonb",
+    "post_fingerprint": "jsonb",
+    "tries": "smallint",
+}
+
+
+def record_outcomes(
+    run: BackfillRun,
+    kind: JobKind,
+    by_sid: dict[str, BackfillItem],
+    outcomes: list[SessionOutcome],
+    now: datetime,
+) -> None:
+    """Item outcomes, the kind's extra rows and the run's counters, in one transaction."""
+    counts: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    items = []
+    for o in outcomes:
+        item = by_sid[o.session_id]
+        if o.outcome == "pending":
+            o.outcome = "failed"
+        if o.outcome == "busy" and item.tries + 1 >= BUSY_ROUNDS:
+            o.outcome, o.reason = "failed", "busy"
+        item.outcome = o.outcome
+        item.reason, item.error = o.reason, o.explanation[:4000]
+        item.sqlstate = o.error.sqlstate if o.error else ""
+        item.constraint_name = o.error.constraint if o.error else ""
+        item.profile_id = o.profile_id
+        item.type_code, item.results_url = o.type_code, o.results_url[:500]
+        item.processed_at = now
+        item.tries += 1
+        if o.pre_image is not None:
+            item.pre_image = o.pre_image
+        item.post_fingerprint = o.post_fingerprint
+        items.append(item)
+        if o.outcome == "busy":
+            continue
+        counts[o.outcome] += 1
+        if o.outcome == "failed":
+            reasons[o.reason or "unknown"] += 1
+    with transaction.atomic():
+        set_items(items, _RESULT_COLUMNS)
+        kind.record(run, [o for o in outcomes if o.outcome != "busy"], now)
+        locked = BackfillRun.objects.select_for_update().get(pk=run.pk)
+        locked.processed = F("processed") + sum(counts.values())
+        for column in ("created", "rescored", "existing", "failed", "skipped"):
+            if counts[column]:
+                setattr(locked, column, F(column) + counts[column])
+        merged = Counter(locked.failed_by_reason or {})
+        merged.update(reasons)
+        locked.failed_by_reason = dict(merged)
+        total = Counter(locked.counts or {})
+        total.update(counts)
+        locked.counts = dict(total)
+        locked.heartbeat_at = timezone.now()
+        locked.save()
+
+
+# --- Watchdog and driving a run in-process ---------------------------------------------------
+def runs_watchdog(*, resume: bool = True) -> list[int]:
+    """Mark runs whose worker stopped (stale heartbeat) interrupted, and resume them."""
+    stale_before = timezone.now() - timedelta(seconds=settings.BACKFILL_STALE_SECONDS)
+    found = []
+    candidates = BackfillRun.objects.filter(
+        state__in=[State.RUNNING, State.PAUSING, State.CANCELLING, State.ENQUEUED]
+    )
+    for run in candidates:
+        beat = run.heartbeat_at or run.state_changed_at or run.created_at
+        if beat >= stale_before:
+            continue
+        with connections["default"].cursor() as cur:  # a live worker holds the run's lock
+            cur.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_CLASS, run.pk])
+            free = cur.fetchone()[0]
+            if free:
+                cur.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_CLASS, run.pk])
+        if not free:
+            continue
+        try:
+            transition(
+                run.pk,
+                State.INTERRUPTED,
+                message=f"worker stopped mid-run (no heartbeat since {beat:%Y-%m-%d %H:%M:%S}); "
+                f"resuming from session {run.cursor}",
+            )
+        except IllegalTransition:
+            continue
+        found.append(run.pk)
+        if resume:
+            transition(run.pk, State.ENQUEUED, new_token=True)
+    return found
+
+
+def run_until_done(
+    run_id: int, *, progress: Any = None, max_batches: int = 1_000_000
+) -> BackfillRun:
+    """Drive a run in this process (tests, `manage.py backfill --sync`), batch after batch."""
+    for _ in range(max_batches):
+        run = BackfillRun.objects.get(pk=run_id)
+        if run.state in STOPPED:
+            return run
+        result = process_batch(run_id, run.batch_token, enqueue_next=False)
+        if progress:
+            progress(BackfillRun.objects.get(pk=run_id))
+        if result in ("stale", "busy", "missing"):
+            time.sleep(0.2)
+    return BackfillRun.objects.get(pk=run_id)

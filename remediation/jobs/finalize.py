@@ -1,0 +1,204 @@
+"""The backfill: give each selected session its profile, locally or through the edge function.
+
+Local: one pipeline transaction per batch writes every session as service_role (one
+savepoint each); the pre-images are committed to the portal database before any pipeline
+row changes, so "roll back this run" restores exactly those rows. Edge: one call per
+session, its pre-image stored before the call, its profile read back after it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+
+from remediation import pipeline as pw
+from remediation.jobs.engine import JobKind, PauseRun, register
+from remediation.jobs.items import insert_rows, set_items
+from remediation.models import BackfillItem, BackfillRun, FinalizeAttempt
+
+logger = logging.getLogger("remediation.jobs.finalize")
+
+_ATTEMPT_COLUMNS = {
+    "session_id": "uuid", "backend": "text", "source": "text", "run_id": "bigint",
+    "requested_by_name": "text", "rescore": "boolean", "started_at": "timestamptz",
+    "finished_at": "timestamptz", "outcome": "text", "reason": "text", "sqlstate": "text",
+    "constraint_name": "text", "table_name": "text", "error_message": "text",
+    "explanation": "text", "events": "jsonb", "profile_id": "uuid", "type_code": "text",
+    "results_version": "text", "results_url": "text",
+}  # fmt: skip
+
+
+class FinalizeJob(JobKind):
+    name = "finalize"
+
+    def process(
+        self, run: BackfillRun, items: list[BackfillItem], now: datetime
+    ) -> list[pw.SessionOutcome]:
+        ids = [str(i.session_id) for i in items]
+        if run.backend == "edge":
+            return _run_edge(run, ids)
+        ctx = pw.load_context()
+        if ctx.maintenance and not run.dry_run:
+            status = ctx.system_status
+            raise PauseRun(
+                f"paused: scoring_config.system_status is {status.get('status')!r} "
+                f"({status.get('message') or 'no message'}); resume when it is 'ok'"
+            )
+        return _run_local(run, ctx, ids, items, now)
+
+    def record(self, run: BackfillRun, outcomes: list[pw.SessionOutcome], now: datetime) -> None:
+        """One FinalizeAttempt per locally backfilled session (the health figures count them)."""
+        if run.backend != "local" or run.dry_run:
+            return
+        from django.utils import timezone
+
+        finished = timezone.now()
+        rows = [_attempt_row(run, o, now, finished) for o in outcomes]
+        insert_rows(FinalizeAttempt._meta.db_table, _ATTEMPT_COLUMNS, rows)
+
+    def finished(self, run: BackfillRun) -> None:
+        if run.dry_run or not (run.created + run.rescored):
+            return
+        # The health figures and alerts reflect the recovery now, not at the next schedule.
+        try:
+            from remediation.services.health import health_check_run
+
+            health_check_run()
+        except Exception:  # the run succeeded; a failed snapshot is only logged
+            logger.exception("health snapshot after backfill %s failed", run.pk)
+
+    def summary(self, run: BackfillRun) -> str:
+        return (
+            f"{run.processed} processed: {run.created} created, {run.rescored} re-scored, "
+            f"{run.existing} already had a profile, {run.failed} failed, {run.skipped} skipped"
+        )
+
+
+register(FinalizeJob())
+
+
+def _attempt_row(
+    run: BackfillRun, o: pw.SessionOutcome, now: datetime, finished: datetime
+) -> dict[str, Any]:
+    return {
+        "session_id": o.session_id, "backend": "local", "source": "backfill", "run_id": run.pk,
+        "requested_by_name": run.started_by_name, "rescore": run.rescore, "started_at": now,
+        "finished_at": finished, "outcome": o.outcome, "reason": o.reason,
+        "sqlstate": o.error.sqlstate if o.error else "",
+        "constraint_name": o.error.constraint if o.error else "",
+        "table_name": o.error.table if o.error else "",
+        "error_message": o.error.message if o.error else "", "explanation": o.explanation,
+        "events": [e.to_dict() for e in o.events], "profile_id": o.profile_id,
+        "type_code": o.type_code, "results_version": o.results_version,
+        "results_url": o.results_url[:500],
+    }  # fmt: skip
+
+
+def _run_local(
+    run: BackfillRun,
+    ctx: pw.PipelineContext,
+    ids: list[str],
+    items: list[BackfillItem],
+    now: datetime,
+) -> list[pw.SessionOutcome]:
+    by_sid = {str(i.session_id): i for i in items}
+
+    def store_pre_images(outcomes: list[pw.SessionOutcome]) -> None:
+        # Committed to the portal database before any pipeline row changes.
+        rows: list[BackfillItem] = []
+        for o in outcomes:
+            item = by_sid[o.session_id]
+            item.pre_image = o.pre_image
+            rows.append(item)
+        set_items(rows, {"pre_image": "jsonb"})
+
+    with pw.pipeline_transaction():
+        return pw.write_batch(
+            ctx, ids, rescore=run.rescore, now=now, lock="skip", dry_run=run.dry_run,
+            before_write=None if run.dry_run else store_pre_images,
+        )  # fmt: skip
+
+
+def _run_edge(run: BackfillRun, ids: list[str]) -> list[pw.SessionOutcome]:
+    """One edge call per session; pre-images read and stored before each call."""
+    from remediation.services.edge import edge_finalize
+
+    out = []
+    for sid in ids:
+        o = pw.SessionOutcome(sid, "pending")
+        if run.dry_run:
+            o.outcome, o.reason = "skipped", "dry_run"
+            o.explanation = "dry run: would call finalizeAssessment"
+            out.append(o)
+            continue
+        with connections["pipeline"].cursor() as cur:
+            o.pre_image = pw.read_pre_images(cur, [sid]).get(sid)
+        BackfillItem.objects.filter(run=run, session_id=sid).update(pre_image=o.pre_image)
+        attempt = edge_finalize(
+            session_id=sid, rescore=run.rescore, source="backfill", run_id=run.pk, actor="backfill"
+        )
+        written = attempt.outcome in ("created", "rescored", "existing")
+        o.outcome = attempt.outcome if written else "failed"
+        o.reason, o.explanation = attempt.reason, attempt.explanation
+        o.profile_id = str(attempt.profile_id) if attempt.profile_id else None
+        o.type_code, o.results_url = attempt.type_code, attempt.results_url
+        if o.outcome in ("created", "rescored"):
+            with connections["pipeline"].cursor() as cur:
+                o.post_fingerprint = pw.fingerprints(cur, [sid]).get(sid)
+        out.append(o)
+    return out
+
+
+def backfill_start(
+    *,
+    selection: str,
+    params: dict[str, Any] | None = None,
+    ids: list[str] | None = None,
+    backend: str = "local",
+    batch_size: int = 200,
+    throttle_per_minute: int | None = None,
+    dry_run: bool = False,
+    rescore: bool = False,
+    actor: Any = None,
+    enqueue: bool = True,
+    limit: int | None = None,
+) -> BackfillRun:
+    """Create a finalize run with one item per selected session and enqueue its first batch."""
+    from remediation.jobs.engine import RunError, run_create
+    from remediation.jobs.selection import resolve_selection
+    from remediation.services.audit import audit_record
+
+    if backend not in ("local", "edge"):
+        raise RunError(f"unknown backend {backend!r}")
+    if not 1 <= batch_size <= 5000:
+        raise RunError("batch size must be between 1 and 5000")
+    if throttle_per_minute is not None and throttle_per_minute <= 0:
+        raise RunError("the throttle must be a positive number of sessions per minute")
+    params = {k: v for k, v in (params or {}).items() if v not in (None, "")}
+    session_ids = resolve_selection(selection, params, ids, rescore)
+    caps = [c for c in (settings.BACKFILL_MAX_SESSIONS, limit) if c]
+    cap = min(caps) if caps else 0
+    if cap and len(session_ids) > cap:
+        raise RunError(f"{len(session_ids)} sessions selected; your limit is {cap}")
+    if not session_ids:
+        raise RunError("the selection matches no session")
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    run = run_create(
+        kind=BackfillRun.Kind.FINALIZE, session_ids=session_ids, enqueue=enqueue,
+        selection=selection, selection_params={**params, **({"ids": len(session_ids)} if ids else {})},
+        backend=backend, batch_size=batch_size, throttle_per_minute=throttle_per_minute,
+        dry_run=dry_run, rescore=rescore, started_by=user,
+        started_by_name=user.get_username() if user else str(actor or "system")[:150],
+    )  # fmt: skip
+    logger.info("backfill %s started: %s sessions, backend %s", run.pk, len(session_ids), backend)
+    audit_record(
+        actor, "backfill.start", target=f"run #{run.pk}", sessions=session_ids, outcome=run.state,
+        detail={"selection": selection, "params": params, "backend": backend, "batch_size": batch_size,
+                "throttle_per_minute": throttle_per_minute, "dry_run": dry_run, "rescore": rescore},
+    )  # fmt: skip
+    return run
+

@@ -1,0 +1,147 @@
+"""Run rollback as a job: restore every row a finalize run changed, batch by batch.
+
+The rollback run's items are the sessions the source run created or re-scored. Each one
+is restored from the source item's pre-image in its own pipeline transaction, but only
+when its rows still match the fingerprint the source run recorded: a row someone changed
+since is left alone and reported as a conflict. A redelivered batch finds the rows
+already restored (they equal the pre-image) and counts them as restored, never twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.db import DatabaseError
+from django.utils import timezone
+
+from remediation import pipeline as pw
+from remediation.jobs.engine import STOPPED, JobKind, RunError, register, run_create
+from remediation.models import BackfillItem, BackfillRun
+from remediation.services.audit import audit_record
+
+logger = logging.getLogger("remediation.jobs.rollback")
+
+
+def restorable_items(source: BackfillRun) -> Any:
+    """The source run's items a rollback restores: written by it, not rolled back yet."""
+    return source.items.filter(
+        outcome__in=[BackfillItem.Outcome.CREATED, BackfillItem.Outcome.RESCORED],
+        rolled_back=False,
+    ).exclude(pre_image=None)
+
+
+class RollbackJob(JobKind):
+    name = "rollback"
+
+    def process(
+        self, run: BackfillRun, items: list[BackfillItem], now: datetime
+    ) -> list[pw.SessionOutcome]:
+        sources = {
+            str(i.session_id): i
+            for i in BackfillItem.objects.filter(
+                run_id=run.source_run_id, session_id__in=[i.session_id for i in items]
+            )
+        }
+        out = []
+        for item in items:
+            sid = str(item.session_id)
+            out.append(_restore_one(sid, sources.get(sid)))
+        return out
+
+    def finished(self, run: BackfillRun) -> None:
+        """The source run's rollback report, from this run's items."""
+        source = run.source_run
+        if source is None:
+            return
+        conflicts = [
+            {"session_id": str(i.session_id), "changed": i.reason.split(",")}
+            for i in run.items.filter(outcome=BackfillItem.Outcome.CONFLICT)
+        ]
+        errors = [
+            {"session_id": str(i.session_id), "sqlstate": i.sqlstate, "error": i.error}
+            for i in run.items.filter(outcome=BackfillItem.Outcome.FAILED)
+        ]
+        restored = run.items.filter(outcome=BackfillItem.Outcome.RESTORED).count()
+        source.rolled_back_at = timezone.now()
+        source.rollback_report = {
+            "restored": restored,
+            "conflicts": conflicts,
+            "errors": errors,
+            "at": source.rolled_back_at.isoformat(),
+            "rollback_run": run.pk,
+        }
+        source.save(update_fields=["rolled_back_at", "rollback_report"])
+        logger.info(
+            "run %s rolled back by run %s: %s restored, %s conflicts",
+            source.pk, run.pk, restored, len(conflicts),
+        )  # fmt: skip
+
+    def summary(self, run: BackfillRun) -> str:
+        counts = run.counts or {}
+        return (
+            f"{run.processed} processed: {counts.get('restored', 0)} restored, "
+            f"{counts.get('conflict', 0)} changed since and left alone, {run.failed} failed"
+        )
+
+
+register(RollbackJob())
+
+
+def _restore_one(sid: str, source: BackfillItem | None) -> pw.SessionOutcome:
+    o = pw.SessionOutcome(sid, "pending")
+    if source is None or source.pre_image is None:
+        return o.refuse("nothing_to_restore", "the source run holds no pre-image for this session")
+    try:
+        with pw.pipeline_transaction() as conn, conn.cursor() as cur:
+            if pw.images.is_restored(cur, sid, source.pre_image, source.profile_id):
+                changed: list[str] = []
+            else:
+                changed = pw.restore(
+                    cur, sid, pre_image=source.pre_image,
+                    post_fingerprint=source.post_fingerprint, profile_id=source.profile_id,
+                )  # fmt: skip
+    except DatabaseError as exc:
+        info = pw.classify_error(exc)
+        o.outcome, o.reason, o.explanation, o.error = "failed", info.category, info.message, info
+        return o
+    if changed:
+        o.outcome, o.reason = "conflict", ",".join(changed)
+        o.explanation = f"changed since the run ({', '.join(changed)}): left alone"
+        return o
+    BackfillItem.objects.filter(pk=source.pk).update(rolled_back=True)
+    o.outcome, o.explanation = "restored", "rows restored to their pre-image"
+    return o
+
+
+def run_rollback(run_id: int, *, actor: Any = None, enqueue: bool = True) -> BackfillRun:
+    """Start a rollback run over every session the finalize run `run_id` wrote."""
+    source = BackfillRun.objects.get(pk=run_id)
+    if source.kind != BackfillRun.Kind.FINALIZE:
+        raise RunError(f"run #{run_id} is a {source.kind} run; only backfills are rolled back")
+    if source.state not in STOPPED:
+        raise RunError(f"run #{run_id} is {source.state}: pause or cancel it before rolling back")
+    if source.dry_run:
+        raise RunError("a dry run changed nothing; there is nothing to roll back")
+    active = source.follow_up_runs.filter(kind="rollback", state__in=BackfillRun.ACTIVE_STATES)
+    if active.exists():
+        raise RunError(f"run #{run_id} is being rolled back already (run #{active.first().pk})")
+    ids = [str(s) for s in restorable_items(source).order_by("ordinal").values_list("session_id", flat=True)]
+    if not ids:
+        raise RunError(f"run #{run_id} has no session left to restore")
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    run = run_create(
+        kind=BackfillRun.Kind.ROLLBACK, session_ids=ids, enqueue=enqueue, source_run=source,
+        selection=BackfillRun.Selection.RUN, selection_params={"run": source.pk},
+        backend=source.backend, batch_size=200, started_by=user,
+        started_by_name=user.get_username() if user else str(actor or "system")[:150],
+    )  # fmt: skip
+    audit_record(
+        actor, "backfill.rollback", target=f"run #{source.pk}", sessions=ids,
+        outcome=f"rollback run #{run.pk} started", detail={"rollback_run": run.pk},
+    )  # fmt: skip
+    return run
+
+
+__all__ = ["RollbackJob", "run_rollback"]

@@ -1,0 +1,110 @@
+"""Which sessions a run covers: pasted or uploaded ids, a completion-date window, a filter."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from remediation import selectors
+from remediation.jobs.engine import RunError
+from remediation.models import BackfillRun
+
+
+class SelectionError(RunError):
+    """The selection is malformed or empty; the message says why."""
+
+
+def parse_id_list(text: str) -> list[str]:
+    """Session ids from free text or a CSV (first column, or a `session_id` column).
+
+    Every bad line is reported at once, with its line number; nothing is dropped silently.
+    """
+    rows = list(csv.reader(io.StringIO(text)))
+    column = 0
+    if rows and any(c.strip().lower() in ("session_id", "id") for c in rows[0]):
+        header = [c.strip().lower() for c in rows[0]]
+        column = header.index("session_id") if "session_id" in header else header.index("id")
+        rows = [[], *rows[1:]]
+    ids: list[str] = []
+    errors: list[str] = []
+    seen: set[str] = set()
+    for number, row in enumerate(rows, start=1):
+        cells = [c.strip() for c in row]
+        if not cells or not any(cells):
+            continue
+        value = cells[column] if column < len(cells) else ""
+        try:
+            sid = str(uuid.UUID(value))
+        except ValueError:
+            errors.append(f"line {number}: {value[:60]!r} is not a session id")
+            continue
+        if sid not in seen:
+            seen.add(sid)
+            ids.append(sid)
+    if errors:
+        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        raise SelectionError("; ".join(errors[:10]) + more)
+    if not ids:
+        raise SelectionError("no session ids given")
+    return ids
+
+
+def _day(value: Any) -> date | None:
+    if not value:
+        return None
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise SelectionError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def selection_queryset(selection: str, params: dict[str, Any], rescore: bool = False) -> Any:
+    """The sessions a window or filter selection covers, oldest completion first."""
+    base = (
+        selectors.sessions_with_flags().filter(status="completed")
+        if rescore and selection == BackfillRun.Selection.WINDOW
+        else selectors.orphaned_sessions()
+    )
+    tz = timezone.get_current_timezone()
+    start, end = _day(params.get("completed_from")), _day(params.get("completed_to"))
+    if selection == BackfillRun.Selection.WINDOW and not (start or end):
+        raise SelectionError("a completion-date window needs a start or an end date")
+    if start:
+        base = base.filter(
+            completed_at__gte=datetime.combine(start, datetime.min.time(), tzinfo=tz)
+        )
+    if end:
+        base = base.filter(
+            completed_at__lt=datetime.combine(
+                end + timedelta(days=1), datetime.min.time(), tzinfo=tz
+            )
+        )
+    fc = params.get("fc")
+    if fc == "responses":
+        base = base.filter(selectors.has_fc_responses_expression())
+    elif fc == "none":
+        base = base.filter(~selectors.has_fc_responses_expression())
+    return base.order_by("completed_at", "id")
+
+
+def resolve_selection(
+    selection: str, params: dict[str, Any], ids: list[str] | None, rescore: bool
+) -> list[str]:
+    """The session ids a run will process, in order."""
+    if selection in (BackfillRun.Selection.IDS, BackfillRun.Selection.CSV):
+        if not ids:
+            raise SelectionError("no session ids given")
+        return ids
+    if selection in (BackfillRun.Selection.WINDOW, BackfillRun.Selection.FILTER):
+        return [
+            str(pk)
+            for pk in selection_queryset(selection, params, rescore).values_list("pk", flat=True)
+        ]
+    raise SelectionError(f"unknown selection {selection!r}")

@@ -1,0 +1,109 @@
+"""What every finalize reads once per batch: scoring key, config, prototypes, calibration,
+FC options, and the live shape of the tables it writes."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connections
+
+import scoring
+from scoring import Event
+
+FC_VERSION = "v1.2"  # the FC block set the engine scores (fc_blocks.version, fc_scores.version)
+DEFAULT_RESULTS_VERSION = scoring.ENGINE_VERSION
+
+
+def results_version_of(config: dict[str, Any]) -> str:
+    """scoring_config.results_version from a config mapping (the engine's version when unset)."""
+    value = config.get("results_version")
+    return value if isinstance(value, str) and value else DEFAULT_RESULTS_VERSION
+
+
+def system_status_of(config: dict[str, Any]) -> dict[str, Any]:
+    """scoring_config.system_status as an object ({"status": ...})."""
+    value = config.get("system_status")
+    return value if isinstance(value, dict) else {"status": str(value)}
+
+
+@dataclass
+class PipelineContext:
+    """Scoring key, config, prototypes, calibration and FC options, read once per batch."""
+
+    config: dict[str, Any]
+    scorer: scoring.Scorer
+    calibration_models: list[dict[str, Any]]
+    fc_options: dict[str, scoring.FcOption]
+    loaded_at: float = field(default_factory=time.monotonic)
+    # Read from the live catalog: a real profiles.share_token may have no default, and
+    # then the profile takes the session's token (unique as well).
+    profile_token_needed: bool = False
+
+    @property
+    def results_version(self) -> str:
+        return results_version_of(self.config)
+
+    @property
+    def system_status(self) -> dict[str, Any]:
+        return system_status_of(self.config)
+
+    @property
+    def maintenance(self) -> bool:
+        """True when scoring_config.system_status is anything but status "ok"."""
+        return self.system_status.get("status") != "ok"
+
+
+def load_context(using: str = "pipeline") -> PipelineContext:
+    """Read the scoring inputs shared by all sessions (scoring key, config, …)."""
+    with connections[using].cursor() as cur:
+        cur.execute(
+            "SELECT question_id, tag, scale_type, reverse_scored, fc_map FROM assessment_scoring_key"
+        )
+        key = [scoring.KeyEntry(q, t, s, r, _json(f)) for q, t, s, r, f in cur.fetchall()]
+        cur.execute("SELECT key, value FROM scoring_config")
+        config = {k: _json(v) for k, v in cur.fetchall()}
+        cur.execute("SELECT type_code, func, block FROM type_prototypes")
+        proto_rows = cur.fetchall()
+        cur.execute(
+            "SELECT id, version, stratum, knots, trained_at FROM calibration_model"
+            " WHERE version = %s",
+            [scoring.ENGINE_VERSION],
+        )
+        calibration = [
+            {"id": i, "version": v, "stratum": _json(s), "knots": _json(k), "trained_at": t}
+            for i, v, s, k, t in cur.fetchall()
+        ]
+        cur.execute(
+            "SELECT o.id::text, o.block_id::text, o.option_code, o.weights_json FROM fc_options o"
+        )
+        fc_options = {
+            oid: scoring.FcOption(oid, bid, code, _json(weights) or {})
+            for oid, bid, code, weights in cur.fetchall()
+        }
+    # The pipeline uses the type_prototypes table only when it has exactly 128 rows.
+    prototypes = scoring.prototypes_from_table_rows(
+        {"type_code": t, "func": f, "block": b} for t, f, b in proto_rows
+    )
+    scorer = scoring.Scorer(key, scoring.EngineConfig.from_mapping(config), prototypes)
+    with connections[using].cursor() as cur:
+        cur.execute(
+            "SELECT is_nullable = 'NO' AND column_default IS NULL FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND table_name = 'profiles' AND column_name = 'share_token'"
+        )
+        row = cur.fetchone()
+    return PipelineContext(
+        config, scorer, calibration, fc_options, profile_token_needed=bool(row and row[0])
+    )
+
+
+def portal_event(name: str, session_id: str, **fields: Any) -> Event:
+    """An event the portal records beside the engine's (fc_scoring_attempted, …)."""
+    return Event(name, {"session_id": session_id, **fields})
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+

@@ -1,0 +1,178 @@
+"""Pre-images, fingerprints and restore: what makes a run's changes exactly reversible.
+
+A pre-image is the session, profile and fc_scores rows of a session as JSON before a
+write; a fingerprint is the md5 of those rows right after it. Restoring puts the
+pre-image back only when the rows still match the fingerprint (nobody changed them since).
+One implementation serves the batch write path, the edge backend and run rollback.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from remediation.pipeline.sql import uuid_array
+
+_FINGERPRINT_SQL = (
+    "SELECT s.id::text, md5(to_jsonb(s)::text),"
+    " (SELECT md5(to_jsonb(p)::text) FROM profiles p WHERE p.session_id = s.id),"
+    " (SELECT md5(coalesce(jsonb_agg(to_jsonb(f) ORDER BY f.version, f.fc_kind), '[]')::text)"
+    "  FROM fc_scores f WHERE f.session_id = s.id)"
+    " FROM assessment_sessions s WHERE s.id = ANY(%s::text::uuid[])"
+)
+
+# The session columns a finalize changes, and so the ones a rollback puts back.
+SESSION_COLUMNS = (
+    "status",
+    "completed_at",
+    "finalized_at",
+    "share_token",
+    "share_token_expires_at",
+    "completed_questions",
+    "updated_at",
+)
+
+
+def fingerprints(cur: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """md5 of each session's session, profile and fc_scores rows as they are now."""
+    if not ids:
+        return {}
+    cur.execute(_FINGERPRINT_SQL, [uuid_array(ids)])
+    return {
+        sid: {"session": s_md5, "profile": p_md5, "fc_scores": fc_md5}
+        for sid, s_md5, p_md5, fc_md5 in cur.fetchall()
+    }
+
+
+def fingerprint_many(cur: Any, outcomes: dict[str, Any], ids: list[str]) -> None:
+    """Set post_fingerprint on the outcomes of the sessions just written."""
+    for sid, value in fingerprints(cur, ids).items():
+        outcomes[sid].post_fingerprint = value
+
+
+def fill_pre_images(cur: Any, outcomes: dict[str, Any], ids: list[str]) -> None:
+    """Add the fc_scores rows to pre-images whose session and profile rows are already read
+    (the write path reads those in the statements that lock them)."""
+    cur.execute(
+        "SELECT session_id::text, to_jsonb(f)::text FROM fc_scores f"
+        " WHERE session_id = ANY(%s::text::uuid[]) ORDER BY session_id, version, fc_kind",
+        [uuid_array(ids)],
+    )
+    for sid, image in cur.fetchall():
+        pre = outcomes[sid].pre_image
+        if pre is not None:
+            pre["fc_scores"].append(json.loads(image))
+
+
+def read_pre_images(cur: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The session, profile and fc_scores rows of sessions, as JSON (missing sessions left out)."""
+    if not ids:
+        return {}
+    cur.execute(
+        "SELECT s.id::text, to_jsonb(s)::text,"
+        " (SELECT to_jsonb(p)::text FROM profiles p WHERE p.session_id = s.id),"
+        " (SELECT coalesce(jsonb_agg(to_jsonb(f) ORDER BY f.version, f.fc_kind), '[]')::text"
+        "  FROM fc_scores f WHERE f.session_id = s.id)"
+        " FROM assessment_sessions s WHERE s.id = ANY(%s::text::uuid[])",
+        [uuid_array(ids)],
+    )
+    return {
+        sid: {
+            "session": json.loads(session),
+            "profile": json.loads(profile) if profile else None,
+            "fc_scores": json.loads(fc),
+        }
+        for sid, session, profile, fc in cur.fetchall()
+    }
+
+
+def restore(
+    cur: Any,
+    session_id: str,
+    *,
+    pre_image: dict[str, Any],
+    post_fingerprint: dict[str, Any] | None,
+    profile_id: Any,
+) -> list[str]:
+    """Put one session's rows back as the pre-image has them, in the caller's transaction.
+
+    Returns the rows changed since the write (then nothing is done): a rollback never
+    overwrites what someone else wrote after the run.
+    """
+    sid = session_id
+    cur.execute("SELECT 1 FROM assessment_sessions WHERE id = %s FOR UPDATE", [sid])
+    now = fingerprints(cur, [sid]).get(sid, {})
+    post = post_fingerprint or {}
+    changed = [k for k in ("session", "profile", "fc_scores") if post.get(k) != now.get(k)]
+    if changed:
+        return changed
+    if pre_image.get("profile") is None:
+        # Only the profile this write created, never another.
+        cur.execute(
+            "DELETE FROM profiles WHERE session_id = %s AND id = %s", [sid, str(profile_id)]
+        )
+    else:
+        cols = [c for c in pre_image["profile"] if c not in ("id", "session_id")]
+        cur.execute(
+            f"UPDATE profiles p SET ({', '.join(cols)}) ="
+            f" (SELECT {', '.join('r.' + c for c in cols)}"
+            " FROM jsonb_populate_record(NULL::profiles, %s::jsonb) r) WHERE p.session_id = %s",
+            [json.dumps(pre_image["profile"]), sid],
+        )
+    cur.execute(
+        f"UPDATE assessment_sessions s SET ({', '.join(SESSION_COLUMNS)}) ="
+        f" (SELECT {', '.join('r.' + c for c in SESSION_COLUMNS)}"
+        " FROM jsonb_populate_record(NULL::assessment_sessions, %s::jsonb) r) WHERE s.id = %s",
+        [json.dumps(pre_image["session"]), sid],
+    )
+    _restore_fc_scores(cur, sid, pre_image.get("fc_scores") or [])
+    return []
+
+
+def _restore_fc_scores(cur: Any, sid: str, rows: list[dict[str, Any]]) -> None:
+    cur.execute(
+        "SELECT md5(coalesce(jsonb_agg(to_jsonb(f) ORDER BY f.version, f.fc_kind), '[]')::text)"
+        " FROM fc_scores f WHERE f.session_id = %s",
+        [sid],
+    )
+    current = cur.fetchone()[0]
+    cur.execute("SELECT md5(%s::jsonb::text)", [json.dumps(rows)])
+    if cur.fetchone()[0] == current:
+        return
+    cur.execute("DELETE FROM fc_scores WHERE session_id = %s", [sid])
+    if rows:
+        cur.execute(
+            "INSERT INTO fc_scores SELECT * FROM jsonb_populate_recordset(NULL::fc_scores, %s::jsonb)",
+            [json.dumps(rows)],
+        )
+
+
+def is_restored(cur: Any, session_id: str, pre_image: dict[str, Any], profile_id: Any) -> bool:
+    """True when the session's rows already equal the pre-image (a restore that ran before
+    and whose record was lost): the restore is not done, nor counted as a conflict, twice."""
+    cur.execute(
+        "SELECT to_jsonb(s) = %s::jsonb FROM assessment_sessions s WHERE s.id = %s",
+        [json.dumps(pre_image.get("session")), session_id],
+    )
+    row = cur.fetchone()
+    if not row or not row[0]:
+        return False
+    if pre_image.get("profile") is None:
+        cur.execute(
+            "SELECT NOT EXISTS (SELECT 1 FROM profiles WHERE session_id = %s AND id = %s)",
+            [session_id, str(profile_id)],
+        )
+    else:
+        cur.execute(
+            "SELECT coalesce((SELECT to_jsonb(p) = %s::jsonb FROM profiles p"
+            " WHERE p.session_id = %s), false)",
+            [json.dumps(pre_image["profile"]), session_id],
+        )
+    if not cur.fetchone()[0]:
+        return False
+    cur.execute(
+        "SELECT coalesce(jsonb_agg(to_jsonb(f) ORDER BY f.version, f.fc_kind), '[]')"
+        " = %s::jsonb FROM fc_scores f WHERE f.session_id = %s",
+        [json.dumps(pre_image.get("fc_scores") or []), session_id],
+    )
+    return bool(cur.fetchone()[0])

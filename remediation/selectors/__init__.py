@@ -1,0 +1,46 @@
+"""Every read the portal makes, one definition of each concept.
+
+- `sessions`: orphans (`orphaned_sessions`, `ORPHAN_SQL`), a session's pipeline state,
+  the latest known reason a session has no profile;
+- `config`: the configured results version and the maintenance gate;
+- `health`: conversion and the incident's figures;
+- `checks`: the IR-07 runbook's live catalog checks (add a check there);
+- `fc`: FC coverage.
+
+Selectors never write and never lock.
+"""
+
+from remediation.selectors.config import configured_results_version, system_status
+from remediation.selectors.fc import coverage as fc_coverage
+from remediation.selectors.sessions import (
+    HAS_PROFILE_SQL,
+    ORPHAN_SQL,
+    PipelineState,
+    Reason,
+    has_fc_responses_expression,
+    has_profile_expression,
+    latest_reasons,
+    newest_orphan_id,
+    orphaned_sessions,
+    session_pipeline_state,
+    sessions_with_flags,
+    stored_diagnoses,
+)
+
+__all__ = [
+    "HAS_PROFILE_SQL",
+    "ORPHAN_SQL",
+    "PipelineState",
+    "Reason",
+    "configured_results_version",
+    "fc_coverage",
+    "has_fc_responses_expression",
+    "has_profile_expression",
+    "latest_reasons",
+    "newest_orphan_id",
+    "orphaned_sessions",
+    "session_pipeline_state",
+    "sessions_with_flags",
+    "stored_diagnoses",
+    "system_status",
+]
