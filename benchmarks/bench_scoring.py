@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scoring import (  # noqa: E402
+    DATA_DIR,
     FUNCTIONS,
     EngineConfig,
     EngineResult,
@@ -35,7 +36,7 @@ from scoring import (  # noqa: E402
     key_from_csv,
 )
 
-DATA = ROOT / "tests" / "scoring" / "data"
+DATA = DATA_DIR  # scoring/data
 QUESTION_IDS = range(1, 249)  # production sessions had 248 answers
 
 
