@@ -261,7 +261,12 @@ class Scorer:
         *,
         session_id: object = None,
     ) -> EngineResult:
-        """Score one session; raise UnscorableSession when nothing can be scored."""
+        """Score one session.
+
+        A session with no scorable answer (no Likert function item with a finite answer and
+        no FC component) still gets the spec's profile, with `no_scorable_answers` true.
+        Raise UnscorableSession only when a strength, fit or share is not finite.
+        """
         answers = self._answers(responses)
 
         sums = [0.0] * _NF
@@ -287,7 +292,7 @@ class Scorer:
             counts[f] += 1
 
         fc_source, fc_norm, fc_ct = self._fc_component(answers, fc_function_scores)
-        return self._finish(sums, counts, fc_source, fc_norm, fc_ct, len(answers), session_id)
+        return self._finish(sums, counts, fc_source, fc_norm, fc_ct, session_id)
 
     def _fc_component(
         self, answers: Mapping[int, object], fc_scores: object
@@ -315,17 +320,17 @@ class Scorer:
         fc_source: str,
         fc_norm: list[float] | None,
         fc_ct: int,
-        n_answers: int,
         session_id: object,
     ) -> EngineResult:
         lik = [s / c if c else 0.0 for s, c in zip(sums, counts, strict=True)]
         likert_items = sum(counts)
-        if fc_norm is not None:
-            strengths = [0.5 * li + 0.5 * fn for li, fn in zip(lik, fc_norm, strict=True)]
-        else:
-            if likert_items == 0:
-                raise self._unscorable(n_answers, session_id)
-            strengths = lik
+        # Without an FC component the strengths are the Likert means: all 0 when nothing
+        # was scorable, which is not an error (scoring.md section 6).
+        strengths = (
+            lik
+            if fc_norm is None
+            else [0.5 * li + 0.5 * fn for li, fn in zip(lik, fc_norm, strict=True)]
+        )
         if any(s - s != 0.0 for s in strengths):
             raise _overflow(session_id)
 
@@ -352,20 +357,6 @@ class Scorer:
         rounded = [to_fixed(s, 3) for s in strengths]
         return self._build_result(
             rounded, fits, shares, order, h16, fc_source, fc_ct, likert_items, session_id
-        )
-
-    def _unscorable(self, n_answers: int, session_id: object) -> UnscorableSession:
-        if n_answers == 0:
-            return UnscorableSession(
-                "no_responses",
-                "the session has no answers and no forced-choice scores",
-                session_id,
-            )
-        return UnscorableSession(
-            "no_scorable_responses",
-            f"none of the {n_answers} answers is a numeric answer to a Likert function "
-            "item, and there are no forced-choice scores",
-            session_id,
         )
 
     def _build_result(
@@ -440,6 +431,7 @@ class Scorer:
             fit_gap=fit_gap,
             fc_source="none" if fc_source == "invalid" else fc_source,
             likert_items=likert_items,
+            no_scorable_answers=likert_items == 0 and fc_source in ("none", "invalid"),
             events=self._events(session_id, fc_source, fc_ct, type_code, fit1, likert_items),
         )
         return EngineResult._from_fields(values)

@@ -63,11 +63,16 @@ def test_unscorable_and_invalid_items_do_not_abort_the_batch(real_scorer: Scorer
     results = real_scorer.score_batch(items)  # type: ignore[arg-type]
     assert len(results) == len(items)
     empty, agree, invalid = results[2], results[4], results[5]
-    assert isinstance(empty, UnscorableSession) and empty.reason == "no_responses"
-    assert empty.session_id == "empty"
-    assert isinstance(agree, UnscorableSession) and agree.reason == "no_scorable_responses"
+    # nothing to score: the spec's profile, flagged, as from Scorer.score
+    assert isinstance(empty, EngineResult) and empty.no_scorable_answers
+    assert empty == real_scorer.score([], session_id="empty")
+    assert isinstance(agree, EngineResult) and agree.no_scorable_answers
     assert isinstance(invalid, UnscorableSession) and invalid.reason == "invalid_item"
-    ok = [r for r in results if isinstance(r, EngineResult)]
+    huge = [Response(q, "1e308") for q in range(1, 247)]  # the Likert sums overflow
+    overflow = real_scorer.score_batch([ScoreRequest(huge, session_id="x")])
+    assert isinstance(overflow[0], UnscorableSession)
+    assert overflow[0].reason == "non_finite_result" and overflow[0].session_id == "x"
+    ok = [r for r in results if isinstance(r, EngineResult) and not r.no_scorable_answers]
     assert len(ok) == len(items) - 3
     assert ok[0].type_code == real_scorer.score(good).type_code
     assert ok[-1].fc_source == "scores"
