@@ -159,11 +159,10 @@ def rank_types(fits: Sequence[float], shares: Sequence[float], temp: float) -> l
 
 
 class Scorer:
-    """A scoring key and config compiled once; score sessions one at a time or in batches."""
+    """A scoring key and config compiled once; score sessions one by one or as a list."""
 
     __slots__ = (
         "_base",
-        "_batch",
         "_config_events",
         "_creative",
         "_fcmaps",
@@ -216,7 +215,6 @@ class Scorer:
         if config.type_prototypes_issue is not None and prototypes is None:
             events.append(("type_prototypes_fallback", {"reason": config.type_prototypes_issue}))
         self._config_events = tuple(events)
-        self._batch: object = None
 
     # -- inputs ---------------------------------------------------------------------
 
@@ -370,24 +368,17 @@ class Scorer:
         fc_ct: int,
         likert_items: int,
         session_id: object,
-        conf_raw: float | None = None,
-        top_gap: float | None = None,
     ) -> EngineResult:
-        """Assemble an EngineResult from the computed numbers (shared by single and batch).
-
-        `conf_raw` and `top_gap` may be passed precomputed (the batch rounds them in bulk).
-        """
+        """Assemble an EngineResult from the computed numbers."""
         cfg = self.config
         i1, i2, i3 = order[0], order[1], order[2]
         fit1, fit2 = fits[i1], fits[i2]
         share1, share2 = shares[i1], shares[i2]
         fit_gap = fit1 - fit2
         share_gap = share1 - share2
-        if conf_raw is None:
-            p = cfg.conf_raw_params
-            conf_raw = to_fixed(sigmoid(p.a * fit_gap + p.b * share_gap - p.c * h16), 4)
-        if top_gap is None:
-            top_gap = to_fixed(share_gap, 3)
+        p = cfg.conf_raw_params
+        conf_raw = to_fixed(sigmoid(p.a * fit_gap + p.b * share_gap - p.c * h16), 4)
+        top_gap = to_fixed(share_gap, 3)
         if conf_raw >= 0.75:
             confidence = "High"
         elif conf_raw >= 0.55:
@@ -469,10 +460,42 @@ class Scorer:
     def score_batch(
         self, items: Iterable[ScoreRequest | Sequence[Response] | Mapping[str, object]]
     ) -> list[EngineResult | UnscorableSession]:
-        """Score many sessions (vectorized); each item yields a result or its error, in order."""
-        from .batch import score_batch
+        """Score many sessions one at a time; each item yields a result or its error, in order.
 
-        return score_batch(self, items)
+        An item is a ScoreRequest, a list (or tuple) of Response, or a mapping with
+        `responses` (a list or tuple), `fc_function_scores` and `session_id`. Anything else
+        yields UnscorableSession("invalid_item"); no item stops the batch.
+        """
+        out: list[EngineResult | UnscorableSession] = []
+        for item in items:
+            req = _request(item)
+            if req is None:
+                out.append(
+                    UnscorableSession(
+                        "invalid_item", "a batch item must be a ScoreRequest or a list of Response"
+                    )
+                )
+                continue
+            try:
+                out.append(
+                    self.score(req.responses, req.fc_function_scores, session_id=req.session_id)
+                )
+            except UnscorableSession as exc:
+                out.append(exc)
+        return out
+
+
+def _request(item: object) -> ScoreRequest | None:
+    """A batch item as a ScoreRequest, or None when it is not one."""
+    if isinstance(item, ScoreRequest):
+        return item
+    if isinstance(item, (list, tuple)):
+        return ScoreRequest(item)
+    if isinstance(item, Mapping) and isinstance(item.get("responses"), (list, tuple)):
+        return ScoreRequest(
+            item["responses"], item.get("fc_function_scores"), item.get("session_id")
+        )
+    return None
 
 
 def _overflow(session_id: object) -> UnscorableSession:
