@@ -85,12 +85,10 @@ def test_no_scorable_answer_prints_the_spec_profile_and_exits_0(tmp_path: Path) 
 
 def test_unscorable_single_file_exits_1(tmp_path: Path) -> None:
     f = tmp_path / "in.json"
-    doc = {
-        "responses": [{"question_id": 1, "answer_value": "1e308"},
-                      {"question_id": 2, "answer_value": "1e308"}],
-        "scoringKey": {"1": {"tag": "Ti_S", "scale_type": "LIKERT_1_5"},
-                       "2": {"tag": "Ti_D", "scale_type": "LIKERT_1_5"}},
-    }  # fmt: skip
+    responses = [{"question_id": q, "answer_value": "1e308"} for q in (1, 2)]
+    key = {"1": {"tag": "Ti_S", "scale_type": "LIKERT_1_5"}}
+    key["2"] = {"tag": "Ti_D", "scale_type": "LIKERT_1_5"}
+    doc = {"responses": responses, "scoringKey": key}
     f.write_text(json.dumps(doc))
     proc = run(str(f))
     assert proc.returncode == 1
