@@ -2,6 +2,9 @@
 
     .venv/bin/python benchmarks/bench_backfill.py [--orphans 20000] [--batch-size 500] [--single 300]
 
+Prints the time spent inside `Scorer.score_batch` too: scoring is a small part of the
+backfill (reading answers and writing profiles dominate).
+
 Uses throwaway databases (bench_opsportal, bench_pipeline) in the embedded PostgreSQL
 unless DATABASE_URL/PIPELINE_DATABASE_URL are set. The write path is cleared the way the
 fixes clear it (service_role BYPASSRLS, the CHECKs relaxed), so every session is written.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from _setup import django_setup, machine, use_bench_databases
 
@@ -35,6 +39,7 @@ def main() -> None:
     from remediation.dev.demo import seed_demo
     from remediation.dev.emulation import load_emulated_schema
     from remediation.services import session_finalize
+    from scoring import Scorer
 
     call_command("migrate", verbosity=0)
     load_emulated_schema(service_role_bypassrls=True, fc_metrics_trigger=False)
@@ -66,12 +71,27 @@ def main() -> None:
         orphans[args.orphans : args.orphans + args.single],
     )
 
-    run = bf.backfill_start(
-        selection="ids", ids=batch_ids, batch_size=args.batch_size, enqueue=False, actor="bench"
-    )
-    t = time.perf_counter()
-    run = bf.run_until_done(run.pk)
-    backfill_s = time.perf_counter() - t
+    shipped = Scorer.score_batch
+    scoring_s = 0.0  # time inside score_batch
+
+    def timed_score_batch(self: Any, items: Any) -> Any:
+        nonlocal scoring_s
+        t0 = time.perf_counter()
+        try:
+            return shipped(self, items)
+        finally:
+            scoring_s += time.perf_counter() - t0
+
+    Scorer.score_batch = timed_score_batch  # type: ignore[method-assign]
+    try:
+        run = bf.backfill_start(
+            selection="ids", ids=batch_ids, batch_size=args.batch_size, enqueue=False, actor="bench"
+        )
+        t = time.perf_counter()
+        run = bf.run_until_done(run.pk)
+        backfill_s = time.perf_counter() - t
+    finally:
+        Scorer.score_batch = shipped  # type: ignore[method-assign]
     assert run.state == "succeeded" and run.created == len(batch_ids), (
         run.state,
         run.created,
@@ -89,7 +109,8 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"data: {len(batch_ids):,} orphaned sessions x 248 answers, batch size {args.batch_size}")
     print(
-        f"backfill (local backend): {run.created:,} profiles in {backfill_s:.1f}s = {backfill_rate:,.0f} sessions/s"
+        f"backfill (local backend): {run.created:,} profiles in {backfill_s:.1f}s"
+        f" = {backfill_rate:,.0f} sessions/s (scoring {scoring_s:.1f}s of it)"
     )
     print(
         f"single-session service:   {len(single_ids):,} profiles in {single_s:.1f}s = {single_rate:,.0f} sessions/s"

@@ -2,9 +2,10 @@
 
 Builds sessions from the real scoring key (question ids 1-246 have key rows, 247-248
 do not) with deterministic, plausible answers per scale type, then measures sessions
-per second on one core, one at a time (`Scorer.score`) and with the batch API
-(`Scorer.score_batch`). Half of the sessions carry FC function scores; the other half
-take the legacy path (FC derived from the forced-choice answers' fc_map).
+per second on one core, one at a time (`Scorer.score`) and through the batch API
+(`Scorer.score_batch`, a loop over the same engine: this shows its overhead). Half of
+the sessions carry FC function scores; the other half take the legacy path (FC derived
+from the forced-choice answers' fc_map).
 
     python benchmarks/bench_scoring.py [--sessions N] [--chunk N] [--repeat N] [--seed N]
 """
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scoring import (  # noqa: E402
+    DATA_DIR,
     FUNCTIONS,
     EngineConfig,
     EngineResult,
@@ -35,7 +37,7 @@ from scoring import (  # noqa: E402
     key_from_csv,
 )
 
-DATA = ROOT / "tests" / "scoring" / "data"
+DATA = DATA_DIR  # scoring/data
 QUESTION_IDS = range(1, 249)  # production sessions had 248 answers
 
 
@@ -118,9 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  cpu:      {cpu_model()}")
     print(f"  cores:    {os.cpu_count()} (measuring on one core, single process)")
     print(f"  python:   {platform.python_implementation()} {platform.python_version()}")
-    import numpy
-
-    print(f"  numpy:    {numpy.__version__}")
     print(
         f"  data:     {args.sessions} sessions x {len(QUESTION_IDS)} answers = {n_answers} "
         f"answers; key rows {len(key)}; half with FC scores, half legacy/fc_map"

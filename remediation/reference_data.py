@@ -1,4 +1,8 @@
-"""The pipeline's reference data as seeded by its migrations (shipped in remediation/data)."""
+"""The pipeline's reference data as seeded by its migrations.
+
+The engine's own tables (scoring key, config, type prototypes) ship with the engine in
+scoring/data (ENGINE_DATA_DIR); the FC block set ships here, in remediation/data (DATA_DIR).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import scoring
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
+ENGINE_DATA_DIR = scoring.DATA_DIR
 
 
 @dataclass(frozen=True)
@@ -29,7 +36,7 @@ class KeyRow:
 def scoring_key_rows() -> tuple[KeyRow, ...]:
     """The 246 rows of assessment_scoring_key."""
     rows = []
-    with (DATA_DIR / "scoring_key.csv").open(newline="", encoding="utf-8") as fh:
+    with (ENGINE_DATA_DIR / "scoring_key.csv").open(newline="", encoding="utf-8") as fh:
         for rec in csv.DictReader(fh):
             rows.append(
                 KeyRow(
@@ -50,14 +57,14 @@ def scoring_key_rows() -> tuple[KeyRow, ...]:
 @cache
 def scoring_config() -> dict[str, Any]:
     """The 29 scoring_config keys as seeded (results_version v1.2.1)."""
-    data: dict[str, Any] = json.loads((DATA_DIR / "scoring_config.json").read_text("utf-8"))
+    data: dict[str, Any] = json.loads((ENGINE_DATA_DIR / "scoring_config.json").read_text("utf-8"))
     return data
 
 
 @cache
 def type_prototypes() -> tuple[tuple[str, str, str], ...]:
     """The 128 Model A rows (type_code, func, block)."""
-    with (DATA_DIR / "type_prototypes.csv").open(newline="", encoding="utf-8") as fh:
+    with (ENGINE_DATA_DIR / "type_prototypes.csv").open(newline="", encoding="utf-8") as fh:
         return tuple((r["type_code"], r["func"], r["block"]) for r in csv.DictReader(fh))
 
 

@@ -6,9 +6,14 @@ Typical use::
     result = scorer.score(responses, fc_function_scores)        # EngineResult
     stored = stored_confidence(result, scorer.config, models)   # section 7
     row = build_profile_row(result, stored, session_id, now)    # `profiles` columns
+
+The reference data the engine was built for (the seeded scoring key, scoring config and
+type prototypes) ships with the package in `DATA_DIR` (scoring/data).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from .calibration import (
     CalibrationModel,
@@ -45,6 +50,7 @@ from .model import (
 from .prototypes import Prototypes, prototypes_from_table_rows
 
 __all__ = [
+    "DATA_DIR",
     "ENGINE_VERSION",
     "FC_VERSION",
     "FUNCTIONS",
@@ -88,6 +94,10 @@ __all__ = [
     "stored_confidence",
     "to_fixed",
 ]
+
+
+# scoring_key.csv, scoring_config.json and type_prototypes.csv (package data).
+DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 def score_input(doc: object) -> EngineResult:

@@ -38,9 +38,12 @@ def to_json_value(value: object) -> object:
 def _dumps(value: object, indent: int | None) -> str:
     separators = (",", ": ") if indent else (",", ":")
     return json.dumps(
-        to_json_value(value), indent=indent, separators=separators, ensure_ascii=False,
+        to_json_value(value),
+        indent=indent,
+        separators=separators,
+        ensure_ascii=False,
         allow_nan=False,
-    )  # fmt: skip
+    )
 
 
 class _ScorerCache:

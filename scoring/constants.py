@@ -22,9 +22,15 @@ FUNCTION_INDEX: Final = MappingProxyType({f: i for i, f in enumerate(FUNCTIONS)}
 TYPE_INDEX: Final = MappingProxyType({t: i for i, t in enumerate(TYPES)})
 
 BLOCKS: Final[tuple[str, ...]] = (
-    "base", "creative", "role", "vulnerable",
-    "suggestive", "mobilizing", "ignoring", "demonstrative",
-)  # fmt: skip
+    "base",
+    "creative",
+    "role",
+    "vulnerable",
+    "suggestive",
+    "mobilizing",
+    "ignoring",
+    "demonstrative",
+)
 
 # Abbreviations used by the spec's table; accepted wherever block names are read.
 BLOCK_ALIASES: Final = MappingProxyType(

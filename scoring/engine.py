@@ -159,11 +159,10 @@ def rank_types(fits: Sequence[float], shares: Sequence[float], temp: float) -> l
 
 
 class Scorer:
-    """A scoring key and config compiled once; score sessions one at a time or in batches."""
+    """A scoring key and config compiled once; score sessions one by one or as a list."""
 
     __slots__ = (
         "_base",
-        "_batch",
         "_config_events",
         "_creative",
         "_fcmaps",
@@ -216,7 +215,6 @@ class Scorer:
         if config.type_prototypes_issue is not None and prototypes is None:
             events.append(("type_prototypes_fallback", {"reason": config.type_prototypes_issue}))
         self._config_events = tuple(events)
-        self._batch: object = None
 
     # -- inputs ---------------------------------------------------------------------
 
@@ -261,7 +259,12 @@ class Scorer:
         *,
         session_id: object = None,
     ) -> EngineResult:
-        """Score one session; raise UnscorableSession when nothing can be scored."""
+        """Score one session.
+
+        A session with no scorable answer (no Likert function item with a finite answer and
+        no FC component) still gets the spec's profile, with `no_scorable_answers` true.
+        Raise UnscorableSession only when a strength, fit or share is not finite.
+        """
         answers = self._answers(responses)
 
         sums = [0.0] * _NF
@@ -287,7 +290,7 @@ class Scorer:
             counts[f] += 1
 
         fc_source, fc_norm, fc_ct = self._fc_component(answers, fc_function_scores)
-        return self._finish(sums, counts, fc_source, fc_norm, fc_ct, len(answers), session_id)
+        return self._finish(sums, counts, fc_source, fc_norm, fc_ct, session_id)
 
     def _fc_component(
         self, answers: Mapping[int, object], fc_scores: object
@@ -315,17 +318,17 @@ class Scorer:
         fc_source: str,
         fc_norm: list[float] | None,
         fc_ct: int,
-        n_answers: int,
         session_id: object,
     ) -> EngineResult:
         lik = [s / c if c else 0.0 for s, c in zip(sums, counts, strict=True)]
         likert_items = sum(counts)
-        if fc_norm is not None:
-            strengths = [0.5 * li + 0.5 * fn for li, fn in zip(lik, fc_norm, strict=True)]
-        else:
-            if likert_items == 0:
-                raise self._unscorable(n_answers, session_id)
-            strengths = lik
+        # Without an FC component the strengths are the Likert means: all 0 when nothing
+        # was scorable, which is not an error (scoring.md section 6).
+        strengths = (
+            lik
+            if fc_norm is None
+            else [0.5 * li + 0.5 * fn for li, fn in zip(lik, fc_norm, strict=True)]
+        )
         if any(s - s != 0.0 for s in strengths):
             raise _overflow(session_id)
 
@@ -354,20 +357,6 @@ class Scorer:
             rounded, fits, shares, order, h16, fc_source, fc_ct, likert_items, session_id
         )
 
-    def _unscorable(self, n_answers: int, session_id: object) -> UnscorableSession:
-        if n_answers == 0:
-            return UnscorableSession(
-                "no_responses",
-                "the session has no answers and no forced-choice scores",
-                session_id,
-            )
-        return UnscorableSession(
-            "no_scorable_responses",
-            f"none of the {n_answers} answers is a numeric answer to a Likert function "
-            "item, and there are no forced-choice scores",
-            session_id,
-        )
-
     def _build_result(
         self,
         strengths: Sequence[float],
@@ -379,24 +368,17 @@ class Scorer:
         fc_ct: int,
         likert_items: int,
         session_id: object,
-        conf_raw: float | None = None,
-        top_gap: float | None = None,
     ) -> EngineResult:
-        """Assemble an EngineResult from the computed numbers (shared by single and batch).
-
-        `conf_raw` and `top_gap` may be passed precomputed (the batch rounds them in bulk).
-        """
+        """Assemble an EngineResult from the computed numbers."""
         cfg = self.config
         i1, i2, i3 = order[0], order[1], order[2]
         fit1, fit2 = fits[i1], fits[i2]
         share1, share2 = shares[i1], shares[i2]
         fit_gap = fit1 - fit2
         share_gap = share1 - share2
-        if conf_raw is None:
-            p = cfg.conf_raw_params
-            conf_raw = to_fixed(sigmoid(p.a * fit_gap + p.b * share_gap - p.c * h16), 4)
-        if top_gap is None:
-            top_gap = to_fixed(share_gap, 3)
+        p = cfg.conf_raw_params
+        conf_raw = to_fixed(sigmoid(p.a * fit_gap + p.b * share_gap - p.c * h16), 4)
+        top_gap = to_fixed(share_gap, 3)
         if conf_raw >= 0.75:
             confidence = "High"
         elif conf_raw >= 0.55:
@@ -440,6 +422,7 @@ class Scorer:
             fit_gap=fit_gap,
             fc_source="none" if fc_source == "invalid" else fc_source,
             likert_items=likert_items,
+            no_scorable_answers=likert_items == 0 and fc_source in ("none", "invalid"),
             events=self._events(session_id, fc_source, fc_ct, type_code, fit1, likert_items),
         )
         return EngineResult._from_fields(values)
@@ -477,10 +460,42 @@ class Scorer:
     def score_batch(
         self, items: Iterable[ScoreRequest | Sequence[Response] | Mapping[str, object]]
     ) -> list[EngineResult | UnscorableSession]:
-        """Score many sessions (vectorized); each item yields a result or its error, in order."""
-        from .batch import score_batch
+        """Score many sessions one at a time; each item yields a result or its error, in order.
 
-        return score_batch(self, items)
+        An item is a ScoreRequest, a list (or tuple) of Response, or a mapping with
+        `responses` (a list or tuple), `fc_function_scores` and `session_id`. Anything else
+        yields UnscorableSession("invalid_item"); no item stops the batch.
+        """
+        out: list[EngineResult | UnscorableSession] = []
+        for item in items:
+            req = _request(item)
+            if req is None:
+                out.append(
+                    UnscorableSession(
+                        "invalid_item", "a batch item must be a ScoreRequest or a list of Response"
+                    )
+                )
+                continue
+            try:
+                out.append(
+                    self.score(req.responses, req.fc_function_scores, session_id=req.session_id)
+                )
+            except UnscorableSession as exc:
+                out.append(exc)
+        return out
+
+
+def _request(item: object) -> ScoreRequest | None:
+    """A batch item as a ScoreRequest, or None when it is not one."""
+    if isinstance(item, ScoreRequest):
+        return item
+    if isinstance(item, (list, tuple)):
+        return ScoreRequest(item)
+    if isinstance(item, Mapping) and isinstance(item.get("responses"), (list, tuple)):
+        return ScoreRequest(
+            item["responses"], item.get("fc_function_scores"), item.get("session_id")
+        )
+    return None
 
 
 def _overflow(session_id: object) -> UnscorableSession:

@@ -6,12 +6,12 @@ __all__ = ["UnscorableSession"]
 
 
 class UnscorableSession(ValueError):
-    """Nothing could be scored; `reason` is a machine-readable code, `message` is for people.
+    """The session cannot be scored; `reason` is a machine-readable code, `message` is for people.
+
+    A session with no scorable answer is not an error: the engine returns the spec's
+    profile with `EngineResult.no_scorable_answers` set.
 
     Reason codes:
-    - ``no_responses``: the session has no answers and no forced-choice component.
-    - ``no_scorable_responses``: no answer contributed to a Likert function and there is
-      no forced-choice component.
     - ``non_finite_result``: answers so large that a strength, fit or share overflowed.
     - ``invalid_item``: a batch item that is not a scoring request.
     """

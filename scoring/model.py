@@ -261,6 +261,10 @@ class EngineResult:
     fit_gap: float = 0.0
     fc_source: str = "none"  # 'scores' | 'derived' | 'none' (the legacy fallback)
     likert_items: int = 0
+    # True when no answer was scorable and there was no FC component: the profile is the
+    # spec's all-zero one (equal shares, type order). The engine returns it as the original
+    # engine did; whether to store it is the caller's decision.
+    no_scorable_answers: bool = False
     events: tuple[Event, ...] = ()
 
     @classmethod

@@ -1,4 +1,4 @@
-"""Shared fixtures of the scoring tests: the shipped copies of the reference data."""
+"""Shared fixtures of the scoring tests: the reference data shipped with the engine."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from scoring import EngineConfig, KeyEntry, Scorer, key_from_csv
+from scoring import DATA_DIR, EngineConfig, KeyEntry, Scorer, key_from_csv
 
 HERE = Path(__file__).resolve().parent
 GOLDENS = HERE / "goldens"
-DATA = HERE / "data"
+DATA = DATA_DIR  # scoring/data: scoring key, config, type prototypes
+# The FC block set is the portal's data (remediation/data), read here as a plain file.
+FC_SEED = HERE.parent.parent / "remediation" / "data" / "fc_seed_v1.2.json"
 
 
 def load_json(path: Path) -> object:

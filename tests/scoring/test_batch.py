@@ -1,4 +1,4 @@
-"""The batch API: same results as one at a time, per-item errors, no abort."""
+"""The batch API (`Scorer.score_batch`): same results as one at a time, per-item errors, no abort."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from scoring import (
     ScoreRequest,
     UnscorableSession,
 )
-from scoring.batch import MIN_VECTOR_ITEMS
 
 
 def realistic_session(rng: random.Random, key_scales: dict[int, str]) -> list[Response]:
@@ -54,7 +53,7 @@ def test_batch_equals_single_on_realistic_sessions(real_scorer: Scorer, real_key
 
 def test_unscorable_and_invalid_items_do_not_abort_the_batch(real_scorer: Scorer) -> None:
     good = [Response(17, 5), Response(24, 3)]
-    items: list[object] = [ScoreRequest(good, session_id=i) for i in range(MIN_VECTOR_ITEMS)]
+    items: list[object] = [ScoreRequest(good, session_id=i) for i in range(8)]
     items.insert(2, ScoreRequest([], session_id="empty"))
     items.insert(4, ScoreRequest([Response(17, "Agree")], session_id="agree"))
     items.insert(5, 42)
@@ -63,19 +62,27 @@ def test_unscorable_and_invalid_items_do_not_abort_the_batch(real_scorer: Scorer
     results = real_scorer.score_batch(items)  # type: ignore[arg-type]
     assert len(results) == len(items)
     empty, agree, invalid = results[2], results[4], results[5]
-    assert isinstance(empty, UnscorableSession) and empty.reason == "no_responses"
-    assert empty.session_id == "empty"
-    assert isinstance(agree, UnscorableSession) and agree.reason == "no_scorable_responses"
+    # nothing to score: the spec's profile, flagged, as from Scorer.score
+    assert isinstance(empty, EngineResult) and empty.no_scorable_answers
+    assert empty == real_scorer.score([], session_id="empty")
+    assert isinstance(agree, EngineResult) and agree.no_scorable_answers
     assert isinstance(invalid, UnscorableSession) and invalid.reason == "invalid_item"
-    ok = [r for r in results if isinstance(r, EngineResult)]
+    huge = [Response(q, "1e308") for q in range(1, 247)]  # the Likert sums overflow
+    overflow = real_scorer.score_batch([ScoreRequest(huge, session_id="x")])
+    assert isinstance(overflow[0], UnscorableSession)
+    assert overflow[0].reason == "non_finite_result" and overflow[0].session_id == "x"
+    ok = [r for r in results if isinstance(r, EngineResult) and not r.no_scorable_answers]
     assert len(ok) == len(items) - 3
     assert ok[0].type_code == real_scorer.score(good).type_code
+    # in input order: each result carries its own item's session id
+    ids = [r.events[-1].fields.get("session_id") for r in results if isinstance(r, EngineResult)]
+    assert ids == [0, 1, "empty", 2, "agree", 3, 4, 5, 6, 7, None, "m"]
     assert ok[-1].fc_source == "scores"
 
 
 def test_duplicates_in_a_batch_follow_latest_wins(real_scorer: Scorer) -> None:
     dup = [Response(17, 1), Response(18, 2), Response(17, 5)]
-    reqs = [ScoreRequest(dup)] * MIN_VECTOR_ITEMS
+    reqs = [ScoreRequest(dup)] * 3
     results = real_scorer.score_batch(reqs)
     assert all(r == real_scorer.score(dup) for r in results)
     assert results[0].strengths["Ti"] == 3.5  # type: ignore[union-attr]  # (5 + 2) / 2

@@ -387,18 +387,52 @@ def test_builtin_prototypes_match_the_csv_table() -> None:
 # --- unscorable and overflow ----------------------------------------------------------
 
 
-def test_empty_session_is_unscorable() -> None:
-    with pytest.raises(UnscorableSession) as exc:
-        score([likert(1, "Ti_S")], [])
-    assert exc.value.reason == "no_responses"
-    assert isinstance(exc.value, ValueError)
+def assert_spec_empty_profile(r: EngineResult) -> None:
+    """scoring.md section 6: the profile of a session with nothing to score."""
+    assert r.no_scorable_answers is True
+    assert dict(r.strengths) == dict.fromkeys(FUNCTIONS, 0)
+    assert r.type_fits == (0,) * 16
+    assert r.type_shares == (1 / 16,) * 16
+    assert [t.code for t in r.top_types] == list(TYPES[:3]) == ["LIE", "ILI", "ESE"]
+    assert (r.type_code, r.base_func, r.creative_func) == ("LIE", "Te", "Ni")
+    assert r.close_call is True and r.top_gap == 0 and r.fit_band == "low_fit"
+    assert r.score_fit_raw == 0 and r.likert_items == 0 and r.fc_source == "none"
+    # the rest follows the rules: H16 = 4 bits, fit_gap = share_gap = 0
+    want_conf = float(f"{sigmoid(-SPEC_CONFIG['conf_raw_params']['c'] * 4):.4f}")  # type: ignore[index]
+    assert r.conf_raw == r.conf_calibrated == want_conf
+    assert r.confidence == "Low"
 
 
-def test_no_likert_contribution_and_no_fc_is_unscorable() -> None:
-    with pytest.raises(UnscorableSession) as exc:
-        score([likert(1, "Ti_S"), KeyEntry(2, "N", "LIKERT_1_7")], [(1, "Agree"), (2, 5), (3, 1)])
-    assert exc.value.reason == "no_scorable_responses"
-    assert "3 answers" in exc.value.message
+def test_empty_session_gets_the_spec_profile() -> None:
+    r = score([likert(1, "Ti_S")], [])
+    assert_spec_empty_profile(r)
+    assert r.fc_answered_ct == 0
+    assert names(r) == ["fc_fallback_legacy", "scoring_complete"]
+    assert r.events[-1].fields["likert_items"] == 0
+
+
+def test_no_likert_contribution_and_no_fc_gets_the_spec_profile() -> None:
+    key = [likert(1, "Ti_S"), KeyEntry(2, "N", "LIKERT_1_7")]
+    r = score(key, [(1, "Agree"), (2, 5), (3, 1), (1, None)])
+    assert_spec_empty_profile(r)
+    # FC scores that are not a mapping are no FC component either
+    assert_spec_empty_profile(score(key, [(1, "Agree")], fc=[10, 20]))
+    # the same profile, whatever the softmax temperature's sign
+    negative = score(key, [], config={**SPEC_CONFIG, "softmax_temp": -2})
+    assert negative.type_code == "LIE" and negative.no_scorable_answers
+
+
+def test_one_scorable_answer_or_fc_scores_clear_no_scorable_answers() -> None:
+    key = [likert(1, "Ti_S")]
+    assert score(key, [(1, "4")]).no_scorable_answers is False
+    assert score(key, [], fc={}).no_scorable_answers is False  # an FC component, all zero
+    assert score(FC_KEY, [(10, "D")]).no_scorable_answers is False  # FC derived from fc_map
+
+
+def test_golden_shape_of_an_empty_session_is_the_scored_shape() -> None:
+    empty = score([likert(1, "Ti_S")], []).to_dict()
+    scored = score([likert(1, "Ti_S")], [(1, 4)]).to_dict()
+    assert list(empty) == list(scored)  # no extra key: the flag is not part of the output
 
 
 def test_fc_component_alone_is_scorable() -> None:

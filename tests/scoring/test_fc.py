@@ -6,12 +6,12 @@ import pytest
 
 from scoring import FcOption, FcResponse, fc_options_from_seed, score_fc_session
 
-from .conftest import DATA, load_json
+from .conftest import FC_SEED, load_json
 
 
 @pytest.fixture(scope="module")
 def options() -> dict[str, FcOption]:
-    seed = load_json(DATA / "fc_seed_v1.2.json")
+    seed = load_json(FC_SEED)
     assert isinstance(seed, dict)
     return fc_options_from_seed(seed)
 

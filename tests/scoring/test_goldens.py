@@ -53,7 +53,7 @@ def test_golden(case: str) -> None:
 def test_golden_through_batch(case: str) -> None:
     inp = parse_input(load_json(GOLDENS / f"{case}.input.json"))
     scorer = Scorer(inp.key, inp.config)
-    reqs = [ScoreRequest(inp.responses, inp.fc_function_scores)] * 10  # vector path
+    reqs = [ScoreRequest(inp.responses, inp.fc_function_scores)] * 10
     single = scorer.score(inp.responses, inp.fc_function_scores)
     results = scorer.score_batch(reqs)
     assert all(r == single for r in results)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import math
 from decimal import ROUND_HALF_UP, Decimal
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scoring import js_number, js_string, js_truthy, to_fixed
-from scoring.batch import to_fixed_array
 
 NAN = "nan"
 
@@ -168,7 +166,6 @@ def test_to_fixed(x: float, digits: int, expected: float) -> None:
     got = to_fixed(x, digits)
     assert got == expected
     assert math.copysign(1, got) == math.copysign(1, expected)
-    assert to_fixed_array(np.array([x]), digits)[0] == expected
 
 
 def test_to_fixed_non_finite() -> None:
@@ -203,4 +200,4 @@ def exact(x: float, digits: int) -> float:
 def test_to_fixed_equals_decimal_half_up(x: float, digits: int) -> None:
     want = exact(x, digits)
     assert to_fixed(x, digits) == want
-    assert to_fixed_array(np.array([x, -x]), digits).tolist() == [want, exact(-x, digits)]
+    assert to_fixed(-x, digits) == exact(-x, digits)

@@ -14,7 +14,8 @@ names = [m.name for m in pkgutil.walk_packages(scoring.__path__, "scoring.")]
 for name in names:
     if name != "scoring.__main__":
         importlib.import_module(name)
-assert "scoring.batch" in sys.modules and "scoring.cli" in sys.modules, names
+assert "scoring.engine" in sys.modules and "scoring.cli" in sys.modules, names
+assert "numpy" not in sys.modules  # the engine is plain Python
 bad = sorted(m for m in sys.modules if m == "django" or m.startswith("django."))
 assert not bad, bad
 print(len(names))

@@ -77,7 +77,7 @@ function score(input) {
     items += cnt[f] || 0;
     st[f] = fcNorm ? 0.5 * lik + 0.5 * fcNorm[f] : lik;
   }
-  if (!fcNorm && items === 0) return { error: "unscorable" };
+  // Nothing to score is no error (section 6): every strength 0, the rules below apply.
   const W = (blk) => (blk === "base" ? 1.0 : blk === "creat" ? 0.7 : 0.2);
   const fits = TYPES.map((t) => {
     const blocks = ROWS[t].split(" ");
