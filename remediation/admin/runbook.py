@@ -92,77 +92,87 @@ def runbook_page(request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "admin/remediation/runbook.html", context)
 
 
+def _diagnose(request: HttpRequest, label: str) -> str:
+    result = test_session_diagnose()
+    found = f"{result['category']} {result['sqlstate']}".strip()
+    return f"Test session {result['session_id']}: {found}."
+
+
+def _checks(request: HttpRequest, label: str) -> str:
+    checks = run_checks()
+    _save(request, "checks", {"checks": [c.__dict__ for c in checks]}, label)
+    failing = [c.title for c in checks if c.status == FAIL]
+    return f"Checks saved: {len(checks)} run, {len(failing)} FAIL."
+
+
+def _probe(request: HttpRequest, label: str) -> str:
+    _save(request, "probe", probe_write_path(), label)
+    return "Write-path probe saved."
+
+
+def _verify(request: HttpRequest, label: str) -> str:
+    raw = request.POST.get("session_id", "").strip()
+    session_id = normalize_session_id(raw) if raw else None
+    result = runbook_verify(session_id=session_id, actor=request.user)
+    _save(request, "verification", result, label or f"session {result['session_id']}")
+    return f"Verification saved for session {result['session_id']}."
+
+
+def _fix(name: str, *, reverse: bool) -> Any:
+    def handler(request: HttpRequest, label: str) -> str:
+        result = fix_apply(name, reverse=reverse)
+        _save(request, "change", result, label)
+        after = result["diagnosis_after"]
+        return f"{result['change']}. The test session now: {after['category']} {after['sqlstate']}".strip()
+
+    return handler
+
+
+def _version(version: str) -> Any:
+    def handler(request: HttpRequest, label: str) -> str:
+        results_version_set(version=version)
+        _save(request, "change", {"change": f"scoring_config.results_version set to {version}"}, label)
+        return f"results_version is now {version}."
+
+    return handler
+
+
+def _maintenance(on: bool) -> Any:
+    def handler(request: HttpRequest, label: str) -> str:
+        maintenance_set(on=on, message=label, actor=request.user.get_username())
+        _save(request, "change", {"change": f"maintenance {'on' if on else 'off'} (system_status)"}, label)
+        return f"Maintenance {'on: finalize and backfill are paused' if on else 'off'}."
+
+    return handler
+
+
+ACTIONS = {
+    "diagnose": _diagnose,
+    "checks": _checks,
+    "probe": _probe,
+    "verify": _verify,
+    "version_v121": _version("v1.2.1"),
+    "version_v120": _version("v1.2.0"),
+    "maintenance_on": _maintenance(True),
+    "maintenance_off": _maintenance(False),
+    **{f"apply_{name.lower()}": _fix(name, reverse=False) for name in executor.FIXES},
+    **{f"rollback_{name.lower()}": _fix(name, reverse=True) for name in executor.FIXES},
+}
+
+
 def runbook_action(request: HttpRequest, action: str) -> HttpResponse:
+    """POST one of ACTIONS; the outcome (or the database's refusal) as a message."""
     if request.method != "POST":
         return HttpResponse(status=405)
-    if not can_run_runbook(request):
+    if not can_run_runbook(request) or action not in ACTIONS:
         raise PermissionDenied
-    back = HttpResponseRedirect(reverse("admin:runbook"))
-    label = request.POST.get("label", "").strip()
     try:
-        if action == "diagnose":
-            result = test_session_diagnose()
-            found = f"{result['category']} {result['sqlstate']}".strip()
-            messages.success(request, f"Test session {result['session_id']}: {found}.")
-        elif action == "checks":
-            checks = run_checks()
-            _save(request, "checks", {"checks": [c.__dict__ for c in checks]}, label)
-            failing = [c.title for c in checks if c.status == FAIL]
-            messages.success(request, f"Checks saved: {len(checks)} run, {len(failing)} FAIL.")
-        elif action == "probe":
-            _save(request, "probe", probe_write_path(), label)
-            messages.success(request, "Write-path probe saved.")
-        elif action == "verify":
-            raw = request.POST.get("session_id", "").strip()
-            session_id = normalize_session_id(raw) if raw else None
-            result = runbook_verify(session_id=session_id, actor=request.user)
-            _save(
-                request, "verification", result, label or f"session {result['session_id']}"
-            )
-            messages.success(request, f"Verification saved for session {result['session_id']}.")
-        elif (
-            action.split("_")[0] in ("apply", "rollback")
-            and action.split("_")[-1].upper() in executor.FIXES
-        ):
-            fix = action.split("_")[-1].upper()
-            result = fix_apply(fix, reverse=action.startswith("rollback"))
-            _save(request, "change", result, label)
-            after = result["diagnosis_after"]
-            messages.success(
-                request,
-                f"{result['change']}. The test session now: {after['category']} {after['sqlstate']}".strip(),
-            )
-        elif action in ("version_v121", "version_v120"):
-            version = "v1.2.1" if action == "version_v121" else "v1.2.0"
-            results_version_set(version=version)
-            _save(
-                request,
-                "change",
-                {"change": f"scoring_config.results_version set to {version}"},
-                label,
-            )
-            messages.success(request, f"results_version is now {version}.")
-        elif action in ("maintenance_on", "maintenance_off"):
-            on = action == "maintenance_on"
-            maintenance_set(on=on, message=label, actor=request.user.get_username())
-            _save(
-                request,
-                "change",
-                {"change": f"maintenance {'on' if on else 'off'} (system_status)"},
-                label,
-            )
-            messages.success(
-                request,
-                f"Maintenance {'on: finalize and backfill are paused' if on else 'off'}.",
-            )
-        else:
-            raise PermissionDenied
+        messages.success(request, ACTIONS[action](request, request.POST.get("label", "").strip()))
     except InvalidSessionId as exc:
         messages.error(request, str(exc))
     except DatabaseError as exc:
         messages.error(request, f"The database refused: {str(exc).splitlines()[0]}")
-    return back
-
+    return HttpResponseRedirect(reverse("admin:runbook"))
 
 
 def runbook_compare(request: HttpRequest) -> HttpResponse:

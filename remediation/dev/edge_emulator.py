@@ -31,7 +31,7 @@ from django.utils import timezone
 import scoring
 from remediation import pipeline as pw
 from remediation.pipeline.fc import score_fc
-from remediation.pipeline.write import upsert_profiles
+from remediation.pipeline.profiles import upsert_profiles
 
 logger = logging.getLogger("remediation.edge_emulator")
 

@@ -23,16 +23,14 @@ import contextlib
 import logging
 import secrets
 import time
-from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import F
 from django.utils import timezone
 
-from remediation.jobs.items import set_items
+from remediation.jobs.items import record_outcomes
 from remediation.models import BackfillItem, BackfillRun
 from remediation.pipeline import SessionOutcome
 
@@ -264,7 +262,7 @@ def _process_locked(run: BackfillRun, enqueue_next: bool) -> str:
     except PauseRun as exc:
         transition(run.pk, State.PAUSED, message=str(exc))
         return "paused"
-    record_outcomes(run, kind, by_sid, outcomes, now)
+    record_outcomes(run, kind, by_sid, outcomes, now, busy_rounds=BUSY_ROUNDS)
     # Sessions another worker held go to the back of the queue, a few times.
     busy = [by_sid[o.session_id] for o in outcomes if o.outcome == "busy"]
     retry = [i for i in busy if i.tries < BUSY_ROUNDS]
@@ -300,74 +298,6 @@ def _finish(run: BackfillRun, kind: JobKind) -> str:
     logger.info("run %s (%s) succeeded: %s", run.pk, run.kind, locked.message)
     kind.finished(locked)
     return "done"
-
-
-_RESULT_COLUMNS = {
-    "outcome": "text",
-    "reason": "text",
-    "error": "text",
-    "sqlstate": "text",
-    "constraint_name": "text",
-    "profile_id": "uuid",
-    "type_code": "text",
-    "results_url": "text",
-    "processed_at": "timestamptz",
-    "pre_image": "jsonb",
-    "post_fingerprint": "jsonb",
-    "tries": "smallint",
-}
-
-
-def record_outcomes(
-    run: BackfillRun,
-    kind: JobKind,
-    by_sid: dict[str, BackfillItem],
-    outcomes: list[SessionOutcome],
-    now: datetime,
-) -> None:
-    """Item outcomes, the kind's extra rows and the run's counters, in one transaction."""
-    counts: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    items = []
-    for o in outcomes:
-        item = by_sid[o.session_id]
-        if o.outcome == "pending":
-            o.outcome = "failed"
-        if o.outcome == "busy" and item.tries + 1 >= BUSY_ROUNDS:
-            o.outcome, o.reason = "failed", "busy"
-        item.outcome = o.outcome
-        item.reason, item.error = o.reason, o.explanation[:4000]
-        item.sqlstate = o.error.sqlstate if o.error else ""
-        item.constraint_name = o.error.constraint if o.error else ""
-        item.profile_id = o.profile_id
-        item.type_code, item.results_url = o.type_code, o.results_url[:500]
-        item.processed_at = now
-        item.tries += 1
-        if o.pre_image is not None:
-            item.pre_image = o.pre_image
-        item.post_fingerprint = o.post_fingerprint
-        items.append(item)
-        if o.outcome == "busy":
-            continue
-        counts[o.outcome] += 1
-        if o.outcome == "failed":
-            reasons[o.reason or "unknown"] += 1
-    with transaction.atomic():
-        set_items(items, _RESULT_COLUMNS)
-        kind.record(run, [o for o in outcomes if o.outcome != "busy"], now)
-        locked = BackfillRun.objects.select_for_update().get(pk=run.pk)
-        locked.processed = F("processed") + sum(counts.values())
-        for column in ("created", "rescored", "existing", "failed", "skipped"):
-            if counts[column]:
-                setattr(locked, column, F(column) + counts[column])
-        merged = Counter(locked.failed_by_reason or {})
-        merged.update(reasons)
-        locked.failed_by_reason = dict(merged)
-        total = Counter(locked.counts or {})
-        total.update(counts)
-        locked.counts = dict(total)
-        locked.heartbeat_at = timezone.now()
-        locked.save()
 
 
 # --- Watchdog and driving a run in-process ---------------------------------------------------

@@ -1,4 +1,5 @@
-"""Bulk writes of run bookkeeping in one statement each (rows travel as one JSON parameter).
+"""Run bookkeeping: item outcomes and counters, written in as few statements as possible
+(rows travel as one JSON parameter).
 
 Django's bulk_update builds a CASE per row and column, which cost more than the whole
 pipeline write of a batch.
@@ -7,11 +8,16 @@ pipeline write of a batch.
 from __future__ import annotations
 
 import json
+from collections import Counter
+from datetime import datetime
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
+from django.db.models import F
+from django.utils import timezone
 
-from remediation.models import BackfillItem
+from remediation.models import BackfillItem, BackfillRun
+from remediation.pipeline import SessionOutcome
 
 
 def set_items(items: list[BackfillItem], columns: dict[str, str]) -> None:
@@ -42,3 +48,73 @@ def insert_rows(table: str, columns: dict[str, str], rows: list[dict[str, Any]])
             f" SELECT {names} FROM jsonb_to_recordset(%s::jsonb) AS v({spec})",
             [json.dumps(rows, default=str)],
         )
+
+
+_RESULT_COLUMNS = {
+    "outcome": "text",
+    "reason": "text",
+    "error": "text",
+    "sqlstate": "text",
+    "constraint_name": "text",
+    "profile_id": "uuid",
+    "type_code": "text",
+    "results_url": "text",
+    "processed_at": "timestamptz",
+    "pre_image": "jsonb",
+    "post_fingerprint": "jsonb",
+    "tries": "smallint",
+}
+
+
+def record_outcomes(
+    run: BackfillRun,
+    kind: Any,
+    by_sid: dict[str, BackfillItem],
+    outcomes: list[SessionOutcome],
+    now: datetime,
+    *,
+    busy_rounds: int,
+) -> None:
+    """Item outcomes, the kind's extra rows and the run's counters, in one transaction."""
+    counts: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    items = []
+    for o in outcomes:
+        item = by_sid[o.session_id]
+        if o.outcome == "pending":
+            o.outcome = "failed"
+        if o.outcome == "busy" and item.tries + 1 >= busy_rounds:
+            o.outcome, o.reason = "failed", "busy"
+        item.outcome = o.outcome
+        item.reason, item.error = o.reason, o.explanation[:4000]
+        item.sqlstate = o.error.sqlstate if o.error else ""
+        item.constraint_name = o.error.constraint if o.error else ""
+        item.profile_id = o.profile_id
+        item.type_code, item.results_url = o.type_code, o.results_url[:500]
+        item.processed_at = now
+        item.tries += 1
+        if o.pre_image is not None:
+            item.pre_image = o.pre_image
+        item.post_fingerprint = o.post_fingerprint
+        items.append(item)
+        if o.outcome == "busy":
+            continue
+        counts[o.outcome] += 1
+        if o.outcome == "failed":
+            reasons[o.reason or "unknown"] += 1
+    with transaction.atomic():
+        set_items(items, _RESULT_COLUMNS)
+        kind.record(run, [o for o in outcomes if o.outcome != "busy"], now)
+        locked = BackfillRun.objects.select_for_update().get(pk=run.pk)
+        locked.processed = F("processed") + sum(counts.values())
+        for column in ("created", "rescored", "existing", "failed", "skipped"):
+            if counts[column]:
+                setattr(locked, column, F(column) + counts[column])
+        merged = Counter(locked.failed_by_reason or {})
+        merged.update(reasons)
+        locked.failed_by_reason = dict(merged)
+        total = Counter(locked.counts or {})
+        total.update(counts)
+        locked.counts = dict(total)
+        locked.heartbeat_at = timezone.now()
+        locked.save()

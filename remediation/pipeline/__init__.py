@@ -11,6 +11,7 @@
 Callers own the transaction (services and jobs); nothing here records portal state.
 """
 
+from remediation.pipeline import images
 from remediation.pipeline.context import FC_VERSION, PipelineContext, load_context, portal_event
 from remediation.pipeline.errors import (
     DbErrorInfo,
@@ -19,16 +20,11 @@ from remediation.pipeline.errors import (
     classify_error,
 )
 from remediation.pipeline.images import fingerprints, read_pre_images, restore
+from remediation.pipeline.outcomes import SessionOutcome, WriteResult, results_url
 from remediation.pipeline.reads import read_answers
 from remediation.pipeline.sql import as_service_role, postgrest_claims, uuid_array
 from remediation.pipeline.transaction import pipeline_transaction, set_timeouts
-from remediation.pipeline.write import (
-    SessionOutcome,
-    WriteResult,
-    results_url,
-    write_batch,
-    write_session,
-)
+from remediation.pipeline.write import write_batch, write_session
 
 __all__ = [
     "FC_VERSION",
@@ -41,6 +37,7 @@ __all__ = [
     "as_service_role",
     "classify_error",
     "fingerprints",
+    "images",
     "load_context",
     "pipeline_transaction",
     "portal_event",

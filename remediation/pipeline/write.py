@@ -15,71 +15,23 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 
 import scoring
-from remediation.pipeline.context import FC_VERSION, PipelineContext, portal_event
+from remediation.pipeline.context import PipelineContext, portal_event
 from remediation.pipeline.errors import (
-    DbErrorInfo,
     FinalizeRefused,
     ProfileWriteFailed,
     classify_error,
 )
-from remediation.pipeline.fc import score_fc
 from remediation.pipeline.images import fill_pre_images, fingerprint_many
+from remediation.pipeline.outcomes import SessionOutcome, WriteResult, results_url
+from remediation.pipeline.profiles import Unit, score_units, update_sessions, upsert_profiles
 from remediation.pipeline.reads import fc_responses_many, read_answers_many
-from remediation.pipeline.sql import as_service_role, json_default, uuid_array
-from scoring import Event, UnscorableSession
-
-SHARE_TOKEN_DAYS = 30
-
-
-@dataclass
-class WriteResult:
-    """What happened to one session (committed or, for a diagnosis, rolled back)."""
-
-    session_id: str
-    outcome: str  # created, rescored, existing
-    profile_id: str | None
-    share_token: str
-    results_url: str
-    type_code: str = ""
-    results_version: str = ""
-    events: list[Event] = field(default_factory=list)
-
-
-def results_url(session_id: str, share_token: str) -> str:
-    """<RESULTS_BASE_URL>/results/<session_id>?t=<share_token>, as finalizeAssessment builds it."""
-    return f"{settings.RESULTS_BASE_URL}/results/{session_id}?t={share_token}"
-
-
-
-@dataclass
-class SessionOutcome:
-    """What happened to one session of a batch (committed, or rolled back for a dry run)."""
-
-    session_id: str
-    outcome: str  # created, rescored, existing, failed, skipped (dry run), busy
-    reason: str = ""
-    explanation: str = ""
-    error: DbErrorInfo | None = None
-    profile_id: str | None = None
-    share_token: str = ""
-    results_url: str = ""
-    type_code: str = ""
-    results_version: str = ""
-    events: list[Event] = field(default_factory=list)
-    pre_image: dict[str, Any] | None = None
-    post_fingerprint: dict[str, Any] | None = None
-
-    def refuse(self, reason: str, explanation: str) -> SessionOutcome:
-        self.outcome, self.reason, self.explanation = "failed", reason, explanation
-        return self
+from remediation.pipeline.sql import uuid_array
 
 
 def write_session(
@@ -108,13 +60,6 @@ def write_session(
     )  # fmt: skip
 
 
-@dataclass
-class _Unit:
-    session_id: str
-    row: dict[str, Any]
-    answered: int
-
-
 def write_batch(
     ctx: PipelineContext,
     session_ids: list[str],
@@ -137,25 +82,9 @@ def write_batch(
     """
     outcomes = {sid: SessionOutcome(sid, "pending") for sid in session_ids}
     ordered = [outcomes[sid] for sid in session_ids]
-    for sid in session_ids:
-        try:
-            canonical = str(uuid.UUID(sid)) == sid
-        except ValueError:
-            canonical = False
-        if not canonical:
-            outcomes[sid].refuse(
-                "invalid_id", f"{sid!r} is not a session id in canonical UUID form"
-            )
-    session_ids = [sid for sid in session_ids if outcomes[sid].outcome == "pending"]
+    session_ids = _valid_ids(outcomes, session_ids)
     if honour_maintenance and ctx.maintenance:
-        status = ctx.system_status
-        for o in ordered:
-            o.refuse(
-                "maintenance",
-                f"scoring_config.system_status is {status.get('status')!r}: scoring is paused "
-                f"({status.get('message') or 'no message'})",
-            )
-        return ordered
+        return _refuse_all(ordered, ctx.system_status)
     conn = connections[using]
     with conn.cursor() as cur:
         todo = _lock_and_sort(cur, ctx, outcomes, session_ids, rescore, lock)
@@ -173,7 +102,7 @@ def write_batch(
     if before_write is not None:
         before_write([outcomes[sid] for sid in todo])
     with transaction.atomic(using=using), conn.cursor() as cur:
-        units = _score_units(cur, ctx, outcomes, todo, answers, fc_rows, now, using)
+        units = score_units(cur, ctx, outcomes, todo, answers, fc_rows, now, using)
         written = _write_units(cur, units, outcomes, now, using)
         fingerprint_many(cur, outcomes, written)
         for sid in written:
@@ -190,6 +119,32 @@ def write_batch(
                 )
         if dry_run:
             transaction.set_rollback(True, using=using)
+    return ordered
+
+
+def _valid_ids(outcomes: dict[str, SessionOutcome], session_ids: list[str]) -> list[str]:
+    """The ids in canonical UUID form; the others are refused."""
+    valid = []
+    for sid in session_ids:
+        try:
+            canonical = str(uuid.UUID(sid)) == sid
+        except ValueError:
+            canonical = False
+        if canonical:
+            valid.append(sid)
+        else:
+            outcomes[sid].refuse("invalid_id", f"{sid!r} is not a session id in canonical UUID form")
+    return valid
+
+
+def _refuse_all(ordered: list[SessionOutcome], status: dict[str, Any]) -> list[SessionOutcome]:
+    """The maintenance gate is closed: every session is refused, nothing is read or written."""
+    for o in ordered:
+        o.refuse(
+            "maintenance",
+            f"scoring_config.system_status is {status.get('status')!r}: scoring is paused "
+            f"({status.get('message') or 'no message'})",
+        )
     return ordered
 
 
@@ -251,67 +206,8 @@ def _lock_and_sort(
 
 
 
-def _score_units(
-    cur: Any, ctx: PipelineContext, outcomes: dict[str, SessionOutcome], todo: list[str],
-    answers: dict[str, scoring.AnswerColumns], fc_rows: dict[str, list[tuple[str, str]]],
-    now: datetime, using: str,
-) -> list[_Unit]:  # fmt: skip
-    """score_fc_session where there are FC responses (best effort, Fix C), then score_prism."""
-    if fc_rows:
-        as_service_role(cur)
-        for sid in todo:
-            if sid in fc_rows:
-                score_fc(cur, ctx, sid, fc_rows[sid], outcomes[sid].events, using)
-        cur.execute("RESET ROLE")
-    cur.execute(
-        "SELECT session_id::text, scores_json::text FROM fc_scores WHERE session_id = ANY(%s::text::uuid[])"
-        " AND version = %s AND fc_kind = 'functions'",
-        [uuid_array(todo), FC_VERSION],
-    )
-    fc_scores = {sid: json.loads(v) for sid, v in cur.fetchall()}
-    requests = []
-    for sid in todo:
-        events = outcomes[sid].events
-        # score_prism's own log lines (Fix B): one of these for every finalize.
-        if sid in fc_scores:
-            events.append(portal_event("fc_scores_loaded", sid))
-        else:
-            reason = "no_fc_infrastructure" if not ctx.fc_options else "no_fc_scores"
-            events.append(portal_event("fc_fallback_legacy", sid, reason=reason))
-        requests.append(scoring.ScoreRequest(answers[sid], fc_scores.get(sid), sid))
-    units = []
-    for sid, result in zip(todo, ctx.scorer.score_batch(requests), strict=True):
-        o = outcomes[sid]
-        if isinstance(result, UnscorableSession):
-            o.refuse("unscorable", f"nothing to score: {result}")
-            continue
-        logged = {e.name for e in o.events}
-        o.events.extend(e for e in result.events if e.name not in logged)
-        stored = scoring.stored_confidence(result, ctx.scorer.config, ctx.calibration_models)
-        pre_profile = (o.pre_image or {}).get("profile")
-        row = scoring.build_profile_row(
-            result, stored, sid, now,
-            existing_submitted_at=_ts(pre_profile, "submitted_at"),
-            had_profile=pre_profile is not None,
-            existing_created_at=_ts(pre_profile, "created_at"),
-        )  # fmt: skip
-        if ctx.profile_token_needed:
-            # NOT NULL is checked on the proposed row, before ON CONFLICT: always send one.
-            existing_token = (pre_profile or {}).get("share_token")
-            row["share_token"] = existing_token or o.share_token or uuid.uuid4().hex
-        o.type_code = result.type_code
-        units.append(_Unit(sid, row, len(answers[sid])))
-    return units
-
-
-def _ts(image: dict[str, Any] | None, column: str) -> datetime | None:
-    if not image or not image.get(column):
-        return None
-    return datetime.fromisoformat(str(image[column]))
-
-
 def _write_units(
-    cur: Any, units: list[_Unit], outcomes: dict[str, SessionOutcome], now: datetime, using: str
+    cur: Any, units: list[Unit], outcomes: dict[str, SessionOutcome], now: datetime, using: str
 ) -> list[str]:
     """Profiles (as service_role) and session updates: all at once, else one by one."""
     if not units:
@@ -320,7 +216,7 @@ def _write_units(
     try:
         with transaction.atomic(using=using):
             ids = upsert_profiles(cur, [u.row for u in units])
-            tokens = _update_sessions(cur, units, now)
+            tokens = update_sessions(cur, units, now)
         for u in units:
             _written(outcomes[u.session_id], ids[u.session_id], tokens[u.session_id])
             written.append(u.session_id)
@@ -331,7 +227,7 @@ def _write_units(
         try:
             with transaction.atomic(using=using):
                 ids = upsert_profiles(cur, [u.row])
-                tokens = _update_sessions(cur, [u], now)
+                tokens = update_sessions(cur, [u], now)
             _written(outcomes[u.session_id], ids[u.session_id], tokens[u.session_id])
             written.append(u.session_id)
         except DatabaseError as exc:
@@ -353,53 +249,5 @@ def _written(o: SessionOutcome, profile_id: str, token: str) -> None:
     o.outcome = "rescored" if (o.pre_image or {}).get("profile") else "created"
     o.profile_id, o.share_token = profile_id, token
 
-
-
-def upsert_profiles(cur: Any, rows: list[dict[str, Any]]) -> dict[str, str]:
-    """Upsert on session_id as service_role, as score_prism did; session id -> profile id.
-
-    The rows travel as one JSON parameter (jsonb_populate_recordset): the same typed row,
-    RLS, CHECKs and triggers as a VALUES list, without thousands of bind parameters.
-    """
-    as_service_role(cur)
-    columns = list(rows[0])
-    names = ", ".join(columns)
-    # An existing profile keeps its id, session and share token.
-    updates = ", ".join(
-        f"{c} = EXCLUDED.{c}" for c in columns if c not in ("session_id", "share_token")
-    )
-    cur.execute(
-        f"INSERT INTO profiles ({names}) SELECT {names}"
-        " FROM jsonb_populate_recordset(NULL::profiles, %s::jsonb)"
-        f" ON CONFLICT (session_id) DO UPDATE SET {updates} RETURNING session_id::text, id::text",
-        [json.dumps(rows, default=json_default)],
-    )
-    ids = {sid: pid for sid, pid in cur.fetchall()}
-    cur.execute("RESET ROLE")
-    return ids
-
-
-
-def _update_sessions(cur: Any, units: list[_Unit], now: datetime) -> dict[str, str]:
-    """Completed, finalized now, completed_at kept, token reused (else new), expiry now + 30 days."""
-    values = ", ".join(["(%s::uuid, %s::int)"] * len(units))
-    params: list[Any] = [now, now, now + timedelta(days=SHARE_TOKEN_DAYS), now]
-    for u in units:
-        params.extend([u.session_id, u.answered])
-    cur.execute(
-        "UPDATE assessment_sessions s SET status = 'completed', finalized_at = %s,"
-        " completed_at = coalesce(s.completed_at, %s),"
-        " share_token = CASE WHEN coalesce(s.share_token, '') = ''"
-        "   THEN replace(gen_random_uuid()::text, '-', '') ELSE s.share_token END,"
-        " share_token_expires_at = %s,"
-        " completed_questions = greatest(coalesce(s.completed_questions, 0), v.answered),"
-        f" updated_at = %s FROM (VALUES {values}) AS v(id, answered) WHERE s.id = v.id"
-        " RETURNING s.id::text, s.share_token",
-        params,
-    )
-    tokens = {sid: token for sid, token in cur.fetchall()}
-    if len(tokens) != len(units):
-        raise DatabaseError("a session row could not be updated (it vanished or a rule hid it)")
-    return tokens
 
 

@@ -62,47 +62,50 @@ def edge_finalize(
         attempt.profile_id, attempt.results_version, attempt.type_code, token = before
         attempt.results_url = results_url(session_id, token)
     else:
-        call = post_finalize(session_id, http)
-        attempt.http_status = call.status
-        after = _read_profile(session_id)
-        fresh = after is not None and after[1] == expected
-        if call.kind == "ok":
-            if fresh:
-                _succeed(attempt, after, before, session_id)
-            else:
-                attempt.outcome = FinalizeAttempt.Outcome.OK_WITHOUT_PROFILE
-                attempt.reason = "ok_without_profile"
-                attempt.explanation = (
-                    "The edge function answered success, but the database has "
-                    + (
-                        "no profile for this session"
-                        if after is None
-                        else f"a {after[1]} profile, not {expected}"
-                    )
-                    + ": its own profile write failed and it did not say so."
-                )
-                attempt.error_message = attempt.explanation
-        elif call.kind == "timeout":
-            if fresh:
-                _succeed(attempt, after, before, session_id)
-                attempt.reason = "timeout_settled"
-                attempt.explanation = f"Timed out ({call.detail}); the database shows the profile."
-            else:
-                attempt.outcome = FinalizeAttempt.Outcome.UNKNOWN
-                attempt.reason = "timeout"
-                attempt.explanation = (
-                    f"Timed out ({call.detail}) and no profile yet: the function may still be "
-                    "running. Not posted again; read the session later or diagnose it."
-                )
-                attempt.error_message = attempt.explanation
-        else:
-            _fail(attempt, call.kind, explain(call))
-            if fresh and call.kind != "malformed_response":
-                attempt.explanation += " (a profile exists in the database all the same)"
+        _call_and_settle(attempt, session_id, before, expected, http)
     attempt.finished_at = timezone.now()
     attempt.duration_ms = (time.perf_counter() - t0) * 1000
     attempt.save()
     return attempt
+
+
+def _call_and_settle(
+    attempt: FinalizeAttempt, session_id: str, before: Any, expected: str, http: Any
+) -> None:
+    """POST, then read the database: only a fresh profile there is a success."""
+    call = post_finalize(session_id, http)
+    attempt.http_status = call.status
+    after = _read_profile(session_id)
+    fresh = after is not None and after[1] == expected
+    if call.kind == "ok":
+        if fresh:
+            _succeed(attempt, after, before, session_id)
+            return
+        attempt.outcome = FinalizeAttempt.Outcome.OK_WITHOUT_PROFILE
+        attempt.reason = "ok_without_profile"
+        found = "no profile for this session" if after is None else f"a {after[1]} profile, not {expected}"
+        attempt.explanation = (
+            f"The edge function answered success, but the database has {found}: its own "
+            "profile write failed and it did not say so."
+        )
+        attempt.error_message = attempt.explanation
+    elif call.kind == "timeout":
+        if fresh:
+            _succeed(attempt, after, before, session_id)
+            attempt.reason = "timeout_settled"
+            attempt.explanation = f"Timed out ({call.detail}); the database shows the profile."
+            return
+        attempt.outcome = FinalizeAttempt.Outcome.UNKNOWN
+        attempt.reason = "timeout"
+        attempt.explanation = (
+            f"Timed out ({call.detail}) and no profile yet: the function may still be "
+            "running. Not posted again; read the session later or diagnose it."
+        )
+        attempt.error_message = attempt.explanation
+    else:
+        _fail(attempt, call.kind, explain(call))
+        if fresh and call.kind != "malformed_response":
+            attempt.explanation += " (a profile exists in the database all the same)"
 
 
 def _succeed(attempt: FinalizeAttempt, after: Any, before: Any, session_id: str) -> None:

@@ -14,6 +14,7 @@ from django.db import connections, transaction
 
 from remediation import pipeline as pw
 from remediation.models import FcChange
+from remediation.pipeline import pipeline_transaction
 from remediation.pipeline.fc import score_fc
 from remediation.services.audit import audit_record
 from remediation.services.fc_sets import FcSetInvalid, validate_set
@@ -42,58 +43,11 @@ def fc_set_load(data: dict[str, Any], *, dry_run: bool = False, actor: str = "")
         raise FcSetInvalid(errors)
     version = data["version"]
     diff = LoadDiff(version)
-    with transaction.atomic(using="pipeline"), connections["pipeline"].cursor() as cur:
+    with pipeline_transaction() as conn, conn.cursor() as cur:
         for block in data["blocks"]:
-            values = [block["id"], version, block["code"], block["title"], block.get("description"),
-                      block["order_index"], bool(block.get("is_active", True))]  # fmt: skip
-            cur.execute(
-                "SELECT version, code, title, description, order_index, is_active FROM fc_blocks WHERE id = %s",
-                [block["id"]],
-            )
-            row = cur.fetchone()
-            label = f"block {version}/{block['code']}"
-            if row is None:
-                diff.created.append(label)
-            elif list(row) != values[1:]:
-                diff.updated.append(label)
-            else:
-                diff.unchanged += 1
-            cur.execute(
-                "INSERT INTO fc_blocks (id, version, code, title, description, order_index, is_active)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version,"
-                " code = EXCLUDED.code, title = EXCLUDED.title, description = EXCLUDED.description,"
-                " order_index = EXCLUDED.order_index, is_active = EXCLUDED.is_active",
-                values,
-            )
+            _upsert_block(cur, diff, version, block)
             for option in block["options"]:
-                cur.execute(
-                    "SELECT block_id::text, option_code, prompt, weights_json::text, order_index FROM fc_options"
-                    " WHERE id = %s",
-                    [option["id"]],
-                )
-                row = cur.fetchone()
-                label = f"option {version}/{block['code']}/{option['option_code']}"
-                wanted = [
-                    block["id"],
-                    option["option_code"],
-                    option["prompt"],
-                    option["weights"],
-                    option["order_index"],
-                ]
-                if row is None:
-                    diff.created.append(label)
-                elif [row[0], row[1], row[2], json.loads(row[3]), row[4]] != wanted:
-                    diff.updated.append(label)
-                else:
-                    diff.unchanged += 1
-                cur.execute(
-                    "INSERT INTO fc_options (id, block_id, option_code, prompt, weights_json, order_index)"
-                    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET block_id = EXCLUDED.block_id,"
-                    " option_code = EXCLUDED.option_code, prompt = EXCLUDED.prompt,"
-                    " weights_json = EXCLUDED.weights_json, order_index = EXCLUDED.order_index",
-                    [option["id"], block["id"], option["option_code"], option["prompt"],
-                     json.dumps(option["weights"]), option["order_index"]],
-                )  # fmt: skip
+                _upsert_option(cur, diff, version, block, option)
         if dry_run:
             transaction.set_rollback(True, using="pipeline")
     if not dry_run:
@@ -109,6 +63,55 @@ def fc_set_load(data: dict[str, Any], *, dry_run: bool = False, actor: str = "")
             detail=diff.as_dict(),
         )
     return diff
+
+
+def _note(diff: LoadDiff, label: str, row: Any, wanted: list[Any]) -> None:
+    if row is None:
+        diff.created.append(label)
+    elif row != wanted:
+        diff.updated.append(label)
+    else:
+        diff.unchanged += 1
+
+
+def _upsert_block(cur: Any, diff: LoadDiff, version: str, block: dict[str, Any]) -> None:
+    values = [block["id"], version, block["code"], block["title"], block.get("description"),
+              block["order_index"], bool(block.get("is_active", True))]  # fmt: skip
+    cur.execute(
+        "SELECT version, code, title, description, order_index, is_active FROM fc_blocks WHERE id = %s",
+        [block["id"]],
+    )
+    row = cur.fetchone()
+    _note(diff, f"block {version}/{block['code']}", None if row is None else list(row), values[1:])
+    cur.execute(
+        "INSERT INTO fc_blocks (id, version, code, title, description, order_index, is_active)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version,"
+        " code = EXCLUDED.code, title = EXCLUDED.title, description = EXCLUDED.description,"
+        " order_index = EXCLUDED.order_index, is_active = EXCLUDED.is_active",
+        values,
+    )
+
+
+def _upsert_option(
+    cur: Any, diff: LoadDiff, version: str, block: dict[str, Any], option: dict[str, Any]
+) -> None:
+    cur.execute(
+        "SELECT block_id::text, option_code, prompt, weights_json::text, order_index FROM fc_options"
+        " WHERE id = %s",
+        [option["id"]],
+    )
+    row = cur.fetchone()
+    wanted = [block["id"], option["option_code"], option["prompt"], option["weights"], option["order_index"]]
+    current = None if row is None else [row[0], row[1], row[2], json.loads(row[3]), row[4]]
+    _note(diff, f"option {version}/{block['code']}/{option['option_code']}", current, wanted)
+    cur.execute(
+        "INSERT INTO fc_options (id, block_id, option_code, prompt, weights_json, order_index)"
+        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET block_id = EXCLUDED.block_id,"
+        " option_code = EXCLUDED.option_code, prompt = EXCLUDED.prompt,"
+        " weights_json = EXCLUDED.weights_json, order_index = EXCLUDED.order_index",
+        [option["id"], block["id"], option["option_code"], option["prompt"],
+         json.dumps(option["weights"]), option["order_index"]],
+    )  # fmt: skip
 
 
 # --- Rollback and undo -----------------------------------------------------------------------

@@ -1,0 +1,144 @@
+"""From scored sessions to rows: the profile rows the engine's results become, the upsert
+as service_role, and the session update."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import DatabaseError
+
+import scoring
+from remediation.pipeline.context import FC_VERSION, PipelineContext, portal_event
+from remediation.pipeline.fc import score_fc
+from remediation.pipeline.outcomes import SessionOutcome
+from remediation.pipeline.sql import as_service_role, json_default, uuid_array
+from scoring import UnscorableSession
+
+SHARE_TOKEN_DAYS = 30
+
+
+@dataclass
+class Unit:
+    session_id: str
+    row: dict[str, Any]
+    answered: int
+
+
+def score_units(
+    cur: Any, ctx: PipelineContext, outcomes: dict[str, SessionOutcome], todo: list[str],
+    answers: dict[str, scoring.AnswerColumns], fc_rows: dict[str, list[tuple[str, str]]],
+    now: datetime, using: str,
+) -> list[Unit]:  # fmt: skip
+    """score_fc_session where there are FC responses (best effort, Fix C), then score_prism."""
+    if fc_rows:
+        as_service_role(cur)
+        for sid in todo:
+            if sid in fc_rows:
+                score_fc(cur, ctx, sid, fc_rows[sid], outcomes[sid].events, using)
+        cur.execute("RESET ROLE")
+    cur.execute(
+        "SELECT session_id::text, scores_json::text FROM fc_scores WHERE session_id = ANY(%s::text::uuid[])"
+        " AND version = %s AND fc_kind = 'functions'",
+        [uuid_array(todo), FC_VERSION],
+    )
+    fc_scores = {sid: json.loads(v) for sid, v in cur.fetchall()}
+    requests = []
+    for sid in todo:
+        events = outcomes[sid].events
+        # score_prism's own log lines (Fix B): one of these for every finalize.
+        if sid in fc_scores:
+            events.append(portal_event("fc_scores_loaded", sid))
+        else:
+            reason = "no_fc_infrastructure" if not ctx.fc_options else "no_fc_scores"
+            events.append(portal_event("fc_fallback_legacy", sid, reason=reason))
+        requests.append(scoring.ScoreRequest(answers[sid], fc_scores.get(sid), sid))
+    units = []
+    for sid, result in zip(todo, ctx.scorer.score_batch(requests), strict=True):
+        o = outcomes[sid]
+        if isinstance(result, UnscorableSession):
+            o.refuse("unscorable", f"nothing to score: {result}")
+            continue
+        if result.no_scorable_answers:
+            # The engine is faithful (an all-zero profile, as the original); the portal is
+            # careful: it does not write a profile that no answer supports.
+            o.refuse(
+                "unscorable",
+                f"nothing to score: none of the {len(answers[sid])} answers is a numeric answer"
+                " to a Likert function item, and there are no forced-choice scores",
+            )
+            continue
+        logged = {e.name for e in o.events}
+        o.events.extend(e for e in result.events if e.name not in logged)
+        stored = scoring.stored_confidence(result, ctx.scorer.config, ctx.calibration_models)
+        pre_profile = (o.pre_image or {}).get("profile")
+        row = scoring.build_profile_row(
+            result, stored, sid, now,
+            existing_submitted_at=_ts(pre_profile, "submitted_at"),
+            had_profile=pre_profile is not None,
+            existing_created_at=_ts(pre_profile, "created_at"),
+        )  # fmt: skip
+        if ctx.profile_token_needed:
+            # NOT NULL is checked on the proposed row, before ON CONFLICT: always send one.
+            existing_token = (pre_profile or {}).get("share_token")
+            row["share_token"] = existing_token or o.share_token or uuid.uuid4().hex
+        o.type_code = result.type_code
+        units.append(Unit(sid, row, len(answers[sid])))
+    return units
+
+
+def _ts(image: dict[str, Any] | None, column: str) -> datetime | None:
+    if not image or not image.get(column):
+        return None
+    return datetime.fromisoformat(str(image[column]))
+
+
+def upsert_profiles(cur: Any, rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Upsert on session_id as service_role, as score_prism did; session id -> profile id.
+
+    The rows travel as one JSON parameter (jsonb_populate_recordset): the same typed row,
+    RLS, CHECKs and triggers as a VALUES list, without thousands of bind parameters.
+    """
+    as_service_role(cur)
+    columns = list(rows[0])
+    names = ", ".join(columns)
+    # An existing profile keeps its id, session and share token.
+    updates = ", ".join(
+        f"{c} = EXCLUDED.{c}" for c in columns if c not in ("session_id", "share_token")
+    )
+    cur.execute(
+        f"INSERT INTO profiles ({names}) SELECT {names}"
+        " FROM jsonb_populate_recordset(NULL::profiles, %s::jsonb)"
+        f" ON CONFLICT (session_id) DO UPDATE SET {updates} RETURNING session_id::text, id::text",
+        [json.dumps(rows, default=json_default)],
+    )
+    ids = {sid: pid for sid, pid in cur.fetchall()}
+    cur.execute("RESET ROLE")
+    return ids
+
+
+
+def update_sessions(cur: Any, units: list[Unit], now: datetime) -> dict[str, str]:
+    """Completed, finalized now, completed_at kept, token reused (else new), expiry now + 30 days."""
+    values = ", ".join(["(%s::uuid, %s::int)"] * len(units))
+    params: list[Any] = [now, now, now + timedelta(days=SHARE_TOKEN_DAYS), now]
+    for u in units:
+        params.extend([u.session_id, u.answered])
+    cur.execute(
+        "UPDATE assessment_sessions s SET status = 'completed', finalized_at = %s,"
+        " completed_at = coalesce(s.completed_at, %s),"
+        " share_token = CASE WHEN coalesce(s.share_token, '') = ''"
+        "   THEN replace(gen_random_uuid()::text, '-', '') ELSE s.share_token END,"
+        " share_token_expires_at = %s,"
+        " completed_questions = greatest(coalesce(s.completed_questions, 0), v.answered),"
+        f" updated_at = %s FROM (VALUES {values}) AS v(id, answered) WHERE s.id = v.id"
+        " RETURNING s.id::text, s.share_token",
+        params,
+    )
+    tokens = {sid: token for sid, token in cur.fetchall()}
+    if len(tokens) != len(units):
+        raise DatabaseError("a session row could not be updated (it vanished or a rule hid it)")
+    return tokens
