@@ -477,10 +477,38 @@ class Scorer:
     def score_batch(
         self, items: Iterable[ScoreRequest | Sequence[Response] | Mapping[str, object]]
     ) -> list[EngineResult | UnscorableSession]:
-        """Score many sessions (vectorized); each item yields a result or its error, in order."""
-        from .batch import score_batch
+        """Score many sessions (vectorized); each item yields a result or its error, in order.
 
+        numpy is not a runtime dependency while the future of scoring/batch.py is open
+        (pyproject.toml, the `demo` extra): without it the sessions are scored one at a
+        time, with the same results.
+        """
+        try:
+            from .batch import score_batch
+        except ModuleNotFoundError as exc:
+            if exc.name != "numpy":
+                raise
+            return [self._score_item(item) for item in items]
         return score_batch(self, items)
+
+    def _score_item(self, item: object) -> EngineResult | UnscorableSession:
+        """One batch item scored on its own (what scoring/batch.py does outside its fast path)."""
+        if isinstance(item, ScoreRequest):
+            req = item
+        elif isinstance(item, (list, tuple)):
+            req = ScoreRequest(item)
+        elif isinstance(item, Mapping) and isinstance(item.get("responses"), (list, tuple)):
+            req = ScoreRequest(
+                item["responses"], item.get("fc_function_scores"), item.get("session_id")
+            )
+        else:
+            return UnscorableSession(
+                "invalid_item", "a batch item must be a ScoreRequest or a list of Response"
+            )
+        try:
+            return self.score(req.responses, req.fc_function_scores, session_id=req.session_id)
+        except UnscorableSession as exc:
+            return exc
 
 
 def _overflow(session_id: object) -> UnscorableSession:

@@ -87,3 +87,25 @@ def test_small_and_negative_temperature_batches(real_key: dict) -> None:
     assert scorer.score_batch(reqs) == [scorer.score(r.responses) for r in reqs]
     assert scorer.score_batch(reqs[:2]) == [scorer.score(r.responses) for r in reqs[:2]]
     assert scorer.score_batch([]) == []
+
+
+def test_without_numpy_the_batch_scores_one_at_a_time(
+    real_scorer: Scorer, real_key: dict, monkeypatch
+) -> None:
+    """numpy sits in the `demo` extra for now: a production install scores all the same."""
+    import sys
+
+    rng = random.Random(11)
+    scales = {q: e.scale_type for q, e in real_key.items()}
+    items: list[object] = [
+        ScoreRequest(realistic_session(rng, scales), session_id=f"s{i}")
+        for i in range(MIN_VECTOR_ITEMS + 2)
+    ]
+    items += [[Response(17, 5)], {"responses": [Response(24, 3)], "session_id": "m"}, 42]
+    vectorized = real_scorer.score_batch(items)  # type: ignore[arg-type]
+    monkeypatch.setitem(sys.modules, "numpy", None)  # `import numpy` now fails
+    monkeypatch.delitem(sys.modules, "scoring.batch")
+    without = real_scorer.score_batch(items)  # type: ignore[arg-type]
+    assert "scoring.batch" not in sys.modules
+    assert [repr(r) for r in without] == [repr(r) for r in vectorized]
+    assert isinstance(without[-1], UnscorableSession) and without[-1].reason == "invalid_item"
