@@ -269,7 +269,7 @@ def test_production_settings_are_hardened_and_pass_check_deploy():
     env = {**os.environ, "DEBUG": "false", "SECRET_KEY": "s" * 30 + "-production-secret-key-0123456789",
            "ALLOWED_HOSTS": "ops.example.org", "OPSPORTAL_ENV_FILE": "/nonexistent",
            "SUPABASE_SERVICE_ROLE_KEY": CANARY}  # fmt: skip
-    for name in ("OPSPORTAL_TESTING", "DJANGO_ALLOW_ASYNC_UNSAFE", "EMBEDDED_PG_DIR"):
+    for name in ("DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE", "EMBEDDED_PG_DIR"):
         env.pop(name, None)  # what the test process sets for itself, not a deployment's
     env["EMBEDDED_PG_DIR"] = str(ROOT / ".pgdata-test")
     for name in (
