@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import psutil
+import pytest
 
 from opsportal import embedded_pg
 
@@ -61,6 +62,20 @@ def test_importing_settings_starts_no_server(tmp_path):
     assert not (datadir / "postmaster.pid").exists()
     assert not datadir.exists()
     assert postgres_processes_on(datadir) == []
+
+
+@pytest.mark.parametrize("module", ["opsportal.wsgi", "opsportal.asgi"])
+def test_the_entry_points_refuse_the_development_key_with_debug_off(tmp_path, module):
+    env = deployment_env(EMBEDDED_PG_DIR=str(tmp_path / "pg"), DEBUG="false")
+    env.pop("SECRET_KEY", None)
+    refused = run(f"import {module}", env)
+    assert refused.returncode != 0
+    assert "ImproperlyConfigured" in refused.stderr and "opsportal.E001" in refused.stderr
+    # With DEBUG on (the demo) the development key is accepted, as by manage.py.
+    accepted = run(
+        f"import {module}; print(callable({module}.application))", {**env, "DEBUG": "true"}
+    )
+    assert accepted.returncode == 0 and accepted.stdout.strip() == "True", accepted.stderr
 
 
 class FakeSettings:
