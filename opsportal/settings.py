@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_q",
+    "axes",
     "opsportal",
     "remediation",
 ]
@@ -172,6 +174,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes prescribes: answers a locked-out login with 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "opsportal.urls"
@@ -232,11 +236,26 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS = ["security.W021"]  # HSTS preload is an opt-in (SECURE_HSTS_PRELOAD)
 
-# Login throttling: this many failures for one username or one address within the window
-# locks further attempts out until the window has passed.
+# Login throttling (django-axes): this many failed logins for one username from one
+# client address lock that combination out until the window has passed since its last
+# failure; a successful login resets the count. Other addresses can still log in.
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=900)
-AUTHENTICATION_BACKENDS = ["opsportal.auth.ThrottledModelBackend"]
+# Reverse proxies in front of the portal that append to X-Forwarded-For (the TLS proxy of
+# docs/deployment.md: 1). 0: the client address is REMOTE_ADDR and X-Forwarded-For is
+# ignored, so nobody can choose their address by sending the header.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_FAILURE_WINDOW_SECONDS)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The address from TRUSTED_PROXY_COUNT (not ipware's proxy count, which wants the proxies'
+# own addresses in X-Forwarded-For and finds no client behind a single TLS proxy).
+AXES_CLIENT_IP_CALLABLE = "opsportal.security.client_ip"
 
 # Support staff may start backfills up to this many sessions; engineers (the
 # run_large_backfill permission) up to BACKFILL_MAX_SESSIONS.

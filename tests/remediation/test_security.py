@@ -8,12 +8,15 @@ import logging
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.db import connections
+from django.db.models import F
 from django.test import Client, override_settings
 from django.urls import reverse
 
@@ -301,17 +304,85 @@ def test_production_settings_are_hardened_and_pass_check_deploy():
     assert CANARY not in check.stdout + check.stderr + probe.stderr
 
 
+RIGHT = "right-password-123"
+
+
+def try_login(client: Client, password: str, **meta: str) -> int:
+    """POST the admin login as root; the status code (302 when logged in)."""
+    resp = client.post(reverse("admin:login"), {"username": "root", "password": password}, **meta)
+    return resp.status_code
+
+
+def logged_in(client: Client) -> bool:
+    return "_auth_user_id" in client.session
+
+
+def fail(client: Client, times: int, **meta: str) -> list[int]:
+    """`times` wrong passwords; their status codes (429: that failure locked the login out)."""
+    codes = [try_login(client, "wrong", **meta) for _ in range(times)]
+    assert not logged_in(client)
+    return codes
+
+
 def test_login_throttling():
-    User.objects.create_superuser("root", "r@example.org", "right-password-123")
+    from axes.models import AccessAttempt
+
+    User.objects.create_superuser("root", "r@example.org", RIGHT)
     client = Client()
-    url = reverse("admin:login")
-    for _ in range(5):
-        client.post(url, {"username": "root", "password": "wrong"})
-    resp = client.post(url, {"username": "root", "password": "right-password-123"})
-    assert resp.status_code == 200 and "_auth_user_id" not in client.session
-    with override_settings(LOGIN_FAILURE_WINDOW_SECONDS=0):
-        client.post(url, {"username": "root", "password": "right-password-123"})
-        assert "_auth_user_id" in client.session
+    # A successful login resets the count: 4 + 4 failures around one never lock out.
+    assert fail(client, 4) == [200] * 4
+    assert try_login(client, RIGHT) == 302 and logged_in(client)
+    client.logout()
+    assert fail(client, 4) == [200] * 4
+    assert try_login(client, RIGHT) == 302 and logged_in(client)
+    client.logout()
+    # Five in a row lock this username out from this address, even with the right password.
+    assert fail(client, 5) == [200] * 4 + [429]
+    assert try_login(client, RIGHT) == 429 and not logged_in(client)
+    # Username and address together: the same user from another address still logs in.
+    elsewhere = Client(REMOTE_ADDR="198.51.100.7")
+    assert try_login(elsewhere, RIGHT) == 302 and logged_in(elsewhere)
+    # Once the window has passed since the last failure, the address may try again.
+    window = timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS + 1)
+    AccessAttempt.objects.update(attempt_time=F("attempt_time") - window)
+    assert try_login(client, RIGHT) == 302 and logged_in(client)
+
+
+@override_settings(TRUSTED_PROXY_COUNT=1)
+def test_behind_a_proxy_one_clients_failures_do_not_lock_out_another():
+    User.objects.create_superuser("root", "r@example.org", RIGHT)
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}  # every request arrives from the TLS proxy
+    attacker = Client(**proxy)
+    assert fail(attacker, 5, HTTP_X_FORWARDED_FOR="203.0.113.5")[-1] == 429
+    assert try_login(attacker, RIGHT, HTTP_X_FORWARDED_FOR="203.0.113.5") == 429
+    # A forged entry in front of the one the proxy appended changes nothing.
+    assert try_login(attacker, RIGHT, HTTP_X_FORWARDED_FOR="192.0.2.1, 203.0.113.5") == 429
+    colleague = Client(**proxy)
+    assert try_login(colleague, RIGHT, HTTP_X_FORWARDED_FOR="198.51.100.20") == 302
+    assert logged_in(colleague)
+
+
+def test_without_a_trusted_proxy_x_forwarded_for_is_ignored():
+    assert settings.TRUSTED_PROXY_COUNT == 0
+    User.objects.create_superuser("root", "r@example.org", RIGHT)
+    client = Client()
+    # A new forged address on every try does not start a new count.
+    codes = [try_login(client, "wrong", HTTP_X_FORWARDED_FOR=f"203.0.113.{i}") for i in range(5)]
+    assert codes == [200] * 4 + [429]
+    assert try_login(client, RIGHT, HTTP_X_FORWARDED_FOR="198.51.100.20") == 429
+    assert not logged_in(client)
+
+
+def test_trusted_proxy_count_comes_from_the_environment():
+    probe = subprocess.run(
+        [sys.executable, "-c", "import opsportal.settings as s; print(s.TRUSTED_PROXY_COUNT)"],
+        cwd=ROOT,
+        env={**os.environ, "TRUSTED_PROXY_COUNT": "2", "OPSPORTAL_ENV_FILE": "/nonexistent"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert probe.returncode == 0 and probe.stdout.strip() == "2", probe.stderr
 
 
 def test_the_audit_trail_records_actions_and_cannot_be_changed(world):
