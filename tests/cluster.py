@@ -41,9 +41,12 @@ def start_cluster(**extra: str) -> subprocess.Popen:
     }
     return subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "qcluster"],
-        cwd=ROOT, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=open(ROOT / "test-artifacts" / "qcluster.log", "ab"),
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=open(ROOT / "test-artifacts" / "qcluster.log", "ab"),
+    )
 
 
 def kill_cluster(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:

@@ -84,8 +84,9 @@ def redis_url():
         free = s.getsockname()[1]
     proc = subprocess.Popen(
         [binary, "--port", str(free), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(50):
         try:
             socket.create_connection(("127.0.0.1", free), timeout=0.2).close()

@@ -118,3 +118,25 @@ def test_the_test_settings_use_the_test_server_and_plain_http():
     # The dev-only app is installed exactly when it exists in this tree.
     present = importlib.util.find_spec("remediation.dev") is not None
     assert ("remediation.dev" in settings.INSTALLED_APPS) is present
+
+
+@pytest.mark.parametrize(
+    ("count", "forwarded", "expected"),
+    [
+        (0, "203.0.113.5", "10.0.0.2"),  # no trusted proxy: the header is the client's word
+        (1, "203.0.113.5", "203.0.113.5"),  # what the one TLS proxy appended
+        (1, "192.0.2.1, 203.0.113.5", "203.0.113.5"),  # a forged entry in front is ignored
+        (2, "192.0.2.1, 203.0.113.5, 10.0.0.1", "203.0.113.5"),
+        (2, "203.0.113.5", "10.0.0.2"),  # fewer entries than proxies: not through them
+        (1, "not-an-address", "10.0.0.2"),
+        (1, "", "10.0.0.2"),
+    ],
+)
+def test_client_ip_believes_only_the_trusted_proxies(settings, count, forwarded, expected):
+    from django.test import RequestFactory
+
+    from opsportal.security import client_ip
+
+    settings.TRUSTED_PROXY_COUNT = count
+    request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded)
+    assert client_ip(request) == expected

@@ -51,9 +51,8 @@ def state_changing_requests(sid: str, run_id: int, change_id: int) -> list[tuple
     """Every POST that changes something, as a hand-crafted request would send it."""
     orphans = reverse("admin:remediation_orphanedsession_changelist")
     sessions = reverse("admin:remediation_assessmentsession_changelist")
-    runbook = [reverse("admin:remediation_runbook_action", args=[a]) for a in
-               ("checks", "probe", "verify", "apply_a", "rollback_a", "apply_d", "apply_e", "version_v120",
-                "maintenance_on")]  # fmt: skip
+    actions = "checks probe verify apply_a rollback_a apply_d apply_e version_v120 maintenance_on"
+    runbook = [reverse("admin:remediation_runbook_action", args=[a]) for a in actions.split()]
     return [
         (reverse("admin:remediation_assessmentsession_finalize", args=[sid]), {"backend": "local"}),
         (
@@ -110,14 +109,20 @@ def reference_data_block() -> str:
 
 
 def snapshot() -> tuple:
+    def one(sql: str):
+        return pipeline_sql(sql, fetch="one")
+
     return (
-        FinalizeAttempt.objects.count(), BackfillRun.objects.count(), RunbookRecord.objects.count(),
-        FcChange.objects.count(), pipeline_sql("SELECT count(*) FROM profiles", fetch="one")[0],
-        pipeline_sql("SELECT count(*) FROM fc_blocks", fetch="one")[0],
-        pipeline_sql("SELECT value::text FROM scoring_config WHERE key = 'system_status'", fetch="one"),
-        pipeline_sql("SELECT count(*) FROM pg_policies WHERE tablename = 'profiles'", fetch="one")[0],
+        FinalizeAttempt.objects.count(),
+        BackfillRun.objects.count(),
+        RunbookRecord.objects.count(),
+        FcChange.objects.count(),
+        one("SELECT count(*) FROM profiles")[0],
+        one("SELECT count(*) FROM fc_blocks")[0],
+        one("SELECT value::text FROM scoring_config WHERE key = 'system_status'"),
+        one("SELECT count(*) FROM pg_policies WHERE tablename = 'profiles'")[0],
         list(BackfillRun.objects.values_list("state", "rolled_back_at")),
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -133,14 +138,18 @@ def world(roles):
 def test_anonymous_and_non_staff_users_get_nothing(world):
     sid, run_id, change_id = world
     pages = [
-        reverse("admin:index"), reverse("admin:remediation_orphanedsession_changelist"),
+        reverse("admin:index"),
+        reverse("admin:remediation_orphanedsession_changelist"),
         reverse("admin:remediation_assessmentsession_change", args=[sid]),
-        reverse("admin:remediation_health"), reverse("admin:remediation_runbookrecord_changelist"),
+        reverse("admin:remediation_health"),
+        reverse("admin:remediation_runbookrecord_changelist"),
         reverse("admin:remediation_backfillrun_change", args=[run_id]),
         reverse("admin:remediation_backfillrun_items_csv", args=[run_id]),
-        reverse("admin:remediation_orphanedsession_export"), reverse("admin:remediation_auditevent_export"),
-        reverse("admin:remediation_fc_coverage"), reverse("admin:remediation_runbook_export"),
-    ]  # fmt: skip
+        reverse("admin:remediation_orphanedsession_export"),
+        reverse("admin:remediation_auditevent_export"),
+        reverse("admin:remediation_fc_coverage"),
+        reverse("admin:remediation_runbook_export"),
+    ]
     plain = Client()
     plain.force_login(member("plain", None, staff=False))
     for client in (Client(), plain):
@@ -199,9 +208,16 @@ def test_support_may_finalize_and_backfill_but_not_the_engineers_work(world):
     assert FinalizeAttempt.objects.filter(session_id=sid, requested_by_name="support").count() == 1
     with override_settings(SUPPORT_MAX_BACKFILL=1):
         ids = [make_session(seed=i) for i in range(2, 4)]
-        support.post(reverse("admin:remediation_orphanedsession_changelist"),
-                     {"action": "backfill_selected", "_selected_action": ids, "confirm": "yes",
-                      "backend": "local", "batch_size": "10"})  # fmt: skip
+        support.post(
+            reverse("admin:remediation_orphanedsession_changelist"),
+            {
+                "action": "backfill_selected",
+                "_selected_action": ids,
+                "confirm": "yes",
+                "backend": "local",
+                "batch_size": "10",
+            },
+        )
         assert BackfillRun.objects.filter(started_by_name="support").count() == 0
 
 
@@ -222,8 +238,11 @@ def test_a_canary_key_never_appears_anywhere(world, caplog):
     caplog.set_level(logging.DEBUG)
     admin = Client()
     admin.force_login(User.objects.create_superuser("root", "r@example.org", "pw-123456789"))
-    with override_settings(SUPABASE_SERVICE_ROLE_KEY=Secret(CANARY), SUPABASE_URL="http://127.0.0.1:9",
-                           EDGE_MAX_RETRIES=0):  # fmt: skip
+    with override_settings(
+        SUPABASE_SERVICE_ROLE_KEY=Secret(CANARY),
+        SUPABASE_URL="http://127.0.0.1:9",
+        EDGE_MAX_RETRIES=0,
+    ):
         session_finalize(session_id=sid, backend="edge", actor="root")
         admin.post(
             reverse("admin:remediation_assessmentsession_finalize", args=[sid]), {"backend": "edge"}
@@ -232,20 +251,27 @@ def test_a_canary_key_never_appears_anywhere(world, caplog):
         run = bf.backfill_start(selection="ids", ids=[sid], backend="edge", actor="root")
         bf.enqueue_batch(run.pk, run.batch_token)
         bf.run_until_done(run.pk)
-        pages = [reverse("admin:index"), reverse("admin:remediation_finalizeattempt_changelist"),
-                 reverse("admin:remediation_assessmentsession_change", args=[sid]),
-                 reverse("admin:remediation_backfillrun_change", args=[run.pk]),
-                 reverse("admin:remediation_auditevent_changelist"),
-                 reverse("admin:remediation_runbookrecord_changelist"),
-                 reverse("admin:remediation_auditevent_export"), reverse("admin:remediation_health")]  # fmt: skip
+        pages = [
+            reverse("admin:index"),
+            reverse("admin:remediation_finalizeattempt_changelist"),
+            reverse("admin:remediation_assessmentsession_change", args=[sid]),
+            reverse("admin:remediation_backfillrun_change", args=[run.pk]),
+            reverse("admin:remediation_auditevent_changelist"),
+            reverse("admin:remediation_runbookrecord_changelist"),
+            reverse("admin:remediation_auditevent_export"),
+            reverse("admin:remediation_health"),
+        ]
         for url in pages:
             resp = admin.get(url)
             body = b"".join(resp.streaming_content) if resp.streaming else resp.content
             assert CANARY.encode() not in body, url
     assert CANARY not in caplog.text
     models = (FinalizeAttempt, AuditEvent, BackfillRun, RunbookRecord)
-    stored = [json.dumps({f.name: str(getattr(o, f.name)) for f in o._meta.fields})
-              for model in models for o in model.objects.all()]  # fmt: skip
+    stored = [
+        json.dumps({f.name: str(getattr(o, f.name)) for f in o._meta.fields})
+        for model in models
+        for o in model.objects.all()
+    ]
     assert stored and not any(CANARY in s for s in stored)
     tasks = [json.dumps(q.task, default=str) for q in OrmQ.objects.all()]
     assert tasks and not any(CANARY in t for t in tasks)
@@ -269,9 +295,14 @@ def test_logs_and_error_reports_are_redacted():
 
 
 def test_production_settings_are_hardened_and_pass_check_deploy():
-    env = {**os.environ, "DEBUG": "false", "SECRET_KEY": "s" * 30 + "-production-secret-key-0123456789",
-           "ALLOWED_HOSTS": "ops.example.org", "OPSPORTAL_ENV_FILE": "/nonexistent",
-           "SUPABASE_SERVICE_ROLE_KEY": CANARY}  # fmt: skip
+    env = {
+        **os.environ,
+        "DEBUG": "false",
+        "SECRET_KEY": "s" * 30 + "-production-secret-key-0123456789",
+        "ALLOWED_HOSTS": "ops.example.org",
+        "OPSPORTAL_ENV_FILE": "/nonexistent",
+        "SUPABASE_SERVICE_ROLE_KEY": CANARY,
+    }
     for name in ("DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE", "EMBEDDED_PG_DIR"):
         env.pop(name, None)  # what the test process sets for itself, not a deployment's
     env["EMBEDDED_PG_DIR"] = str(ROOT / ".pgdata-test")
@@ -282,17 +313,29 @@ def test_production_settings_are_hardened_and_pass_check_deploy():
         "SECURE_HSTS_SECONDS",
     ):
         env[name] = ""  # as .env.example leaves them: the defaults must hold
-    check = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    check = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     probe = subprocess.run(
-        [sys.executable, "-c",
-         "import django, json; django.setup(); from django.conf import settings as s;"
-         "print(json.dumps([s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT,"
-         " s.SECURE_HSTS_SECONDS, s.LOG_FORMAT, s.SESSION_COOKIE_HTTPONLY]))"],
-        cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "opsportal.settings"},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import django, json; django.setup(); from django.conf import settings as s;"
+            "print(json.dumps([s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT,"
+            " s.SECURE_HSTS_SECONDS, s.LOG_FORMAT, s.SESSION_COOKIE_HTTPONLY]))",
+        ],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "opsportal.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert json.loads(probe.stdout.strip().splitlines()[-1]) == [
         True,
         True,
