@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """One entry point for a fresh clone (needs only python3 and pip).
 
-    python3 dev.py up      # venv + install, embedded PostgreSQL, demo incident, portal + job cluster
-    python3 dev.py test    # venv + install (dev extras), Chromium if missing, the whole test suite
+    python3 dev.py up      # venv + install (demo extra), embedded PostgreSQL, demo incident,
+                           # portal + job cluster
+    python3 dev.py test    # venv + install (dev and demo extras), Chromium if missing, the
+                           # static gates and the whole test suite on the test PostgreSQL
 
 Everything else goes through manage.py inside .venv.
 """
@@ -24,6 +26,17 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
 CHROMIUM = Path("/usr/bin/chromium")
+# What `ruff format --check` gates. remediation/ is being moved by another branch and is
+# formatted once that lands; until then only these paths are held to the formatter.
+FORMATTED = [
+    "opsportal",
+    "dev.py",
+    "manage.py",
+    "tests/conftest.py",
+    "tests/cluster.py",
+    "tests/opsportal",
+    "tests/remediation/test_security.py",
+]
 
 
 def say(msg: str) -> None:
@@ -31,11 +44,14 @@ def say(msg: str) -> None:
 
 
 def ensure_venv(extras: str) -> None:
-    """Create .venv and install the project when pyproject.toml changed since last time."""
+    """Create .venv and install the project when pyproject.toml changed since last time.
+
+    `extras` is pip's comma-separated list ("demo", "dev,demo"); each set has its stamp.
+    """
     if not PY.exists():
         say("creating .venv")
         venv.EnvBuilder(with_pip=True).create(VENV)
-    stamp = VENV / f".installed-{extras or 'base'}"
+    stamp = VENV / f".installed-{extras.replace(',', '-') or 'base'}"
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == digest:
         return
@@ -119,9 +135,9 @@ def manage(*args: str) -> list[str]:
 
 def cmd_up(argv: list[str]) -> int:
     port = argv[0] if argv else os.environ.get("PORT", "8000")
-    ensure_venv("")
+    ensure_venv("demo")
     ensure_env_file()
-    run(manage("demo_setup"))
+    run(manage("demo_setup"))  # manage.py starts the embedded PostgreSQL (no URL set)
     if port_in_use(int(port)):
         sys.exit(f"[dev] port {port} is in use: python3 dev.py up <another port>")
     essential = [
@@ -160,24 +176,36 @@ def cmd_up(argv: list[str]) -> int:
 
 
 def cmd_test(argv: list[str]) -> int:
-    """Static gates (migrations in sync, ruff, mypy), then pytest with any given arguments."""
-    ensure_venv("dev")
+    """Static gates (migrations in sync, ruff, ruff format, mypy), then pytest with any
+    given arguments; stops the test PostgreSQL afterwards when this run started it."""
+    ensure_venv("dev,demo")
     ensure_chromium()
     ensure_redis_server()
-    env = {**os.environ, "OPSPORTAL_TESTING": "1", "DEBUG": "true"}
-    if not argv:
-        gates = {
-            "makemigrations --check": manage("makemigrations", "--check", "--dry-run"),
-            "ruff check": [str(PY), "-m", "ruff", "check", "."],
-            "mypy": [str(PY), "-m", "mypy", "."],
-        }
-        for name, gate in gates.items():
-            say(f"gate: {name}")
-            if subprocess.call(gate, cwd=ROOT, env=env) != 0:
-                say("a static gate failed; fix it before the tests run")
-                return 1
-    env.pop("DEBUG")
-    return subprocess.call([str(PY), "-m", "pytest", *argv], cwd=ROOT, env=env)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "opsportal.test_settings"}
+    embedded = [str(PY), "-m", "opsportal.embedded_pg"]
+    # Started here (not running before): stopped again when the run ends.
+    started = subprocess.run(
+        [*embedded, "start"], cwd=ROOT, env=env, check=True, stdout=subprocess.PIPE, text=True
+    ).stdout.split()[-1:] == ["started"]
+    try:
+        if not argv:
+            gates = {
+                "makemigrations --check": manage("makemigrations", "--check", "--dry-run"),
+                "ruff check": [str(PY), "-m", "ruff", "check", "."],
+                # Only the files the formatter owns so far (FORMATTED above).
+                "ruff format --check": [str(PY), "-m", "ruff", "format", "--check", *FORMATTED],
+                "mypy": [str(PY), "-m", "mypy", "."],
+            }
+            for name, gate in gates.items():
+                say(f"gate: {name}")
+                if subprocess.call(gate, cwd=ROOT, env={**env, "DEBUG": "true"}) != 0:
+                    say("a static gate failed; fix it before the tests run")
+                    return 1
+        return subprocess.call([str(PY), "-m", "pytest", *argv], cwd=ROOT, env=env)
+    finally:
+        if started:
+            say("stopping the test PostgreSQL this run started")
+            subprocess.call([*embedded, "stop"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
 
 
 def main() -> int:

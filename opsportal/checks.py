@@ -7,6 +7,20 @@ from urllib.parse import urlparse
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+
+
+def development_key_with_debug_off() -> bool:
+    return not settings.DEBUG and settings.SECRET_KEY == settings.DEV_SECRET_KEY
+
+
+def refuse_development_key() -> None:
+    """For the WSGI/ASGI entry points, which run no system checks: the same rule as E001."""
+    if development_key_with_debug_off():
+        raise ImproperlyConfigured(
+            "SECRET_KEY is the development key while DEBUG is off (opsportal.E001): "
+            "set SECRET_KEY in the environment (see .env.example)."
+        )
 
 
 def _is_http_url(value: str) -> bool:
@@ -18,7 +32,7 @@ def _is_http_url(value: str) -> bool:
 def check_portal_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     """Refuse settings the portal cannot run with, naming the variable to fix."""
     errors: list[Any] = []
-    if not settings.DEBUG and settings.SECRET_KEY == settings.DEV_SECRET_KEY:
+    if development_key_with_debug_off():
         errors.append(
             Error(
                 "SECRET_KEY is the development key while DEBUG is off.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 from typing import Any
@@ -77,3 +78,28 @@ def init_sentry(dsn: str, environment: str) -> None:
     sentry_sdk.init(
         dsn=dsn, environment=environment, send_default_pii=False, before_send=scrub_event
     )
+
+
+def client_ip(request: Any) -> str | None:
+    """The client's address for login throttling (settings.AXES_CLIENT_IP_CALLABLE).
+
+    With TRUSTED_PROXY_COUNT = n > 0 each trusted proxy appended the address it received
+    the request from to X-Forwarded-For, so the client is the n-th entry from the right;
+    entries further left came from the client and are not believed. A request with
+    fewer entries did not come through the proxies: its REMOTE_ADDR is used.
+    """
+    from django.conf import settings
+
+    remote = request.META.get("REMOTE_ADDR") or None
+    count = settings.TRUSTED_PROXY_COUNT
+    if count <= 0:
+        return remote
+    hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    hops = [h for h in hops if h]
+    if len(hops) < count:
+        return remote
+    candidate = hops[-count]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return remote

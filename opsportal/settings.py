@@ -1,17 +1,22 @@
 """Settings for the PRISM ops portal, read once from the environment (django-environ).
 
-Every variable is listed with a comment in `.env.example`. With no database URL set,
-both databases live in an embedded PostgreSQL (opsportal/embedded_pg.py).
+Importing this module only reads the environment: it starts, connects to and writes
+nothing. Every variable is listed with a comment in `.env.example`. With no database URL
+set, both databases live in an embedded PostgreSQL (opsportal/embedded_pg.py), which
+manage.py, dev.py and the test setup start; tests use opsportal.test_settings.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import sys
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
 
+from opsportal import embedded_pg
 from opsportal.secrets import Secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -21,7 +26,11 @@ _env_file = Path(os.environ.get("OPSPORTAL_ENV_FILE", BASE_DIR / ".env"))
 if _env_file.is_file():
     environ.Env.read_env(_env_file, overwrite=False)
 
-TESTING = "pytest" in sys.modules or env.bool("OPSPORTAL_TESTING", default=False)
+
+def _set(name: str) -> bool:
+    """An empty value (as in .env.example) means "use the default", never "off"."""
+    return bool(os.environ.get(name, "").strip())
+
 
 DEBUG = env.bool("DEBUG", default=False)
 # A fixed development key is only accepted with DEBUG on; opsportal.checks refuses it
@@ -35,40 +44,27 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # `default`: the portal's own state. `pipeline`: the Supabase Postgres (unmanaged
 # models only, see opsportal.routers).
 # An empty value (as in .env.example) means the default folder, never the working directory.
-# The test suite gets its own server: the emulated Supabase roles are cluster-wide and
-# tests flip BYPASSRLS, which must never touch the demo's.
-EMBEDDED_PG_DIR = Path(
-    env.str("EMBEDDED_PG_DIR", default="") or BASE_DIR / (".pgdata-test" if TESTING else ".pgdata")
-)
-_portal_url = env.str("DATABASE_URL", default="")
-_pipeline_url = env.str("PIPELINE_DATABASE_URL", default="")
-EMBEDDED_PG_USED = not (_portal_url and _pipeline_url)
-
-from opsportal import embedded_pg  # noqa: E402
-
-_embedded: embedded_pg.EmbeddedServer | None = (
-    embedded_pg.start(EMBEDDED_PG_DIR) if EMBEDDED_PG_USED else None
-)
-
-
-def _database(url: str, embedded_name: str) -> dict[str, object]:
-    if url:
-        return env.db_url_config(url)
-    assert _embedded is not None
-    return _embedded.database(embedded_name)
-
+EMBEDDED_PG_DIR = Path(env.str("EMBEDDED_PG_DIR", default="") or BASE_DIR / ".pgdata")
+_urls = {
+    "default": env.str("DATABASE_URL", default=""),
+    "pipeline": env.str("PIPELINE_DATABASE_URL", default=""),
+}
+# The aliases without a URL live in the embedded server; its entries are computed here,
+# the server itself is started by opsportal.embedded_pg.ensure_running().
+EMBEDDED_PG_ALIASES = tuple(alias for alias, url in _urls.items() if not url)
+EMBEDDED_PG_USED = bool(EMBEDDED_PG_ALIASES)
+_embedded = embedded_pg.database_entries(EMBEDDED_PG_DIR, EMBEDDED_PG_ALIASES)
 
 PIPELINE_STATEMENT_TIMEOUT_MS = env.int("PIPELINE_STATEMENT_TIMEOUT_MS", default=30_000)
 # How long a finalize waits for a session another finalize or backfill holds.
 PIPELINE_ROW_LOCK_TIMEOUT = env.str("PIPELINE_ROW_LOCK_TIMEOUT", default="5s")
 
-DATABASES = {
-    "default": _database(_portal_url, "opsportal"),
-    "pipeline": _database(_pipeline_url, "pipeline"),
+DATABASES: dict[str, dict[str, Any]] = {
+    alias: env.db_url_config(url) if url else _embedded[alias] for alias, url in _urls.items()
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 DATABASES["pipeline"]["CONN_MAX_AGE"] = env.int("PIPELINE_CONN_MAX_AGE", default=0)
-_pipeline_options: dict[str, object] = dict(DATABASES["pipeline"].get("OPTIONS") or {})  # type: ignore[call-overload]
+_pipeline_options: dict[str, object] = dict(DATABASES["pipeline"].get("OPTIONS") or {})
 _pipeline_options.setdefault("application_name", "prism-opsportal")
 # The portal's own bookkeeping in the pipeline database (django_migrations of the Fix A/D/E
 # migrations) lives in this schema, never in `public`; unqualified pipeline tables still
@@ -85,9 +81,6 @@ _pipeline_options.setdefault(
 # Longest the runbook migrations wait for a lock on a pipeline table before giving up.
 PIPELINE_LOCK_TIMEOUT = env.str("PIPELINE_LOCK_TIMEOUT", default="3s")
 DATABASES["pipeline"]["OPTIONS"] = _pipeline_options
-# The pipeline test database gets its schema from tests/sql/emulated_supabase.sql,
-# never from Django migrations.
-DATABASES["pipeline"]["TEST"] = {"MIGRATE": False}
 DATABASE_ROUTERS = ["opsportal.routers.PipelineRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -169,6 +162,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_q",
     "pgtrigger",
+    "axes",
     "opsportal",
     "remediation",
     "remediation.fixes",
@@ -176,8 +170,12 @@ INSTALLED_APPS = [
 # The pipeline fixes' migrations are applied one at a time by the runbook (through the
 # migration executor), never by `manage.py migrate`.
 MIGRATION_MODULES = {"pipeline_fixes": None}
-if TESTING or DEBUG:  # demo and test doubles (replaced by DEV_TOOLS on merge)
-    INSTALLED_APPS.append("remediation.dev")
+# Demo and test doubles (remediation.dev: demo seeding, the edge-function emulator, the
+# emulated schemas): on with DEBUG unless set; production settings never install them.
+DEV_TOOLS = env.bool("DEV_TOOLS") if _set("DEV_TOOLS") else DEBUG
+DEV_TOOLS_APP = "remediation.dev"
+if DEV_TOOLS and importlib.util.find_spec(DEV_TOOLS_APP) is not None:
+    INSTALLED_APPS.append(DEV_TOOLS_APP)
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -188,6 +186,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes prescribes: answers a locked-out login with 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "opsportal.urls"
@@ -230,15 +230,8 @@ STORAGES = {
 
 
 # --- Production hardening (all on when DEBUG is off; each can be set explicitly) ------------
-def _set(name: str) -> bool:
-    """An empty value (as in .env.example) means "use the default", never "off"."""
-    return bool(os.environ.get(name, "").strip())
-
-
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = (
-    env.bool("SECURE_SSL_REDIRECT") if _set("SECURE_SSL_REDIRECT") else not DEBUG and not TESTING
-)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT") if _set("SECURE_SSL_REDIRECT") else not DEBUG
 SESSION_COOKIE_SECURE = (
     env.bool("SESSION_COOKIE_SECURE") if _set("SESSION_COOKIE_SECURE") else not DEBUG
 )
@@ -255,11 +248,26 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS = ["security.W021"]  # HSTS preload is an opt-in (SECURE_HSTS_PRELOAD)
 
-# Login throttling: this many failures for one username or one address within the window
-# locks further attempts out until the window has passed.
+# Login throttling (django-axes): this many failed logins for one username from one
+# client address lock that combination out until the window has passed since its last
+# failure; a successful login resets the count. Other addresses can still log in.
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=900)
-AUTHENTICATION_BACKENDS = ["opsportal.auth.ThrottledModelBackend"]
+# Reverse proxies in front of the portal that append to X-Forwarded-For (the TLS proxy of
+# docs/deployment.md: 1). 0: the client address is REMOTE_ADDR and X-Forwarded-For is
+# ignored, so nobody can choose their address by sending the header.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_FAILURE_WINDOW_SECONDS)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The address from TRUSTED_PROXY_COUNT (not ipware's proxy count, which wants the proxies'
+# own addresses in X-Forwarded-For and finds no client behind a single TLS proxy).
+AXES_CLIENT_IP_CALLABLE = "opsportal.security.client_ip"
 
 # Support staff may start backfills up to this many sessions; engineers (the
 # run_large_backfill permission) up to BACKFILL_MAX_SESSIONS.
@@ -268,8 +276,8 @@ SUPPORT_MAX_BACKFILL = env.int("SUPPORT_MAX_BACKFILL", default=500)
 # Optional error reporting; events are scrubbed of secrets before they leave.
 SENTRY_DSN = Secret(env.str("SENTRY_DSN", default=""))
 
-LOG_FORMAT = env.str("LOG_FORMAT", default="") or ("text" if DEBUG or TESTING else "json")
-LOGGING = {
+LOG_FORMAT = env.str("LOG_FORMAT", default="") or ("text" if DEBUG else "json")
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "opsportal.security.RedactSecretsFilter"}},

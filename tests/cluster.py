@@ -29,6 +29,8 @@ def db_url(alias: str) -> str:
 def start_cluster(**extra: str) -> subprocess.Popen:
     env = {
         **os.environ,
+        # The test settings, on the test databases (pytest-django's test_<name>).
+        "DJANGO_SETTINGS_MODULE": "opsportal.test_settings",
         "DATABASE_URL": db_url("default"),
         "PIPELINE_DATABASE_URL": db_url("pipeline"),
         "DEBUG": "true",
@@ -37,12 +39,14 @@ def start_cluster(**extra: str) -> subprocess.Popen:
         "BACKFILL_STALE_SECONDS": "3",
         **extra,
     }
-    env.pop("OPSPORTAL_TESTING", None)
     return subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "qcluster"],
-        cwd=ROOT, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=open(ROOT / "test-artifacts" / "qcluster.log", "ab"),
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=open(ROOT / "test-artifacts" / "qcluster.log", "ab"),
+    )
 
 
 def kill_cluster(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:

@@ -1,22 +1,27 @@
-"""Test setup: real PostgreSQL only.
+"""Test setup: real PostgreSQL only (settings: opsportal.test_settings).
 
 With DATABASE_URL/PIPELINE_DATABASE_URL unset the suite runs on its own embedded
 PostgreSQL (.pgdata-test/), separate from the demo's, because the emulated Supabase
-roles are cluster-wide and tests flip BYPASSRLS. pytest-django creates test_<name>
-databases; the pipeline one gets the emulated Supabase schema, never Django tables.
+roles are cluster-wide and tests flip BYPASSRLS; the first test that needs a database
+starts it. pytest-django creates test_<name> databases; the pipeline one gets the
+emulated Supabase schema, never Django tables.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("EMBEDDED_PG_DIR", str(ROOT / ".pgdata-test"))
-os.environ.setdefault("OPSPORTAL_TESTING", "1")
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop in e2e tests
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Before pytest-django creates the test databases: the embedded server runs."""
+    from opsportal import embedded_pg
+
+    embedded_pg.ensure_running()
 
 
 @pytest.fixture(scope="session")
@@ -79,8 +84,9 @@ def redis_url():
         free = s.getsockname()[1]
     proc = subprocess.Popen(
         [binary, "--port", str(free), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(50):
         try:
             socket.create_connection(("127.0.0.1", free), timeout=0.2).close()

@@ -8,12 +8,15 @@ import logging
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.db import connections
+from django.db.models import F
 from django.test import Client, override_settings
 from django.urls import reverse
 
@@ -21,8 +24,9 @@ from opsportal.secrets import Secret
 from opsportal.security import JsonFormatter, RedactSecretsFilter, scrub_event
 from remediation import jobs as bf
 from remediation import reference_data
+from remediation.services import fc, runs
 from remediation.models import AuditEvent, BackfillRun, FcChange, FinalizeAttempt, RunbookRecord
-from remediation.services import fc, runs, session_finalize
+from remediation.services import session_finalize
 from tests.factories import load_reference_data, make_session, pipeline_sql
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -48,9 +52,8 @@ def state_changing_requests(sid: str, run_id: int, change_id: int) -> list[tuple
     """Every POST that changes something, as a hand-crafted request would send it."""
     orphans = reverse("admin:remediation_orphanedsession_changelist")
     sessions = reverse("admin:remediation_assessmentsession_changelist")
-    runbook = [reverse("admin:runbook_action", args=[a]) for a in
-               ("checks", "probe", "verify", "apply_a", "rollback_a", "apply_d", "apply_e", "version_v120",
-                "maintenance_on")]  # fmt: skip
+    actions = "checks probe verify apply_a rollback_a apply_d apply_e version_v120 maintenance_on"
+    runbook = [reverse("admin:runbook_action", args=[a]) for a in actions.split()]
     return [
         (reverse("admin:remediation_assessmentsession_finalize", args=[sid]), {"backend": "local"}),
         (
@@ -107,14 +110,20 @@ def reference_data_block() -> str:
 
 
 def snapshot() -> tuple:
+    def one(sql: str):
+        return pipeline_sql(sql, fetch="one")
+
     return (
-        FinalizeAttempt.objects.count(), BackfillRun.objects.count(), RunbookRecord.objects.count(),
-        FcChange.objects.count(), pipeline_sql("SELECT count(*) FROM profiles", fetch="one")[0],
-        pipeline_sql("SELECT count(*) FROM fc_blocks", fetch="one")[0],
-        pipeline_sql("SELECT value::text FROM scoring_config WHERE key = 'system_status'", fetch="one"),
-        pipeline_sql("SELECT count(*) FROM pg_policies WHERE tablename = 'profiles'", fetch="one")[0],
+        FinalizeAttempt.objects.count(),
+        BackfillRun.objects.count(),
+        RunbookRecord.objects.count(),
+        FcChange.objects.count(),
+        one("SELECT count(*) FROM profiles")[0],
+        one("SELECT count(*) FROM fc_blocks")[0],
+        one("SELECT value::text FROM scoring_config WHERE key = 'system_status'"),
+        one("SELECT count(*) FROM pg_policies WHERE tablename = 'profiles'")[0],
         list(BackfillRun.objects.values_list("state", "rolled_back_at")),
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -130,14 +139,18 @@ def world(roles):
 def test_anonymous_and_non_staff_users_get_nothing(world):
     sid, run_id, change_id = world
     pages = [
-        reverse("admin:index"), reverse("admin:remediation_orphanedsession_changelist"),
+        reverse("admin:index"),
+        reverse("admin:remediation_orphanedsession_changelist"),
         reverse("admin:remediation_assessmentsession_change", args=[sid]),
-        reverse("admin:health"), reverse("admin:runbook"),
+        reverse("admin:health"),
+        reverse("admin:runbook"),
         reverse("admin:remediation_backfillrun_change", args=[run_id]),
         reverse("admin:remediation_backfillrun_items_csv", args=[run_id]),
-        reverse("admin:remediation_orphanedsession_export"), reverse("admin:remediation_auditevent_export"),
-        reverse("admin:remediation_fc_coverage"), reverse("admin:runbook_export"),
-    ]  # fmt: skip
+        reverse("admin:remediation_orphanedsession_export"),
+        reverse("admin:remediation_auditevent_export"),
+        reverse("admin:remediation_fc_coverage"),
+        reverse("admin:runbook_export"),
+    ]
     plain = Client()
     plain.force_login(member("plain", None, staff=False))
     for client in (Client(), plain):
@@ -196,9 +209,16 @@ def test_support_may_finalize_and_backfill_but_not_the_engineers_work(world):
     assert FinalizeAttempt.objects.filter(session_id=sid, requested_by_name="support").count() == 1
     with override_settings(SUPPORT_MAX_BACKFILL=1):
         ids = [make_session(seed=i) for i in range(2, 4)]
-        support.post(reverse("admin:remediation_orphanedsession_changelist"),
-                     {"action": "backfill_selected", "_selected_action": ids, "confirm": "yes",
-                      "backend": "local", "batch_size": "10"})  # fmt: skip
+        support.post(
+            reverse("admin:remediation_orphanedsession_changelist"),
+            {
+                "action": "backfill_selected",
+                "_selected_action": ids,
+                "confirm": "yes",
+                "backend": "local",
+                "batch_size": "10",
+            },
+        )
         assert BackfillRun.objects.filter(started_by_name="support").count() == 0
 
 
@@ -219,8 +239,11 @@ def test_a_canary_key_never_appears_anywhere(world, caplog):
     caplog.set_level(logging.DEBUG)
     admin = Client()
     admin.force_login(User.objects.create_superuser("root", "r@example.org", "pw-123456789"))
-    with override_settings(SUPABASE_SERVICE_ROLE_KEY=Secret(CANARY), SUPABASE_URL="http://127.0.0.1:9",
-                           EDGE_MAX_RETRIES=0):  # fmt: skip
+    with override_settings(
+        SUPABASE_SERVICE_ROLE_KEY=Secret(CANARY),
+        SUPABASE_URL="http://127.0.0.1:9",
+        EDGE_MAX_RETRIES=0,
+    ):
         session_finalize(session_id=sid, backend="edge", actor="root")
         admin.post(
             reverse("admin:remediation_assessmentsession_finalize", args=[sid]), {"backend": "edge"}
@@ -229,20 +252,27 @@ def test_a_canary_key_never_appears_anywhere(world, caplog):
         run = bf.backfill_start(selection="ids", ids=[sid], backend="edge", actor="root")
         bf.enqueue_batch(run.pk, run.batch_token)
         bf.run_until_done(run.pk)
-        pages = [reverse("admin:index"), reverse("admin:remediation_finalizeattempt_changelist"),
-                 reverse("admin:remediation_assessmentsession_change", args=[sid]),
-                 reverse("admin:remediation_backfillrun_change", args=[run.pk]),
-                 reverse("admin:remediation_auditevent_changelist"),
-                 reverse("admin:runbook"),
-                 reverse("admin:remediation_auditevent_export"), reverse("admin:health")]  # fmt: skip
+        pages = [
+            reverse("admin:index"),
+            reverse("admin:remediation_finalizeattempt_changelist"),
+            reverse("admin:remediation_assessmentsession_change", args=[sid]),
+            reverse("admin:remediation_backfillrun_change", args=[run.pk]),
+            reverse("admin:remediation_auditevent_changelist"),
+            reverse("admin:runbook"),
+            reverse("admin:remediation_auditevent_export"),
+            reverse("admin:health"),
+        ]
         for url in pages:
             resp = admin.get(url)
             body = b"".join(resp.streaming_content) if resp.streaming else resp.content
             assert CANARY.encode() not in body, url
     assert CANARY not in caplog.text
     models = (FinalizeAttempt, AuditEvent, BackfillRun, RunbookRecord)
-    stored = [json.dumps({f.name: str(getattr(o, f.name)) for f in o._meta.fields})
-              for model in models for o in model.objects.all()]  # fmt: skip
+    stored = [
+        json.dumps({f.name: str(getattr(o, f.name)) for f in o._meta.fields})
+        for model in models
+        for o in model.objects.all()
+    ]
     assert stored and not any(CANARY in s for s in stored)
     tasks = [json.dumps(q.task, default=str) for q in OrmQ.objects.all()]
     assert tasks and not any(CANARY in t for t in tasks)
@@ -266,10 +296,15 @@ def test_logs_and_error_reports_are_redacted():
 
 
 def test_production_settings_are_hardened_and_pass_check_deploy():
-    env = {**os.environ, "DEBUG": "false", "SECRET_KEY": "s" * 30 + "-production-secret-key-0123456789",
-           "ALLOWED_HOSTS": "ops.example.org", "OPSPORTAL_ENV_FILE": "/nonexistent",
-           "SUPABASE_SERVICE_ROLE_KEY": CANARY}  # fmt: skip
-    for name in ("OPSPORTAL_TESTING", "DJANGO_ALLOW_ASYNC_UNSAFE", "EMBEDDED_PG_DIR"):
+    env = {
+        **os.environ,
+        "DEBUG": "false",
+        "SECRET_KEY": "s" * 30 + "-production-secret-key-0123456789",
+        "ALLOWED_HOSTS": "ops.example.org",
+        "OPSPORTAL_ENV_FILE": "/nonexistent",
+        "SUPABASE_SERVICE_ROLE_KEY": CANARY,
+    }
+    for name in ("DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE", "EMBEDDED_PG_DIR"):
         env.pop(name, None)  # what the test process sets for itself, not a deployment's
     env["EMBEDDED_PG_DIR"] = str(ROOT / ".pgdata-test")
     for name in (
@@ -279,17 +314,29 @@ def test_production_settings_are_hardened_and_pass_check_deploy():
         "SECURE_HSTS_SECONDS",
     ):
         env[name] = ""  # as .env.example leaves them: the defaults must hold
-    check = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    check = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     probe = subprocess.run(
-        [sys.executable, "-c",
-         "import django, json; django.setup(); from django.conf import settings as s;"
-         "print(json.dumps([s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT,"
-         " s.SECURE_HSTS_SECONDS, s.LOG_FORMAT, s.SESSION_COOKIE_HTTPONLY]))"],
-        cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "opsportal.settings"},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import django, json; django.setup(); from django.conf import settings as s;"
+            "print(json.dumps([s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT,"
+            " s.SECURE_HSTS_SECONDS, s.LOG_FORMAT, s.SESSION_COOKIE_HTTPONLY]))",
+        ],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "opsportal.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert json.loads(probe.stdout.strip().splitlines()[-1]) == [
         True,
         True,
@@ -301,17 +348,85 @@ def test_production_settings_are_hardened_and_pass_check_deploy():
     assert CANARY not in check.stdout + check.stderr + probe.stderr
 
 
+RIGHT = "right-password-123"
+
+
+def try_login(client: Client, password: str, **meta: str) -> int:
+    """POST the admin login as root; the status code (302 when logged in)."""
+    resp = client.post(reverse("admin:login"), {"username": "root", "password": password}, **meta)
+    return resp.status_code
+
+
+def logged_in(client: Client) -> bool:
+    return "_auth_user_id" in client.session
+
+
+def fail(client: Client, times: int, **meta: str) -> list[int]:
+    """`times` wrong passwords; their status codes (429: that failure locked the login out)."""
+    codes = [try_login(client, "wrong", **meta) for _ in range(times)]
+    assert not logged_in(client)
+    return codes
+
+
 def test_login_throttling():
-    User.objects.create_superuser("root", "r@example.org", "right-password-123")
+    from axes.models import AccessAttempt
+
+    User.objects.create_superuser("root", "r@example.org", RIGHT)
     client = Client()
-    url = reverse("admin:login")
-    for _ in range(5):
-        client.post(url, {"username": "root", "password": "wrong"})
-    resp = client.post(url, {"username": "root", "password": "right-password-123"})
-    assert resp.status_code == 200 and "_auth_user_id" not in client.session
-    with override_settings(LOGIN_FAILURE_WINDOW_SECONDS=0):
-        client.post(url, {"username": "root", "password": "right-password-123"})
-        assert "_auth_user_id" in client.session
+    # A successful login resets the count: 4 + 4 failures around one never lock out.
+    assert fail(client, 4) == [200] * 4
+    assert try_login(client, RIGHT) == 302 and logged_in(client)
+    client.logout()
+    assert fail(client, 4) == [200] * 4
+    assert try_login(client, RIGHT) == 302 and logged_in(client)
+    client.logout()
+    # Five in a row lock this username out from this address, even with the right password.
+    assert fail(client, 5) == [200] * 4 + [429]
+    assert try_login(client, RIGHT) == 429 and not logged_in(client)
+    # Username and address together: the same user from another address still logs in.
+    elsewhere = Client(REMOTE_ADDR="198.51.100.7")
+    assert try_login(elsewhere, RIGHT) == 302 and logged_in(elsewhere)
+    # Once the window has passed since the last failure, the address may try again.
+    window = timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS + 1)
+    AccessAttempt.objects.update(attempt_time=F("attempt_time") - window)
+    assert try_login(client, RIGHT) == 302 and logged_in(client)
+
+
+@override_settings(TRUSTED_PROXY_COUNT=1)
+def test_behind_a_proxy_one_clients_failures_do_not_lock_out_another():
+    User.objects.create_superuser("root", "r@example.org", RIGHT)
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}  # every request arrives from the TLS proxy
+    attacker = Client(**proxy)
+    assert fail(attacker, 5, HTTP_X_FORWARDED_FOR="203.0.113.5")[-1] == 429
+    assert try_login(attacker, RIGHT, HTTP_X_FORWARDED_FOR="203.0.113.5") == 429
+    # A forged entry in front of the one the proxy appended changes nothing.
+    assert try_login(attacker, RIGHT, HTTP_X_FORWARDED_FOR="192.0.2.1, 203.0.113.5") == 429
+    colleague = Client(**proxy)
+    assert try_login(colleague, RIGHT, HTTP_X_FORWARDED_FOR="198.51.100.20") == 302
+    assert logged_in(colleague)
+
+
+def test_without_a_trusted_proxy_x_forwarded_for_is_ignored():
+    assert settings.TRUSTED_PROXY_COUNT == 0
+    User.objects.create_superuser("root", "r@example.org", RIGHT)
+    client = Client()
+    # A new forged address on every try does not start a new count.
+    codes = [try_login(client, "wrong", HTTP_X_FORWARDED_FOR=f"203.0.113.{i}") for i in range(5)]
+    assert codes == [200] * 4 + [429]
+    assert try_login(client, RIGHT, HTTP_X_FORWARDED_FOR="198.51.100.20") == 429
+    assert not logged_in(client)
+
+
+def test_trusted_proxy_count_comes_from_the_environment():
+    probe = subprocess.run(
+        [sys.executable, "-c", "import opsportal.settings as s; print(s.TRUSTED_PROXY_COUNT)"],
+        cwd=ROOT,
+        env={**os.environ, "TRUSTED_PROXY_COUNT": "2", "OPSPORTAL_ENV_FILE": "/nonexistent"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert probe.returncode == 0 and probe.stdout.strip() == "2", probe.stderr
 
 
 def test_the_audit_trail_records_actions_and_cannot_be_changed(world):
