@@ -6,7 +6,9 @@ import os
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", 2 * multiprocessing.cpu_count() + 1))
 threads = int(os.environ.get("GUNICORN_THREADS", 2))
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", 60))  # a finalize through the edge may wait on its timeouts
+timeout = int(
+    os.environ.get("GUNICORN_TIMEOUT", 60)
+)  # a finalize through the edge may wait on its timeouts
 graceful_timeout = 30
 max_requests = 2000
 max_requests_jitter = 200

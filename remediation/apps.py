@@ -16,7 +16,9 @@ class RemediationConfig(AppConfig):
         pre_migrate.connect(refuse_pipeline_migrate, sender=self)
 
 
-def refuse_pipeline_migrate(sender: Any, using: str = "default", plan: Any = None, **kwargs: Any) -> None:
+def refuse_pipeline_migrate(
+    sender: Any, using: str = "default", plan: Any = None, **kwargs: Any
+) -> None:
     """`manage.py migrate --database pipeline` would record the portal's migrations in the
     pipeline database; it only ever receives the fixes, through the runbook or `manage.py fix`."""
     from django.core.management.base import CommandError

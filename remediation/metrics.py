@@ -37,49 +37,66 @@ class SnapshotCollector(Collector):
         day = {**per_window["24h"], **snap.figures["shared"]}
         by_window = [(w, f) for w, f in per_window.items()]
         yield _gauge(
-            "prism_sessions_completed", "Sessions completed in the window.", ["window"],
+            "prism_sessions_completed",
+            "Sessions completed in the window.",
+            ["window"],
             [([w], f["completed"]) for w, f in by_window],
-        )  # fmt: skip
+        )
         yield _gauge(
             "prism_conversion_ratio",
-            "Completed sessions in the window that have a profile / completed.", ["window"],
+            "Completed sessions in the window that have a profile / completed.",
+            ["window"],
             [([w], f["conversion"]) for w, f in by_window],
-        )  # fmt: skip
+        )
         yield _gauge(
-            "prism_orphans", "Completed sessions in the window without a profile.", ["window"],
+            "prism_orphans",
+            "Completed sessions in the window without a profile.",
+            ["window"],
             [([w], f["orphans_in_window"]) for w, f in by_window],
-        )  # fmt: skip
+        )
         yield _gauge(
-            "prism_fc_fallback_ratio", "Finalizes (24 h) that used the legacy FC fallback.", [],
+            "prism_fc_fallback_ratio",
+            "Finalizes (24 h) that used the legacy FC fallback.",
+            [],
             [([], day["fallback_rate"])],
-        )  # fmt: skip
+        )
         yield _gauge(
-            "prism_fc_scoring_success_ratio", "FC scoring attempts (24 h) that succeeded.", [],
+            "prism_fc_scoring_success_ratio",
+            "FC scoring attempts (24 h) that succeeded.",
+            [],
             [([], day["fc_success_rate"])],
-        )  # fmt: skip
+        )
         yield _gauge(
-            "prism_profile_write_errors", "Profile write errors (24 h) by SQLSTATE and constraint.",
+            "prism_profile_write_errors",
+            "Profile write errors (24 h) by SQLSTATE and constraint.",
             ["sqlstate", "constraint"],
             [([e["sqlstate"], e["constraint_name"]], e["n"]) for e in day["write_errors"]],
-        )  # fmt: skip
+        )
         yield _gauge(
-            "prism_profiles", "Profiles per results_version.", ["results_version"],
+            "prism_profiles",
+            "Profiles per results_version.",
+            ["results_version"],
             [([v], n) for v, n in day["profiles_per_version"].items()],
-        )  # fmt: skip
+        )
         yield _gauge(
             "prism_version_drift_profiles",
-            "Profiles written (24 h) with a results_version other than configured.", [],
+            "Profiles written (24 h) with a results_version other than configured.",
+            [],
             [([], day["version_drift"])],
-        )  # fmt: skip
+        )
         yield _gauge(
-            "prism_legacy_fc_scores", "fc_scores rows with kind != functions or version != v1.2.",
-            [], [([], day["legacy_fc_scores"])],
-        )  # fmt: skip
+            "prism_legacy_fc_scores",
+            "fc_scores rows with kind != functions or version != v1.2.",
+            [],
+            [([], day["legacy_fc_scores"])],
+        )
         open_alerts = Alert.objects.filter(state="open").values("severity").annotate(n=Count("id"))
         yield _gauge(
-            "prism_alerts_open", "Open alerts by severity.", ["severity"],
+            "prism_alerts_open",
+            "Open alerts by severity.",
+            ["severity"],
             [([r["severity"]], r["n"]) for r in open_alerts],
-        )  # fmt: skip
+        )
 
 
 def render() -> bytes:

@@ -14,9 +14,23 @@ FC_VERSION: Final = "v1.2"
 # The fixed orders matter: they are the summation orders and the last tie-breaker.
 FUNCTIONS: Final[tuple[str, ...]] = ("Ti", "Te", "Fi", "Fe", "Ni", "Ne", "Si", "Se")
 TYPES: Final[tuple[str, ...]] = (
-    "LIE", "ILI", "ESE", "SEI", "LII", "ILE", "ESI", "SEE",
-    "LSE", "SLI", "EIE", "IEI", "LSI", "SLE", "EII", "IEE",
-)  # fmt: skip
+    "LIE",
+    "ILI",
+    "ESE",
+    "SEI",
+    "LII",
+    "ILE",
+    "ESI",
+    "SEE",
+    "LSE",
+    "SLI",
+    "EIE",
+    "IEI",
+    "LSI",
+    "SLE",
+    "EII",
+    "IEE",
+)
 
 FUNCTION_INDEX: Final = MappingProxyType({f: i for i, f in enumerate(FUNCTIONS)})
 TYPE_INDEX: Final = MappingProxyType({t: i for i, t in enumerate(TYPES)})

@@ -49,9 +49,16 @@ def make_session(
     pipeline_sql(
         "INSERT INTO assessment_sessions (id, status, started_at, completed_at, share_token,"
         " email, finalized_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        [sid, status, now - timedelta(days=3), completed, share_token or uuid.uuid4().hex,
-         f"t{seed}@example.org", completed],
-    )  # fmt: skip
+        [
+            sid,
+            status,
+            now - timedelta(days=3),
+            completed,
+            share_token or uuid.uuid4().hex,
+            f"t{seed}@example.org",
+            completed,
+        ],
+    )
     if answers is None:
         answers = {}
         for row in reference_data.scoring_key_rows():

@@ -10,8 +10,18 @@ from remediation.models import FinalizeAttempt, SessionDiagnosis
 
 @admin.register(FinalizeAttempt)
 class FinalizeAttemptAdmin(ReadOnlyAdmin):
-    list_display = ("started_at", "session_id", "backend", "outcome", "reason", "sqlstate",
-                    "constraint_name", "requested_by_name", "source", "duration_ms")  # fmt: skip
+    list_display = (
+        "started_at",
+        "session_id",
+        "backend",
+        "outcome",
+        "reason",
+        "sqlstate",
+        "constraint_name",
+        "requested_by_name",
+        "source",
+        "duration_ms",
+    )
     list_filter = ("outcome", "backend", "reason", "sqlstate", "source")
     search_fields = ("=session_id", "requested_by_name")
     date_hierarchy = "started_at"

@@ -49,9 +49,16 @@ class AuditEventAdmin(ReadOnlyAdmin):
             "detail",
         ]
         rows = (
-            [e.at.isoformat(), e.actor, e.action, e.target, e.session_count, " ".join(e.sessions), e.outcome,
-             json.dumps(e.detail)]
+            [
+                e.at.isoformat(),
+                e.actor,
+                e.action,
+                e.target,
+                e.session_count,
+                " ".join(e.sessions),
+                e.outcome,
+                json.dumps(e.detail),
+            ]
             for e in queryset.iterator(chunk_size=2000)
-        )  # fmt: skip
+        )
         return csv_response("audit-trail.csv", columns, rows)
-

@@ -59,8 +59,9 @@ class DateRangeFilter(admin.FieldListFilter):
 
     template = "admin/remediation/date_range_filter.html"
 
-    def __init__(self, field: Any, request: Any, params: Any, model: Any, model_admin: Any,
-                 field_path: str) -> None:  # fmt: skip
+    def __init__(
+        self, field: Any, request: Any, params: Any, model: Any, model_admin: Any, field_path: str
+    ) -> None:
         self.lookup_from = f"{field_path}__from"
         self.lookup_to = f"{field_path}__to"
         self.field_path = field_path

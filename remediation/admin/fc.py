@@ -128,12 +128,23 @@ class FcBlockAdmin(_ManagedFcAdmin):
         )
         functions = list(scoring.FUNCTIONS)
         table = [
-            {"block": b, "options": [{"option": o, "weights": [o.weights_json.get(f, "") for f in functions]}
-                                     for o in sorted(b.options.all(), key=lambda o: o.order_index)]}
+            {
+                "block": b,
+                "options": [
+                    {"option": o, "weights": [o.weights_json.get(f, "") for f in functions]}
+                    for o in sorted(b.options.all(), key=lambda o: o.order_index)
+                ],
+            }
             for b in blocks
-        ]  # fmt: skip
-        context = {**self.admin_site.each_context(request), "title": f"FC set {version}", "opts": self.model._meta,
-                   "version": version, "table": table, "functions": functions}  # fmt: skip
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"FC set {version}",
+            "opts": self.model._meta,
+            "version": version,
+            "table": table,
+            "functions": functions,
+        }
         return TemplateResponse(request, "admin/remediation/fc_version.html", context)
 
     def load_view(self, request: HttpRequest) -> HttpResponse:
@@ -163,15 +174,25 @@ class FcBlockAdmin(_ManagedFcAdmin):
             errors = exc.errors
         except ValueError as exc:
             errors = [f"not a JSON set: {exc}"]
-        context = {**self.admin_site.each_context(request), "title": "Load an FC set", "opts": self.model._meta,
-                   "diff": diff, "errors": errors, "shipped": reference_data.fc_seed_path().name}  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Load an FC set",
+            "opts": self.model._meta,
+            "diff": diff,
+            "errors": errors,
+            "shipped": reference_data.fc_seed_path().name,
+        }
         return TemplateResponse(request, "admin/remediation/fc_load.html", context)
 
     def coverage_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        context = {**self.admin_site.each_context(request), "title": "FC coverage", "opts": self.model._meta,
-                   "report": coverage()}  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "FC coverage",
+            "opts": self.model._meta,
+            "report": coverage(),
+        }
         return TemplateResponse(request, "admin/remediation/fc_coverage.html", context)
 
 
@@ -203,4 +224,3 @@ class FcChangeAdmin(ReadOnlyAdmin):
                 f"Restored FC {change.version} (rollback #{change.pk} undone).",
                 messages.SUCCESS,
             )
-

@@ -45,8 +45,12 @@ class FcPresenceFilter(admin.SimpleListFilter):
         return queryset
 
 
-AGE_BUCKETS = [("lt1", "under 1 day", 0, 1), ("1to7", "1–7 days", 1, 7), ("7to20", "7–20 days", 7, 20),
-               ("gt20", "over 20 days", 20, None)]  # fmt: skip
+AGE_BUCKETS = [
+    ("lt1", "under 1 day", 0, 1),
+    ("1to7", "1–7 days", 1, 7),
+    ("7to20", "7–20 days", 7, 20),
+    ("gt20", "over 20 days", 20, None),
+]
 
 
 def age_bucket(completed_at: Any) -> str:

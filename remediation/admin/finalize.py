@@ -19,8 +19,10 @@ from remediation.selectors import stored_diagnoses
 from remediation.services import InvalidSessionId, normalize_session_id, session_finalize
 
 MAX_ACTION_SESSIONS = 25  # more than this is a backfill
-BACKENDS = [("local", "Local (Python engine, writes as service_role)"),
-            ("edge", "Edge function (finalizeAssessment)")]  # fmt: skip
+BACKENDS = [
+    ("local", "Local (Python engine, writes as service_role)"),
+    ("edge", "Edge function (finalizeAssessment)"),
+]
 
 
 def can_finalize(request: HttpRequest) -> bool:
@@ -32,9 +34,13 @@ def attempt_message(attempt: FinalizeAttempt) -> tuple[int, Any]:
     if attempt.succeeded:
         return messages.SUCCESS, format_html(
             '{}: {} ({} {}). Results: <a href="{}">{}</a>',
-            attempt.session_id, attempt.get_outcome_display(), attempt.type_code,
-            attempt.results_version, attempt.results_url, attempt.results_url,
-        )  # fmt: skip
+            attempt.session_id,
+            attempt.get_outcome_display(),
+            attempt.type_code,
+            attempt.results_version,
+            attempt.results_url,
+            attempt.results_url,
+        )
     level = (
         messages.WARNING if attempt.outcome == FinalizeAttempt.Outcome.UNKNOWN else messages.ERROR
     )
@@ -48,21 +54,30 @@ def attempt_message(attempt: FinalizeAttempt) -> tuple[int, Any]:
     )
 
 
-def _run(model_admin: admin.ModelAdmin, request: HttpRequest, sessions: list[AssessmentSession],
-         backend: str, rescore: bool) -> None:  # fmt: skip
+def _run(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    sessions: list[AssessmentSession],
+    backend: str,
+    rescore: bool,
+) -> None:
     for session in sessions:
         attempt = session_finalize(
-            session_id=str(session.pk), backend=backend, actor=request.user, rescore=rescore,
+            session_id=str(session.pk),
+            backend=backend,
+            actor=request.user,
+            rescore=rescore,
             source="admin",
-        )  # fmt: skip
+        )
         level, text = attempt_message(attempt)
         model_admin.message_user(request, text, level)
         model_admin.log_change(
-            request, session,
+            request,
+            session,
             f"Finalize ({backend}{', re-score' if rescore else ''}): {attempt.outcome}"
             + (f" {attempt.reason}" if attempt.reason else "")
             + (f" [{attempt.sqlstate}]" if attempt.sqlstate else ""),
-        )  # fmt: skip
+        )
 
 
 def _form_choice(request: HttpRequest) -> tuple[str, bool]:

@@ -28,23 +28,32 @@ def dashboard_context(window: str) -> dict[str, Any]:
     hours = [{**h, "bucket": datetime.fromisoformat(h["bucket"])} for h in snap.figures["hourly"]]
     day_chart = charts.bar_chart(
         [(d["bucket"].strftime("%m-%d"), d["rate"]) for d in days],
-        title="Conversion per day of completion (30 days)", max_value=1.0, percent=True,
+        title="Conversion per day of completion (30 days)",
+        max_value=1.0,
+        percent=True,
         thresholds=charts.CONVERSION_THRESHOLDS,
-    )  # fmt: skip
+    )
     hour_chart = charts.bar_chart(
         [(h["bucket"].strftime("%d %Hh"), h["rate"]) for h in hours],
-        title="Conversion per hour of completion (48 hours)", max_value=1.0, percent=True,
+        title="Conversion per hour of completion (48 hours)",
+        max_value=1.0,
+        percent=True,
         thresholds=charts.CONVERSION_THRESHOLDS,
-    )  # fmt: skip
+    )
     orphan_chart = charts.bar_chart(
         [(d["bucket"].strftime("%m-%d"), float(d["orphans"])) for d in days],
-        title="Orphans per day of completion (30 days)", color="#ba2121",
-    )  # fmt: skip
+        title="Orphans per day of completion (30 days)",
+        color="#ba2121",
+    )
     fallback = figures["fallback_rate"]
     fb_chart = charts.bar_chart(
-        [("fallback rate", fallback)], title=f"FC fallback rate ({window})", max_value=1.0, percent=True,
-        thresholds=(charts.Threshold(0.10, "10 % investigate", "#c58a00"),), width=300,
-    )  # fmt: skip
+        [("fallback rate", fallback)],
+        title=f"FC fallback rate ({window})",
+        max_value=1.0,
+        percent=True,
+        thresholds=(charts.Threshold(0.10, "10 % investigate", "#c58a00"),),
+        width=300,
+    )
     return {
         "snapshot": snap,
         "figures": figures,
@@ -62,8 +71,18 @@ def dashboard_context(window: str) -> dict[str, Any]:
 
 @admin.register(Alert)
 class AlertAdmin(ReadOnlyAdmin):
-    list_display = ("first_seen", "rule", "severity", "state", "message", "last_seen", "resolved_at",
-                    "acknowledged_by", "notify_attempts", "last_notify_error")  # fmt: skip
+    list_display = (
+        "first_seen",
+        "rule",
+        "severity",
+        "state",
+        "message",
+        "last_seen",
+        "resolved_at",
+        "acknowledged_by",
+        "notify_attempts",
+        "last_notify_error",
+    )
     list_filter = ("state", "severity", "rule")
     actions = ("acknowledge",)
 
@@ -76,6 +95,7 @@ class AlertAdmin(ReadOnlyAdmin):
             acknowledged_by=request.user.get_username(), acknowledged_at=timezone.now()
         )
         self.message_user(request, f"{n} alerts acknowledged.", messages.SUCCESS)
+
 
 @admin.register(MetricSnapshot)
 class MetricSnapshotAdmin(ReadOnlyAdmin):

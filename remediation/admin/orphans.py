@@ -55,9 +55,7 @@ class OrphanedSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAdmi
         return ReasonChangeList
 
     def get_urls(self) -> list[Any]:
-        view = self.admin_site.admin_view(
-            lambda request: runs.backfill_filter_view(self, request)
-        )
+        view = self.admin_site.admin_view(lambda request: runs.backfill_filter_view(self, request))
         export = self.admin_site.admin_view(self.export_csv_view)
         return [
             path("backfill/", view, name="remediation_orphanedsession_backfill"),
@@ -93,10 +91,14 @@ class OrphanedSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAdmi
                     reason = reasons.get(str(s.pk))
                     age = (timezone.now() - s.completed_at).days if s.completed_at else ""
                     yield [
-                        s.pk, s.email or "", s.completed_at.isoformat() if s.completed_at else "", age,
-                        age_bucket(s.completed_at), bool(getattr(s, "has_fc", False)),
+                        s.pk,
+                        s.email or "",
+                        s.completed_at.isoformat() if s.completed_at else "",
+                        age,
+                        age_bucket(s.completed_at),
+                        bool(getattr(s, "has_fc", False)),
                         reason.short if reason else "",
-                    ]  # fmt: skip
+                    ]
 
         return csv_response("orphaned-sessions.csv", header, rows())
 

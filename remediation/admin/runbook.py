@@ -36,7 +36,9 @@ def _can_view(request: HttpRequest) -> bool:
     return has_perm(request, VIEW) or can_run_runbook(request)
 
 
-def _save(request: HttpRequest, kind: str, results: dict[str, Any], label: str = "") -> RunbookRecord:
+def _save(
+    request: HttpRequest, kind: str, results: dict[str, Any], label: str = ""
+) -> RunbookRecord:
     return runbook_record_save(user=request.user, kind=kind, results=results, label=label)
 
 
@@ -74,8 +76,14 @@ def runbook_page(request: HttpRequest) -> HttpResponse:
     try:
         step_list = steps(checks)
     except DatabaseError as exc:
-        step_list = [{"key": "error", "title": "The pipeline database refused", "state": "error",
-                      "evidence": str(exc)}]  # fmt: skip
+        step_list = [
+            {
+                "key": "error",
+                "title": "The pipeline database refused",
+                "state": "error",
+                "evidence": str(exc),
+            }
+        ]
     context = {
         **admin.site.each_context(request),
         "title": "IR-07 runbook",
@@ -131,7 +139,9 @@ def _fix(name: str, *, reverse: bool) -> Any:
 def _version(version: str) -> Any:
     def handler(request: HttpRequest, label: str) -> str:
         results_version_set(version=version)
-        _save(request, "change", {"change": f"scoring_config.results_version set to {version}"}, label)
+        _save(
+            request, "change", {"change": f"scoring_config.results_version set to {version}"}, label
+        )
         return f"results_version is now {version}."
 
     return handler
@@ -140,7 +150,12 @@ def _version(version: str) -> Any:
 def _maintenance(on: bool) -> Any:
     def handler(request: HttpRequest, label: str) -> str:
         maintenance_set(on=on, message=label, actor=request.user.get_username())
-        _save(request, "change", {"change": f"maintenance {'on' if on else 'off'} (system_status)"}, label)
+        _save(
+            request,
+            "change",
+            {"change": f"maintenance {'on' if on else 'off'} (system_status)"},
+            label,
+        )
         return f"Maintenance {'on: finalize and backfill are paused' if on else 'off'}."
 
     return handler
@@ -186,10 +201,15 @@ def runbook_compare(request: HttpRequest) -> HttpResponse:
     left = {c["key"]: c for c in a.results.get("checks", [])}
     right = {c["key"]: c for c in b.results.get("checks", [])}
     rows = [(k, left.get(k), right.get(k)) for k in dict.fromkeys([*left, *right])]
-    context = {**admin.site.each_context(request), "title": f"Checks #{a.pk} vs #{b.pk}",
-           "opts": RunbookRecord._meta, "a": a, "b": b, "rows": rows}  # fmt: skip
+    context = {
+        **admin.site.each_context(request),
+        "title": f"Checks #{a.pk} vs #{b.pk}",
+        "opts": RunbookRecord._meta,
+        "a": a,
+        "b": b,
+        "rows": rows,
+    }
     return TemplateResponse(request, "admin/remediation/runbook_compare.html", context)
-
 
 
 def runbook_export(request: HttpRequest) -> HttpResponse:
@@ -201,9 +221,7 @@ def runbook_export(request: HttpRequest) -> HttpResponse:
         if ids
         else list(RunbookRecord.objects.order_by("created_at"))
     )
-    response = HttpResponse(
-        markdown(records), content_type="text/markdown; charset=utf-8"
-    )
+    response = HttpResponse(markdown(records), content_type="text/markdown; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="ir07-incident-record.md"'
     return response
 
@@ -212,8 +230,11 @@ def markdown(records: list[Any]) -> str:
     """An incident record of saved runs (checks and verifications), side by side."""
     lines = ["# IR-07 incident record", ""]
     for r in records:
-        lines += [f"## {r.get_kind_display()} #{r.pk}: {r.label or ''}".rstrip(": "),
-                  f"{r.created_at:%Y-%m-%d %H:%M:%S %Z} by {r.created_by_name or 'system'}", ""]  # fmt: skip
+        lines += [
+            f"## {r.get_kind_display()} #{r.pk}: {r.label or ''}".rstrip(": "),
+            f"{r.created_at:%Y-%m-%d %H:%M:%S %Z} by {r.created_by_name or 'system'}",
+            "",
+        ]
         checks = r.results.get("checks", [])
         if checks:
             lines += ["| check | status | figure | expected |", "|---|---|---|---|"]

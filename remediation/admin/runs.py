@@ -67,8 +67,11 @@ class NewBackfillForm(BackfillParamsForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        given = [bool(data.get("ids")), bool(data.get("csv_file")),
-                 bool(data.get("completed_from") or data.get("completed_to"))]  # fmt: skip
+        given = [
+            bool(data.get("ids")),
+            bool(data.get("csv_file")),
+            bool(data.get("completed_from") or data.get("completed_to")),
+        ]
         if sum(given) != 1:
             raise forms.ValidationError(
                 "Choose exactly one selection: a date window, session ids, or a CSV file."
@@ -104,27 +107,35 @@ def _start(request: HttpRequest, **kwargs: Any) -> HttpResponse | None:
     from django.conf import settings
 
     # Support staff start backfills up to SUPPORT_MAX_BACKFILL sessions; engineers more.
-    limit = (
-        None
-        if request.user.has_perm(RUN_LARGE_BACKFILL)
-        else settings.SUPPORT_MAX_BACKFILL
-    )
+    limit = None if request.user.has_perm(RUN_LARGE_BACKFILL) else settings.SUPPORT_MAX_BACKFILL
     try:
         run = jobs.backfill_start(actor=request.user, limit=limit, **kwargs)
     except jobs.RunError as exc:
         messages.error(request, f"Backfill not started: {exc}")
         return None
-    log_change(request, run, f"Started backfill #{run.pk}: {run.estimated_total} sessions, {run.backend}"
-         + (" (dry run)" if run.dry_run else ""), ADDITION)  # fmt: skip
+    log_change(
+        request,
+        run,
+        f"Started backfill #{run.pk}: {run.estimated_total} sessions, {run.backend}"
+        + (" (dry run)" if run.dry_run else ""),
+        ADDITION,
+    )
     messages.success(request, f"Backfill #{run.pk} enqueued: {run.estimated_total} sessions.")
     return HttpResponseRedirect(reverse("admin:remediation_backfillrun_change", args=[run.pk]))
 
 
 def confirm_page(
-    model_admin: admin.ModelAdmin[Any], request: HttpRequest, *, sessions: QuerySet[Any] | list[Any],
-    total: int, hidden: list[tuple[str, str]], title: str, form: BackfillParamsForm, action_url: str,
+    model_admin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    *,
+    sessions: QuerySet[Any] | list[Any],
+    total: int,
+    hidden: list[tuple[str, str]],
+    title: str,
+    form: BackfillParamsForm,
+    action_url: str,
     selection_text: str,
-) -> TemplateResponse:  # fmt: skip
+) -> TemplateResponse:
     context = {
         **model_admin.admin_site.each_context(request),
         "title": title,
@@ -156,10 +167,16 @@ def backfill_selected_action(
     if request.POST.get("select_across"):
         hidden.append(("select_across", request.POST["select_across"]))
     return confirm_page(
-        model_admin, request, sessions=queryset.order_by("completed_at"), total=len(ids), hidden=hidden,
-        title="Backfill selected sessions", form=form, action_url="",
+        model_admin,
+        request,
+        sessions=queryset.order_by("completed_at"),
+        total=len(ids),
+        hidden=hidden,
+        title="Backfill selected sessions",
+        form=form,
+        action_url="",
         selection_text=f"{len(ids)} selected sessions",
-    )  # fmt: skip
+    )
 
 
 def backfill_filter_view(model_admin: admin.ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
@@ -188,12 +205,24 @@ def backfill_filter_view(model_admin: admin.ModelAdmin[Any], request: HttpReques
         ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in params.items() if v) or "no filter"
     )
     return confirm_page(
-        model_admin, request, sessions=qs, total=qs.count(),
-        hidden=[(k, v) for k, v in (("completed_at__from", params["completed_from"]),
-                                    ("completed_at__to", params["completed_to"]), ("fc", params["fc"])) if v],
-        title="Backfill all orphans matching this filter", form=form, action_url=request.path,
+        model_admin,
+        request,
+        sessions=qs,
+        total=qs.count(),
+        hidden=[
+            (k, v)
+            for k, v in (
+                ("completed_at__from", params["completed_from"]),
+                ("completed_at__to", params["completed_to"]),
+                ("fc", params["fc"]),
+            )
+            if v
+        ],
+        title="Backfill all orphans matching this filter",
+        form=form,
+        action_url=request.path,
         selection_text=f"every orphaned session matching: {described}",
-    )  # fmt: skip
+    )
 
 
 # --- The runs -------------------------------------------------------------------------------
@@ -214,8 +243,22 @@ def run_figures(run: BackfillRun) -> dict[str, Any]:
 
 @admin.register(BackfillRun)
 class BackfillRunAdmin(ReadOnlyAdmin):
-    list_display = ("id", "kind", "state", "selection", "backend", "dry_run", "estimated_total", "processed",
-                    "created", "existing", "failed", "started_by_name", "created_at", "rolled_back_at")  # fmt: skip
+    list_display = (
+        "id",
+        "kind",
+        "state",
+        "selection",
+        "backend",
+        "dry_run",
+        "estimated_total",
+        "processed",
+        "created",
+        "existing",
+        "failed",
+        "started_by_name",
+        "created_at",
+        "rolled_back_at",
+    )
     list_filter = ("kind", "state", "backend", "dry_run")
     search_fields = ("=id", "started_by_name")
 
@@ -225,11 +268,18 @@ class BackfillRunAdmin(ReadOnlyAdmin):
     def get_urls(self) -> list[Any]:
         wrap = self.admin_site.admin_view
         return [
-            path("<int:run_id>/control/<str:action>/", wrap(self.control_view),
-                 name="remediation_backfillrun_control"),
-            path("<int:run_id>/items.csv", wrap(self.items_csv_view), name="remediation_backfillrun_items_csv"),
+            path(
+                "<int:run_id>/control/<str:action>/",
+                wrap(self.control_view),
+                name="remediation_backfillrun_control",
+            ),
+            path(
+                "<int:run_id>/items.csv",
+                wrap(self.items_csv_view),
+                name="remediation_backfillrun_items_csv",
+            ),
             *super().get_urls(),
-        ]  # fmt: skip
+        ]
 
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: Any = None
@@ -240,15 +290,23 @@ class BackfillRunAdmin(ReadOnlyAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             response = _start(
-                request, selection=data["selection"], ids=data["session_ids"],
-                params={"completed_from": str(data.get("completed_from") or ""),
-                        "completed_to": str(data.get("completed_to") or "")},
+                request,
+                selection=data["selection"],
+                ids=data["session_ids"],
+                params={
+                    "completed_from": str(data.get("completed_from") or ""),
+                    "completed_to": str(data.get("completed_to") or ""),
+                },
                 **_params_from(data),
-            )  # fmt: skip
+            )
             if response is not None:
                 return response
-        context = {**self.admin_site.each_context(request), "title": "New backfill", "opts": self.model._meta,
-                   "form": form}  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "New backfill",
+            "opts": self.model._meta,
+            "form": form,
+        }
         return TemplateResponse(request, "admin/remediation/backfill_new.html", context)
 
     def change_view(
@@ -315,8 +373,20 @@ class BackfillRunAdmin(ReadOnlyAdmin):
             raise PermissionDenied
         run = get_object_or_404(BackfillRun, pk=run_id)
 
-        columns = ["ordinal", "session_id", "outcome", "reason", "sqlstate", "constraint_name", "error",
-                   "profile_id", "type_code", "results_url", "processed_at", "rolled_back"]  # fmt: skip
+        columns = [
+            "ordinal",
+            "session_id",
+            "outcome",
+            "reason",
+            "sqlstate",
+            "constraint_name",
+            "error",
+            "profile_id",
+            "type_code",
+            "results_url",
+            "processed_at",
+            "rolled_back",
+        ]
         rows = run.items.order_by("ordinal").values_list(*columns).iterator(chunk_size=2000)
         return csv_response(f"{run.kind}-{run.pk}-items.csv", columns, rows)
 
@@ -331,8 +401,10 @@ def _controls(run: BackfillRun) -> list[tuple[str, str]]:
         out.append(("resume", "Resume"))
     if run.state in (s.ENQUEUED, s.RUNNING, s.PAUSING, s.PAUSED, s.INTERRUPTED, s.ERRORED):
         out.append(("cancel", "Cancel"))
-    if run.kind != "rollback" and run.state in (s.SUCCEEDED, s.CANCELLED, s.ERRORED) and (
-        run.failed or run.items.filter(outcome="busy").exists()
+    if (
+        run.kind != "rollback"
+        and run.state in (s.SUCCEEDED, s.CANCELLED, s.ERRORED)
+        and (run.failed or run.items.filter(outcome="busy").exists())
     ):
         out.append(("retry", "Retry failed"))
     return out
@@ -348,4 +420,3 @@ def orphan_filter_url(request: HttpRequest) -> str:
     return reverse("admin:remediation_orphanedsession_backfill") + (
         "?" + urlencode(keep) if keep else ""
     )
-

@@ -59,14 +59,25 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
             "Session",
             {
                 "fields": (
-                    "id", "status", "email", "user_id", "session_type", "started_at",
-                    "completed_at", "finalized_at", "total_questions", "completed_questions",
-                    "share_token", "share_token_expires_at", "metadata", "created_at",
+                    "id",
+                    "status",
+                    "email",
+                    "user_id",
+                    "session_type",
+                    "started_at",
+                    "completed_at",
+                    "finalized_at",
+                    "total_questions",
+                    "completed_questions",
+                    "share_token",
+                    "share_token_expires_at",
+                    "metadata",
+                    "created_at",
                     "updated_at",
                 )
             },
         ),
-    )  # fmt: skip
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return (
@@ -101,9 +112,13 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
             raise Http404(str(exc)) from exc
         session = get_object_or_404(AssessmentSession, pk=sid)
         d = session_diagnose(session_id=sid)
-        self.message_user(request, f"Diagnosed: {d.category}" + (f" [{d.sqlstate}]" if d.sqlstate else ""))
+        self.message_user(
+            request, f"Diagnosed: {d.category}" + (f" [{d.sqlstate}]" if d.sqlstate else "")
+        )
         log_change(request, session, f"Diagnosed: {d.category} {d.sqlstate}".strip())
-        return HttpResponseRedirect(reverse("admin:remediation_assessmentsession_change", args=[sid]))
+        return HttpResponseRedirect(
+            reverse("admin:remediation_assessmentsession_change", args=[sid])
+        )
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
@@ -120,9 +135,10 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
         ids = [str(pk) for pk in queryset.values_list("pk", flat=True)[:26]]
         if len(ids) > 25:
             self.message_user(
-                request, "More than 25 sessions: start a backfill with re-score, which recomputes FC first.",
+                request,
+                "More than 25 sessions: start a backfill with re-score, which recomputes FC first.",
                 messages.ERROR,
-            )  # fmt: skip
+            )
             return
         results = fc.fc_scores_recompute(ids, refinalize=refinalize, actor=request.user)
         for sid, entry in results.items():
@@ -148,9 +164,12 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
         return format_html(
             '<div class="diagnosis diagnosis-{}"><strong>{}</strong>{}: {}'
             ' <span class="diagnosed-at">(diagnosed {})</span></div>',
-            d.category, d.category, f" [{d.sqlstate}]" if d.sqlstate else "", d.explanation,
+            d.category,
+            d.category,
+            f" [{d.sqlstate}]" if d.sqlstate else "",
+            d.explanation,
             d.checked_at,
-        )  # fmt: skip
+        )
 
     @admin.display(description="finalize attempts")
     def attempts(self, obj: AssessmentSession) -> SafeString:

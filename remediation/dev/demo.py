@@ -22,22 +22,50 @@ from remediation import reference_data
 
 FUNCTIONS = ("Ti", "Te", "Fi", "Fe", "Ni", "Ne", "Si", "Se")
 TYPES = (
-    "LIE", "ILI", "ESE", "SEI", "LII", "ILE", "ESI", "SEE",
-    "LSE", "SLI", "EIE", "IEI", "LSI", "SLE", "EII", "IEE",
-)  # fmt: skip
+    "LIE",
+    "ILI",
+    "ESE",
+    "SEI",
+    "LII",
+    "ILE",
+    "ESI",
+    "SEE",
+    "LSE",
+    "SLI",
+    "EIE",
+    "IEI",
+    "LSI",
+    "SLE",
+    "EII",
+    "IEE",
+)
 # How strongly a respondent of a type endorses items of a function in each block.
 BLOCK_LATENT = {
-    "base": 4.5, "creative": 4.0, "demonstrative": 3.2, "ignoring": 2.9,
-    "mobilizing": 2.7, "role": 2.5, "suggestive": 2.3, "vulnerable": 1.8,
-}  # fmt: skip
+    "base": 4.5,
+    "creative": 4.0,
+    "demonstrative": 3.2,
+    "ignoring": 2.9,
+    "mobilizing": 2.7,
+    "role": 2.5,
+    "suggestive": 2.3,
+    "vulnerable": 1.8,
+}
 QUESTION_COUNT = 248  # ids 1–246 have key rows; 247–248 are unkeyed free text
 INCIDENT_SESSION_ID = "618c5ea6-aeda-4084-9156-0aac9643afd3"  # the plan's test session
 DEMO_MARKER_KEY = "demo_seed"
 PIPELINE_TABLES = (
-    "fc_scores", "fc_responses", "fc_options", "fc_blocks", "profiles",
-    "assessment_responses", "assessment_sessions", "calibration_model",
-    "type_prototypes", "scoring_config", "assessment_scoring_key",
-)  # fmt: skip
+    "fc_scores",
+    "fc_responses",
+    "fc_options",
+    "fc_blocks",
+    "profiles",
+    "assessment_responses",
+    "assessment_sessions",
+    "calibration_model",
+    "type_prototypes",
+    "scoring_config",
+    "assessment_scoring_key",
+)
 
 
 class DemoRefused(Exception):
@@ -170,11 +198,17 @@ def _load_reference_data(cur: Any, marker: dict[str, Any] | None) -> None:
         for r in reference_data.scoring_key_rows():
             copy.write_row(
                 (
-                    r.question_id, r.tag, r.scale_type, r.reverse_scored,
+                    r.question_id,
+                    r.tag,
+                    r.scale_type,
+                    r.reverse_scored,
                     json.dumps(r.fc_map) if r.fc_map is not None else None,
-                    r.pair_group, r.social_desirability, r.weight, r.section,
+                    r.pair_group,
+                    r.social_desirability,
+                    r.weight,
+                    r.section,
                 )
-            )  # fmt: skip
+            )
     config = dict(reference_data.scoring_config())
     if marker is not None:
         config[DEMO_MARKER_KEY] = marker
@@ -442,16 +476,37 @@ def _copy_profiles(cur: Any, rng: np.random.Generator, plan: dict[str, Any], now
             stamp = created_s[k] + "+00"
             copy.write_row(
                 (
-                    profile_ids[k], plan["ids"][i], plan["user_ids"][i],
-                    tokens[32 * k : 32 * k + 32], t, base, creative,
+                    profile_ids[k],
+                    plan["ids"][i],
+                    plan["user_ids"][i],
+                    tokens[32 * k : 32 * k + 32],
+                    t,
+                    base,
+                    creative,
                     json.dumps([{"code": t, "share": round(float(rng.uniform(0.3, 0.6)), 4)}]),
-                    fit, fit, "high_fit" if fit >= 60 else "moderate_fit",
-                    round(float(rng.uniform(0.5, 6)), 3), False,
+                    fit,
+                    fit,
+                    "high_fit" if fit >= 60 else "moderate_fit",
+                    round(float(rng.uniform(0.5, 6)), 3),
+                    False,
                     json.dumps({f: round(float(rng.uniform(1, 5)), 3) for f in FUNCTIONS}),
-                    "0", "0", "0", "pass", band, conf, conf, band, 0, "None",
-                    "v1.2.0", "v1.2.0", stamp, stamp, stamp,
+                    "0",
+                    "0",
+                    "0",
+                    "pass",
+                    band,
+                    conf,
+                    conf,
+                    band,
+                    0,
+                    "None",
+                    "v1.2.0",
+                    "v1.2.0",
+                    stamp,
+                    stamp,
+                    stamp,
                 )
-            )  # fmt: skip
+            )
     return len(idx)
 
 

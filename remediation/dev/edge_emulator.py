@@ -231,10 +231,13 @@ def finalize_like_deployed(session_id: str) -> tuple[int, dict[str, Any]]:
             cur.execute("SELECT submitted_at FROM profiles WHERE session_id = %s", [session_id])
             existing = cur.fetchone()
             profile = scoring.build_profile_row(
-                result, stored, session_id, now,
+                result,
+                stored,
+                session_id,
+                now,
                 existing_submitted_at=existing[0] if existing else None,
                 had_profile=existing is not None,
-            )  # fmt: skip
+            )
             try:
                 with transaction.atomic(using="pipeline"):
                     upsert_profiles(cur, [profile])

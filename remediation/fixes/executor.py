@@ -41,7 +41,7 @@ def migration(name: str) -> Migration:
     if name not in FIXES:
         raise UnknownFix(f"unknown fix {name!r} (A, D or E)")
     module = import_module(f"remediation.fixes.migrations.{FIXES[name]}")
-    return module.Migration(FIXES[name], APP_LABEL)  # type: ignore[no-any-return]
+    return module.Migration(FIXES[name], APP_LABEL)
 
 
 def applied(using: str = PIPELINE) -> set[str]:

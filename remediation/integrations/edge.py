@@ -60,7 +60,7 @@ class _CappedRetry(Retry):
     def new(self, **kw: Any) -> _CappedRetry:
         retry = super().new(**kw)
         retry.retry_after_cap = self.retry_after_cap
-        return retry  # type: ignore[return-value]
+        return retry
 
 
 def retry_policy(retries: int, backoff: float, retry_after_cap: float) -> Retry:
@@ -97,7 +97,7 @@ def http_session() -> requests.Session:
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         _local.session = (key, session)
-    return _local.session[1]  # type: ignore[no-any-return]
+    return _local.session[1]
 
 
 def function_url(name: str = "finalizeAssessment") -> str:
@@ -135,12 +135,16 @@ def post_finalize(session_id: str, http: requests.Session | None = None) -> Edge
         )
         text = resp.text
     except requests.exceptions.ReadTimeout:
-        return EdgeCall("timeout", detail=f"no response within {settings.EDGE_READ_TIMEOUT:g}s", tries=1)
+        return EdgeCall(
+            "timeout", detail=f"no response within {settings.EDGE_READ_TIMEOUT:g}s", tries=1
+        )
     except (requests.exceptions.ConnectionError, requests.exceptions.ConnectTimeout) as exc:
         tries = settings.EDGE_MAX_RETRIES + 1 if _never_sent(exc) else 1
         return EdgeCall("connection", detail=_connection_detail(exc), tries=tries)
     except requests.RequestException as exc:  # broken body, bad header, decoding: no secret in it
-        return EdgeCall("connection", detail=f"the response broke off: {type(exc).__name__}", tries=1)
+        return EdgeCall(
+            "connection", detail=f"the response broke off: {type(exc).__name__}", tries=1
+        )
     tries = _tries(resp)
     if resp.is_redirect or 300 <= resp.status_code < 400:
         host = urlparse(resp.headers.get("Location", "")).netloc or "(same host)"
@@ -155,9 +159,11 @@ def post_finalize(session_id: str, http: requests.Session | None = None) -> Edge
         body = resp.json()
     except ValueError:
         return EdgeCall(
-            "malformed_response", resp.status_code,
-            detail=f"not JSON: {_snippet(text, 80)!r}", tries=tries,
-        )  # fmt: skip
+            "malformed_response",
+            resp.status_code,
+            detail=f"not JSON: {_snippet(text, 80)!r}",
+            tries=tries,
+        )
     problem = validate_body(body, session_id)
     if problem:
         return EdgeCall("malformed_response", resp.status_code, detail=problem, tries=tries)

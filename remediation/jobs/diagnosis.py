@@ -29,12 +29,18 @@ class DiagnosisJob(JobKind):
         for item in items:
             sid = str(item.session_id)
             d = session_diagnose(session_id=sid, context=ctx)
-            o = pw.SessionOutcome(sid, "diagnosed", reason=d.category[:40], explanation=d.explanation)
+            o = pw.SessionOutcome(
+                sid, "diagnosed", reason=d.category[:40], explanation=d.explanation
+            )
             if d.sqlstate:
                 o.error = pw.DbErrorInfo(
-                    category=d.category, sqlstate=d.sqlstate, message=d.message,
-                    explanation=d.explanation, constraint=d.constraint, table=d.table,
-                )  # fmt: skip
+                    category=d.category,
+                    sqlstate=d.sqlstate,
+                    message=d.message,
+                    explanation=d.explanation,
+                    constraint=d.constraint,
+                    table=d.table,
+                )
             out.append(o)
         return out
 
@@ -51,19 +57,27 @@ register(DiagnosisJob())
 
 
 def diagnosis_start(
-    *, session_ids: list[str], actor: Any = None, params: dict[str, Any] | None = None,
-    enqueue: bool = True, batch_size: int = 200,
-) -> BackfillRun:  # fmt: skip
+    *,
+    session_ids: list[str],
+    actor: Any = None,
+    params: dict[str, Any] | None = None,
+    enqueue: bool = True,
+    batch_size: int = 200,
+) -> BackfillRun:
     """Start a bulk diagnosis of the given sessions (e.g. the orphan list's current filter)."""
     if not session_ids:
         raise RunError("the selection matches no session")
     user = actor if getattr(actor, "is_authenticated", False) else None
     run = run_create(
-        kind=BackfillRun.Kind.DIAGNOSIS, session_ids=session_ids, enqueue=enqueue,
+        kind=BackfillRun.Kind.DIAGNOSIS,
+        session_ids=session_ids,
+        enqueue=enqueue,
         selection=BackfillRun.Selection.FILTER if params is not None else BackfillRun.Selection.IDS,
-        selection_params=params or {"ids": len(session_ids)}, batch_size=batch_size,
-        started_by=user, started_by_name=user.get_username() if user else str(actor or "system")[:150],
-    )  # fmt: skip
+        selection_params=params or {"ids": len(session_ids)},
+        batch_size=batch_size,
+        started_by=user,
+        started_by_name=user.get_username() if user else str(actor or "system")[:150],
+    )
     audit_record(
         actor, "diagnosis.start", target=f"run #{run.pk}", sessions=session_ids, outcome=run.state
     )

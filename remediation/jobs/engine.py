@@ -97,6 +97,7 @@ class JobKind:
     """What one batch of a job does. Subclasses set `name` and implement `process`."""
 
     name: ClassVar[str]
+
     def process(
         self, run: BackfillRun, items: list[BackfillItem], now: datetime
     ) -> list[SessionOutcome]:
@@ -131,7 +132,9 @@ def kind_of(run: BackfillRun) -> JobKind:
 
 
 # --- Creating and steering -----------------------------------------------------------------
-def run_create(*, kind: str, session_ids: list[str], enqueue: bool = True, **fields: Any) -> BackfillRun:
+def run_create(
+    *, kind: str, session_ids: list[str], enqueue: bool = True, **fields: Any
+) -> BackfillRun:
     """A run with one item per session (in order), its first batch enqueued on commit."""
     with transaction.atomic():
         run = BackfillRun.objects.create(

@@ -23,13 +23,27 @@ from remediation.models import BackfillItem, BackfillRun, FinalizeAttempt
 logger = logging.getLogger("remediation.jobs.finalize")
 
 _ATTEMPT_COLUMNS = {
-    "session_id": "uuid", "backend": "text", "source": "text", "run_id": "bigint",
-    "requested_by_name": "text", "rescore": "boolean", "started_at": "timestamptz",
-    "finished_at": "timestamptz", "outcome": "text", "reason": "text", "sqlstate": "text",
-    "constraint_name": "text", "table_name": "text", "error_message": "text",
-    "explanation": "text", "events": "jsonb", "profile_id": "uuid", "type_code": "text",
-    "results_version": "text", "results_url": "text",
-}  # fmt: skip
+    "session_id": "uuid",
+    "backend": "text",
+    "source": "text",
+    "run_id": "bigint",
+    "requested_by_name": "text",
+    "rescore": "boolean",
+    "started_at": "timestamptz",
+    "finished_at": "timestamptz",
+    "outcome": "text",
+    "reason": "text",
+    "sqlstate": "text",
+    "constraint_name": "text",
+    "table_name": "text",
+    "error_message": "text",
+    "explanation": "text",
+    "events": "jsonb",
+    "profile_id": "uuid",
+    "type_code": "text",
+    "results_version": "text",
+    "results_url": "text",
+}
 
 
 class FinalizeJob(JobKind):
@@ -85,17 +99,27 @@ def _attempt_row(
     run: BackfillRun, o: pw.SessionOutcome, now: datetime, finished: datetime
 ) -> dict[str, Any]:
     return {
-        "session_id": o.session_id, "backend": "local", "source": "backfill", "run_id": run.pk,
-        "requested_by_name": run.started_by_name, "rescore": run.rescore, "started_at": now,
-        "finished_at": finished, "outcome": o.outcome, "reason": o.reason,
+        "session_id": o.session_id,
+        "backend": "local",
+        "source": "backfill",
+        "run_id": run.pk,
+        "requested_by_name": run.started_by_name,
+        "rescore": run.rescore,
+        "started_at": now,
+        "finished_at": finished,
+        "outcome": o.outcome,
+        "reason": o.reason,
         "sqlstate": o.error.sqlstate if o.error else "",
         "constraint_name": o.error.constraint if o.error else "",
         "table_name": o.error.table if o.error else "",
-        "error_message": o.error.message if o.error else "", "explanation": o.explanation,
-        "events": [e.to_dict() for e in o.events], "profile_id": o.profile_id,
-        "type_code": o.type_code, "results_version": o.results_version,
+        "error_message": o.error.message if o.error else "",
+        "explanation": o.explanation,
+        "events": [e.to_dict() for e in o.events],
+        "profile_id": o.profile_id,
+        "type_code": o.type_code,
+        "results_version": o.results_version,
         "results_url": o.results_url[:500],
-    }  # fmt: skip
+    }
 
 
 def _run_local(
@@ -118,9 +142,14 @@ def _run_local(
 
     with pw.pipeline_transaction():
         return pw.write_batch(
-            ctx, ids, rescore=run.rescore, now=now, lock="skip", dry_run=run.dry_run,
+            ctx,
+            ids,
+            rescore=run.rescore,
+            now=now,
+            lock="skip",
+            dry_run=run.dry_run,
             before_write=None if run.dry_run else store_pre_images,
-        )  # fmt: skip
+        )
 
 
 def _run_edge(run: BackfillRun, ids: list[str]) -> list[pw.SessionOutcome]:
@@ -188,17 +217,34 @@ def backfill_start(
         raise RunError("the selection matches no session")
     user = actor if getattr(actor, "is_authenticated", False) else None
     run = run_create(
-        kind=BackfillRun.Kind.FINALIZE, session_ids=session_ids, enqueue=enqueue,
-        selection=selection, selection_params={**params, **({"ids": len(session_ids)} if ids else {})},
-        backend=backend, batch_size=batch_size, throttle_per_minute=throttle_per_minute,
-        dry_run=dry_run, rescore=rescore, started_by=user,
+        kind=BackfillRun.Kind.FINALIZE,
+        session_ids=session_ids,
+        enqueue=enqueue,
+        selection=selection,
+        selection_params={**params, **({"ids": len(session_ids)} if ids else {})},
+        backend=backend,
+        batch_size=batch_size,
+        throttle_per_minute=throttle_per_minute,
+        dry_run=dry_run,
+        rescore=rescore,
+        started_by=user,
         started_by_name=user.get_username() if user else str(actor or "system")[:150],
-    )  # fmt: skip
+    )
     logger.info("backfill %s started: %s sessions, backend %s", run.pk, len(session_ids), backend)
     audit_record(
-        actor, "backfill.start", target=f"run #{run.pk}", sessions=session_ids, outcome=run.state,
-        detail={"selection": selection, "params": params, "backend": backend, "batch_size": batch_size,
-                "throttle_per_minute": throttle_per_minute, "dry_run": dry_run, "rescore": rescore},
-    )  # fmt: skip
+        actor,
+        "backfill.start",
+        target=f"run #{run.pk}",
+        sessions=session_ids,
+        outcome=run.state,
+        detail={
+            "selection": selection,
+            "params": params,
+            "backend": backend,
+            "batch_size": batch_size,
+            "throttle_per_minute": throttle_per_minute,
+            "dry_run": dry_run,
+            "rescore": rescore,
+        },
+    )
     return run
-

@@ -75,8 +75,11 @@ class RollbackJob(JobKind):
         source.save(update_fields=["rolled_back_at", "rollback_report"])
         logger.info(
             "run %s rolled back by run %s: %s restored, %s conflicts",
-            source.pk, run.pk, restored, len(conflicts),
-        )  # fmt: skip
+            source.pk,
+            run.pk,
+            restored,
+            len(conflicts),
+        )
 
     def summary(self, run: BackfillRun) -> str:
         counts = run.counts or {}
@@ -99,9 +102,12 @@ def _restore_one(sid: str, source: BackfillItem | None) -> pw.SessionOutcome:
                 changed: list[str] = []
             else:
                 changed = pw.restore(
-                    cur, sid, pre_image=source.pre_image,
-                    post_fingerprint=source.post_fingerprint, profile_id=source.profile_id,
-                )  # fmt: skip
+                    cur,
+                    sid,
+                    pre_image=source.pre_image,
+                    post_fingerprint=source.post_fingerprint,
+                    profile_id=source.profile_id,
+                )
     except DatabaseError as exc:
         info = pw.classify_error(exc)
         o.outcome, o.reason, o.explanation, o.error = "failed", info.category, info.message, info
@@ -124,23 +130,38 @@ def run_rollback(run_id: int, *, actor: Any = None, enqueue: bool = True) -> Bac
         raise RunError(f"run #{run_id} is {source.state}: pause or cancel it before rolling back")
     if source.dry_run:
         raise RunError("a dry run changed nothing; there is nothing to roll back")
-    active = source.follow_up_runs.filter(kind="rollback", state__in=BackfillRun.ACTIVE_STATES)
-    if active.exists():
-        raise RunError(f"run #{run_id} is being rolled back already (run #{active.first().pk})")
-    ids = [str(s) for s in restorable_items(source).order_by("ordinal").values_list("session_id", flat=True)]
+    active = source.follow_up_runs.filter(
+        kind="rollback", state__in=BackfillRun.ACTIVE_STATES
+    ).first()
+    if active is not None:
+        raise RunError(f"run #{run_id} is being rolled back already (run #{active.pk})")
+    ids = [
+        str(s)
+        for s in restorable_items(source).order_by("ordinal").values_list("session_id", flat=True)
+    ]
     if not ids:
         raise RunError(f"run #{run_id} has no session left to restore")
     user = actor if getattr(actor, "is_authenticated", False) else None
     run = run_create(
-        kind=BackfillRun.Kind.ROLLBACK, session_ids=ids, enqueue=enqueue, source_run=source,
-        selection=BackfillRun.Selection.RUN, selection_params={"run": source.pk},
-        backend=source.backend, batch_size=200, started_by=user,
+        kind=BackfillRun.Kind.ROLLBACK,
+        session_ids=ids,
+        enqueue=enqueue,
+        source_run=source,
+        selection=BackfillRun.Selection.RUN,
+        selection_params={"run": source.pk},
+        backend=source.backend,
+        batch_size=200,
+        started_by=user,
         started_by_name=user.get_username() if user else str(actor or "system")[:150],
-    )  # fmt: skip
+    )
     audit_record(
-        actor, "backfill.rollback", target=f"run #{source.pk}", sessions=ids,
-        outcome=f"rollback run #{run.pk} started", detail={"rollback_run": run.pk},
-    )  # fmt: skip
+        actor,
+        "backfill.rollback",
+        target=f"run #{source.pk}",
+        sessions=ids,
+        outcome=f"rollback run #{run.pk} started",
+        detail={"rollback_run": run.pk},
+    )
     return run
 
 

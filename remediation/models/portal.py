@@ -208,9 +208,7 @@ class AuditEvent(models.Model):
     class Meta:
         ordering = ["-at"]
         triggers = [
-            pgtrigger.Protect(
-                name="audit_immutable", operation=pgtrigger.Update | pgtrigger.Delete
-            )
+            pgtrigger.Protect(name="audit_immutable", operation=pgtrigger.Update | pgtrigger.Delete)
         ]
 
     def __str__(self) -> str:

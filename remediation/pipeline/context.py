@@ -106,4 +106,3 @@ def portal_event(name: str, session_id: str, **fields: Any) -> Event:
 
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
-

@@ -104,10 +104,17 @@ def classify_error(
         category = "other"
         explanation = f"The database refused the write ({sqlstate or 'no SQLSTATE'}): {message}"
     return DbErrorInfo(
-        category=category, sqlstate=sqlstate, message=message, explanation=explanation,
-        constraint=constraint, table=table, column=column, value=value, detail=detail,
+        category=category,
+        sqlstate=sqlstate,
+        message=message,
+        explanation=explanation,
+        constraint=constraint,
+        table=table,
+        column=column,
+        value=value,
+        detail=detail,
         context=context[:2000],
-    )  # fmt: skip
+    )
 
 
 def _constraint_column(constraint: str, table: str, using: str) -> str:

@@ -14,16 +14,22 @@ from scoring import Event
 
 
 def score_fc(
-    cur: Any, ctx: PipelineContext, session_id: str, fc_rows: list[tuple[str, str]],
-    events: list[Event], using: str,
-) -> None:  # fmt: skip
+    cur: Any,
+    ctx: PipelineContext,
+    session_id: str,
+    fc_rows: list[tuple[str, str]],
+    events: list[Event],
+    using: str,
+) -> None:
     """score_fc_session (best effort, Fix C): upsert fc_scores, record fc_scoring_attempted."""
     try:
         with transaction.atomic(using=using):
             fc = scoring.score_fc_session(
-                [scoring.FcResponse(b, o) for b, o in fc_rows], ctx.fc_options, "functions",
+                [scoring.FcResponse(b, o) for b, o in fc_rows],
+                ctx.fc_options,
+                "functions",
                 session_id=session_id,
-            )  # fmt: skip
+            )
             events.extend(fc.events)
             if fc.should_write:
                 cur.execute(
@@ -51,5 +57,3 @@ def score_fc(
                 error=f"{info.sqlstate} {info.message}",
             )
         )
-
-

@@ -30,7 +30,6 @@ def results_url(session_id: str, share_token: str) -> str:
     return f"{settings.RESULTS_BASE_URL}/results/{session_id}?t={share_token}"
 
 
-
 @dataclass
 class SessionOutcome:
     """What happened to one session of a batch (committed, or rolled back for a dry run)."""

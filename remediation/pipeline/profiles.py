@@ -29,10 +29,15 @@ class Unit:
 
 
 def score_units(
-    cur: Any, ctx: PipelineContext, outcomes: dict[str, SessionOutcome], todo: list[str],
-    answers: dict[str, scoring.AnswerColumns], fc_rows: dict[str, list[tuple[str, str]]],
-    now: datetime, using: str,
-) -> list[Unit]:  # fmt: skip
+    cur: Any,
+    ctx: PipelineContext,
+    outcomes: dict[str, SessionOutcome],
+    todo: list[str],
+    answers: dict[str, scoring.AnswerColumns],
+    fc_rows: dict[str, list[tuple[str, str]]],
+    now: datetime,
+    using: str,
+) -> list[Unit]:
     """score_fc_session where there are FC responses (best effort, Fix C), then score_prism."""
     if fc_rows:
         as_service_role(cur)
@@ -76,11 +81,14 @@ def score_units(
         stored = scoring.stored_confidence(result, ctx.scorer.config, ctx.calibration_models)
         pre_profile = (o.pre_image or {}).get("profile")
         row = scoring.build_profile_row(
-            result, stored, sid, now,
+            result,
+            stored,
+            sid,
+            now,
             existing_submitted_at=_ts(pre_profile, "submitted_at"),
             had_profile=pre_profile is not None,
             existing_created_at=_ts(pre_profile, "created_at"),
-        )  # fmt: skip
+        )
         if ctx.profile_token_needed:
             # NOT NULL is checked on the proposed row, before ON CONFLICT: always send one.
             existing_token = (pre_profile or {}).get("share_token")
@@ -118,7 +126,6 @@ def upsert_profiles(cur: Any, rows: list[dict[str, Any]]) -> dict[str, str]:
     ids = {sid: pid for sid, pid in cur.fetchall()}
     cur.execute("RESET ROLE")
     return ids
-
 
 
 def update_sessions(cur: Any, units: list[Unit], now: datetime) -> dict[str, str]:

@@ -35,10 +35,7 @@ def fc_responses_many(cur: Any, ids: list[str]) -> dict[str, list[tuple[str, str
     return out
 
 
-
 def read_answers(cur: Any, session_id: str) -> list[scoring.Response]:
     """Effective answers of one session, latest per question."""
     columns = read_answers_many(cur, [session_id]).get(session_id)
     return list(columns) if columns is not None else []
-
-

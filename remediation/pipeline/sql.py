@@ -14,7 +14,6 @@ def postgrest_claims(role: str = "service_role") -> str:
     return json.dumps({"iss": "supabase", "role": role, "iat": now, "exp": now + 3600})
 
 
-
 def as_service_role(cur: Any) -> None:
     cur.execute("SET LOCAL ROLE service_role")
     cur.execute(
@@ -23,7 +22,6 @@ def as_service_role(cur: Any) -> None:
         " set_config('request.path', '/rest/v1/profiles', true)",
         [postgrest_claims()],
     )
-
 
 
 def uuid_array(ids: list[str]) -> str:
@@ -36,5 +34,3 @@ def json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
-
-

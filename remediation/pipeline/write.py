@@ -46,18 +46,28 @@ def write_session(
 ) -> WriteResult:
     """Finalize one session inside the caller's transaction; raise on refusal or DB error."""
     (o,) = write_batch(
-        ctx, [session_id], rescore=rescore, now=now, using=using, lock=lock,
+        ctx,
+        [session_id],
+        rescore=rescore,
+        now=now,
+        using=using,
+        lock=lock,
         honour_maintenance=honour_maintenance,
-    )  # fmt: skip
+    )
     if o.error is not None:
         raise ProfileWriteFailed(o.error, o.events)
     if o.outcome in ("failed", "busy"):
         raise FinalizeRefused(o.reason or o.outcome, o.explanation)
     return WriteResult(
-        session_id=session_id, outcome=o.outcome, profile_id=o.profile_id,
-        share_token=o.share_token, results_url=o.results_url, type_code=o.type_code,
-        results_version=o.results_version, events=o.events,
-    )  # fmt: skip
+        session_id=session_id,
+        outcome=o.outcome,
+        profile_id=o.profile_id,
+        share_token=o.share_token,
+        results_url=o.results_url,
+        type_code=o.type_code,
+        results_version=o.results_version,
+        events=o.events,
+    )
 
 
 def write_batch(
@@ -133,7 +143,9 @@ def _valid_ids(outcomes: dict[str, SessionOutcome], session_ids: list[str]) -> l
         if canonical:
             valid.append(sid)
         else:
-            outcomes[sid].refuse("invalid_id", f"{sid!r} is not a session id in canonical UUID form")
+            outcomes[sid].refuse(
+                "invalid_id", f"{sid!r} is not a session id in canonical UUID form"
+            )
     return valid
 
 
@@ -149,9 +161,13 @@ def _refuse_all(ordered: list[SessionOutcome], status: dict[str, Any]) -> list[S
 
 
 def _lock_and_sort(
-    cur: Any, ctx: PipelineContext, outcomes: dict[str, SessionOutcome], ids: list[str],
-    rescore: bool, lock: str,
-) -> list[str]:  # fmt: skip
+    cur: Any,
+    ctx: PipelineContext,
+    outcomes: dict[str, SessionOutcome],
+    ids: list[str],
+    rescore: bool,
+    lock: str,
+) -> list[str]:
     suffix = " SKIP LOCKED" if lock == "skip" else ""
     cur.execute(
         "SELECT id::text, status, share_token, to_jsonb(s)::text FROM assessment_sessions s"
@@ -205,7 +221,6 @@ def _lock_and_sort(
     return todo
 
 
-
 def _write_units(
     cur: Any, units: list[Unit], outcomes: dict[str, SessionOutcome], now: datetime, using: str
 ) -> list[str]:
@@ -248,6 +263,3 @@ def _write_units(
 def _written(o: SessionOutcome, profile_id: str, token: str) -> None:
     o.outcome = "rescored" if (o.pre_image or {}).get("profile") else "created"
     o.profile_id, o.share_token = profile_id, token
-
-
-

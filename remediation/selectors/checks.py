@@ -106,11 +106,16 @@ ENGINE_VOCABULARY = {"overlay_neuro": "none", "overlay_state": "none", "fc_cover
 def _check_policy_count() -> Check:
     n = _one(Q_POLICY_COUNT)
     return Check(
-        "policy_count", "Policies on profiles (plan: expected 0 before Fix A)",
-        PASS if n == 0 else WARN, str(n), "0 before Fix A; 1 after", Q_POLICY_COUNT,
-        "No policy: with RLS on, a role without BYPASSRLS can write nothing." if n == 0
+        "policy_count",
+        "Policies on profiles (plan: expected 0 before Fix A)",
+        PASS if n == 0 else WARN,
+        str(n),
+        "0 before Fix A; 1 after",
+        Q_POLICY_COUNT,
+        "No policy: with RLS on, a role without BYPASSRLS can write nothing."
+        if n == 0
         else "Policies exist; see their definitions below.",
-    )  # fmt: skip
+    )
 
 
 def _check_rls() -> Check:
@@ -128,27 +133,40 @@ def _check_rls() -> Check:
 def _check_fc_blocks() -> Check:
     n = _one(Q_FC_BLOCKS)
     return Check(
-        "fc_blocks_v12", "fc_blocks rows for v1.2 (plan: expected 0)", PASS if n == 0 else INFO, str(n),
-        "0 while the FC infrastructure is empty", Q_FC_BLOCKS,
-        "FC empty: every finalize takes the legacy fallback (fc_fallback_legacy)." if n == 0
+        "fc_blocks_v12",
+        "fc_blocks rows for v1.2 (plan: expected 0)",
+        PASS if n == 0 else INFO,
+        str(n),
+        "0 while the FC infrastructure is empty",
+        Q_FC_BLOCKS,
+        "FC empty: every finalize takes the legacy fallback (fc_fallback_legacy)."
+        if n == 0
         else "FC v1.2 is seeded: finalizes with FC responses use FC scores.",
-    )  # fmt: skip
+    )
 
 
 def _check_recent_orphans() -> Check:
     n = _one(Q_RECENT_ORPHANS)
     return Check(
-        "recent_orphans", "Completed sessions of the last 7 days without a profile (plan: expected > 0)",
-        PASS if n > 0 else INFO, str(n), "> 0 confirms the incident; 0 once recovered", Q_RECENT_ORPHANS,
-    )  # fmt: skip
+        "recent_orphans",
+        "Completed sessions of the last 7 days without a profile (plan: expected > 0)",
+        PASS if n > 0 else INFO,
+        str(n),
+        "> 0 confirms the incident; 0 once recovered",
+        Q_RECENT_ORPHANS,
+    )
 
 
 def _check_results_version() -> Check:
     v = _one(Q_RESULTS_VERSION)
     return Check(
-        "results_version", "scoring_config.results_version", PASS if v == "v1.2.1" else FAIL, str(v),
-        '"v1.2.1"', Q_RESULTS_VERSION,
-    )  # fmt: skip
+        "results_version",
+        "scoring_config.results_version",
+        PASS if v == "v1.2.1" else FAIL,
+        str(v),
+        '"v1.2.1"',
+        Q_RESULTS_VERSION,
+    )
 
 
 def _banded(n: int, warn_max: int) -> str:
@@ -160,18 +178,26 @@ def _check_null_tokens() -> Check:
     n = _one(Q_NULL_TOKENS)
     status = _banded(n, 5)
     return Check(
-        "null_share_tokens", "Recent sessions (7 days) with no share token", status, str(n),
-        "0 pass, ≤ 5 warn, > 5 fail", Q_NULL_TOKENS,
-    )  # fmt: skip
+        "null_share_tokens",
+        "Recent sessions (7 days) with no share token",
+        status,
+        str(n),
+        "0 pass, ≤ 5 warn, > 5 fail",
+        Q_NULL_TOKENS,
+    )
 
 
 def _check_no_fc_scores() -> Check:
     n = _one(Q_NO_FC_SCORES)
     status = _banded(n, 10)
     return Check(
-        "no_fc_scores", "Completed sessions of the last 7 days without fc_scores", status, str(n),
-        "0 pass, ≤ 10 warn, > 10 fail", Q_NO_FC_SCORES,
-    )  # fmt: skip
+        "no_fc_scores",
+        "Completed sessions of the last 7 days without fc_scores",
+        status,
+        str(n),
+        "0 pass, ≤ 10 warn, > 10 fail",
+        Q_NO_FC_SCORES,
+    )
 
 
 def _check_policies() -> Check:
@@ -186,9 +212,15 @@ def _check_policies() -> Check:
             "run SQL sets the claim itself and passes. Stricter: " + STRICT_POLICY_SQL
         )
     return Check(
-        "policies", "Policy definitions on profiles", WARN if spoofable else INFO, str(len(rows)),
-        "policies scoped TO service_role, not TO public", Q_POLICIES, detail, rows,
-    )  # fmt: skip
+        "policies",
+        "Policy definitions on profiles",
+        WARN if spoofable else INFO,
+        str(len(rows)),
+        "policies scoped TO service_role, not TO public",
+        Q_POLICIES,
+        detail,
+        rows,
+    )
 
 
 def _check_bypass() -> Check:
@@ -200,9 +232,14 @@ def _check_bypass() -> Check:
         else "service_role does not bypass RLS here: without a policy its profile writes fail with 42501."
     )
     return Check(
-        "service_role_bypassrls", "service_role has BYPASSRLS", INFO, str(bool(bypass)).lower(),
-        "true on hosted Supabase", Q_BYPASS, detail,
-    )  # fmt: skip
+        "service_role_bypassrls",
+        "service_role has BYPASSRLS",
+        INFO,
+        str(bool(bypass)).lower(),
+        "true on hosted Supabase",
+        Q_BYPASS,
+        detail,
+    )
 
 
 def _check_constraints() -> Check:
@@ -213,10 +250,15 @@ def _check_constraints() -> Check:
             if column in definition and f"'{value}'" not in definition:
                 rejecting.append(f"{name} rejects {column} = '{value}'")
     return Check(
-        "check_constraints", "CHECK constraints on profiles vs the v1.2.1 vocabulary",
-        FAIL if rejecting else PASS, str(len(rejecting)), "0 constraints rejecting the engine's values",
-        Q_CHECKS, "; ".join(rejecting) or "The engine's values ('none', 'full'/'low') are accepted.", rows,
-    )  # fmt: skip
+        "check_constraints",
+        "CHECK constraints on profiles vs the v1.2.1 vocabulary",
+        FAIL if rejecting else PASS,
+        str(len(rejecting)),
+        "0 constraints rejecting the engine's values",
+        Q_CHECKS,
+        "; ".join(rejecting) or "The engine's values ('none', 'full'/'low') are accepted.",
+        rows,
+    )
 
 
 def recursive_triggers() -> list[str]:
@@ -234,21 +276,30 @@ def _check_triggers() -> Check:
     rows = [[r[0], r[1], r[2]] for r in _rows(Q_TRIGGERS)]
     recursive = recursive_triggers()
     return Check(
-        "triggers", "Triggers on profiles", FAIL if recursive else PASS, str(len(rows)),
-        "no trigger that re-fires itself", Q_TRIGGERS,
-        "; ".join(recursive) or "No recursive trigger.", rows,
-    )  # fmt: skip
+        "triggers",
+        "Triggers on profiles",
+        FAIL if recursive else PASS,
+        str(len(rows)),
+        "no trigger that re-fires itself",
+        Q_TRIGGERS,
+        "; ".join(recursive) or "No recursive trigger.",
+        rows,
+    )
 
 
 def _check_grants() -> Check:
     rows = [list(r) for r in _rows(Q_GRANTS)]
     missing = [r[0] for r in rows if r[0] == "service_role" and not (r[1] and r[2] and r[3])]
     return Check(
-        "grants", "Grants on profiles per role (SELECT, INSERT, UPDATE, DELETE)", FAIL if missing else PASS,
+        "grants",
+        "Grants on profiles per role (SELECT, INSERT, UPDATE, DELETE)",
+        FAIL if missing else PASS,
         "; ".join(f"{r[0]}: {'/'.join('y' if x else 'n' for x in r[1:])}" for r in rows),
-        "service_role: SELECT, INSERT, UPDATE", Q_GRANTS,
-        "service_role lacks a grant the upsert needs" if missing else "", rows,
-    )  # fmt: skip
+        "service_role: SELECT, INSERT, UPDATE",
+        Q_GRANTS,
+        "service_role lacks a grant the upsert needs" if missing else "",
+        rows,
+    )
 
 
 def _check_system_status() -> Check:
@@ -256,28 +307,47 @@ def _check_system_status() -> Check:
     value = json.loads(raw) if raw else {}
     status = value.get("status") if isinstance(value, dict) else value
     return Check(
-        "system_status", "scoring_config.system_status (the maintenance gate)", PASS if status == "ok" else WARN,
-        str(status), '"ok" (anything else pauses finalize and backfill)', Q_SYSTEM_STATUS,
+        "system_status",
+        "scoring_config.system_status (the maintenance gate)",
+        PASS if status == "ok" else WARN,
+        str(status),
+        '"ok" (anything else pauses finalize and backfill)',
+        Q_SYSTEM_STATUS,
         str(value.get("message", "")) if isinstance(value, dict) else "",
-    )  # fmt: skip
+    )
 
 
 def _check_numeric_only() -> Check:
     rows, sessions = _rows(Q_NUMERIC_ONLY)[0]
     return Check(
-        "answers_numeric_only", "Answers stored only in answer_numeric", WARN if rows else PASS,
-        f"{rows} answers in {sessions} sessions", "0 (the v1.2.1 scorer read only answer_value)",
+        "answers_numeric_only",
+        "Answers stored only in answer_numeric",
+        WARN if rows else PASS,
+        f"{rows} answers in {sessions} sessions",
+        "0 (the v1.2.1 scorer read only answer_value)",
         Q_NUMERIC_ONLY,
         "The portal scores coalesce(answer_value, answer_numeric::text); the deployed scorer dropped these."
-        if rows else "",
-    )  # fmt: skip
+        if rows
+        else "",
+    )
 
 
 CHECKS: list[Callable[[], Check]] = [
-    _check_policy_count, _check_rls, _check_fc_blocks, _check_recent_orphans, _check_results_version,
-    _check_null_tokens, _check_no_fc_scores, _check_policies, _check_bypass, _check_constraints,
-    _check_triggers, _check_grants, _check_system_status, _check_numeric_only,
-]  # fmt: skip
+    _check_policy_count,
+    _check_rls,
+    _check_fc_blocks,
+    _check_recent_orphans,
+    _check_results_version,
+    _check_null_tokens,
+    _check_no_fc_scores,
+    _check_policies,
+    _check_bypass,
+    _check_constraints,
+    _check_triggers,
+    _check_grants,
+    _check_system_status,
+    _check_numeric_only,
+]
 
 
 def run_checks() -> list[Check]:

@@ -87,11 +87,13 @@ def profiles_per_version() -> dict[str, int]:
 
 def version_drift(start: datetime, end: datetime) -> int:
     """Profiles written in the window with a results_version other than the configured one."""
-    return int(_pipeline(
-        "SELECT count(*) FROM profiles WHERE coalesce(updated_at, created_at) >= %s"
-        " AND coalesce(updated_at, created_at) < %s AND results_version IS DISTINCT FROM %s",
-        [start, end, configured_results_version()],
-    )[0][0])  # fmt: skip
+    return int(
+        _pipeline(
+            "SELECT count(*) FROM profiles WHERE coalesce(updated_at, created_at) >= %s"
+            " AND coalesce(updated_at, created_at) < %s AND results_version IS DISTINCT FROM %s",
+            [start, end, configured_results_version()],
+        )[0][0]
+    )
 
 
 def legacy_fc_scores() -> int:
@@ -119,9 +121,12 @@ def attempt_figures(start: datetime, end: datetime) -> dict[str, Any]:
         fc_bad=Count("id", filter=fc_bad),
     )
     errors = list(
-        attempts.filter(outcome="failed").exclude(sqlstate="")
-        .values("sqlstate", "constraint_name", "reason").annotate(n=Count("id")).order_by("-n")
-    )  # fmt: skip
+        attempts.filter(outcome="failed")
+        .exclude(sqlstate="")
+        .values("sqlstate", "constraint_name", "reason")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+    )
     fc_tries = agg["fc_ok"] + agg["fc_bad"]
     return {
         "attempts": agg["total"],
@@ -160,7 +165,6 @@ def shared_figures() -> dict[str, Any]:
     }
 
 
-
 def compute(window: str = "24h", *, now: datetime | None = None) -> dict[str, Any]:
     """Every dashboard figure for a window ending now, computed live."""
     return {**window_figures(window, now or timezone.now()), **shared_figures()}
@@ -178,7 +182,7 @@ def current_snapshot(max_age_seconds: int | None = None) -> MetricSnapshot:
 
 def as_json(figures: dict[str, Any]) -> dict[str, Any]:
     """Figures as a snapshot stores them (dates as ISO text)."""
-    return json.loads(json.dumps(figures, default=str))  # type: ignore[no-any-return]
+    return json.loads(json.dumps(figures, default=str))
 
 
 def alert_span_conversion(now: datetime) -> tuple[int, int]:
@@ -244,19 +248,49 @@ def evaluate(now: datetime | None = None) -> list[RuleResult]:
     )
     fb = figures["fallback_rate"]
     return [
-        RuleResult("conversion_page", "page", enough and rate is not None and rate < CONVERSION_PAGE, rate,
-                   f"Conversion {pct} over {settings.ALERT_WINDOW_HOURS} h ({converted}/{completed}) is below 75 %."),
-        RuleResult("conversion_low", "medium", enough and rate is not None and rate < CONVERSION_ALERT and sustained,
-                   rate, f"Conversion {pct} has been below 85 % for an hour."),
-        RuleResult("version_override", "critical", drift > 0, drift,
-                   f"{drift} profiles written with a results_version other than {configured_results_version()}."),
-        RuleResult("legacy_fc", "high", legacy > 0, legacy,
-                   f"{legacy} fc_scores rows with fc_kind ≠ 'functions' or version ≠ 'v1.2'."),
-        RuleResult("fc_fallback", "investigate", fb is not None and fb > FALLBACK_INVESTIGATE, fb,
-                   f"FC fallback rate {fb:.0%} of finalizes is above 10 %." if fb is not None else ""),
-        RuleResult("write_errors", "high", errors_now["write_error_total"] > 0, errors_now["write_error_total"],
-                   f"Profile write errors: {errors}." if errors else ""),
-    ]  # fmt: skip
+        RuleResult(
+            "conversion_page",
+            "page",
+            enough and rate is not None and rate < CONVERSION_PAGE,
+            rate,
+            f"Conversion {pct} over {settings.ALERT_WINDOW_HOURS} h ({converted}/{completed}) is below 75 %.",
+        ),
+        RuleResult(
+            "conversion_low",
+            "medium",
+            enough and rate is not None and rate < CONVERSION_ALERT and sustained,
+            rate,
+            f"Conversion {pct} has been below 85 % for an hour.",
+        ),
+        RuleResult(
+            "version_override",
+            "critical",
+            drift > 0,
+            drift,
+            f"{drift} profiles written with a results_version other than {configured_results_version()}.",
+        ),
+        RuleResult(
+            "legacy_fc",
+            "high",
+            legacy > 0,
+            legacy,
+            f"{legacy} fc_scores rows with fc_kind ≠ 'functions' or version ≠ 'v1.2'.",
+        ),
+        RuleResult(
+            "fc_fallback",
+            "investigate",
+            fb is not None and fb > FALLBACK_INVESTIGATE,
+            fb,
+            f"FC fallback rate {fb:.0%} of finalizes is above 10 %." if fb is not None else "",
+        ),
+        RuleResult(
+            "write_errors",
+            "high",
+            errors_now["write_error_total"] > 0,
+            errors_now["write_error_total"],
+            f"Profile write errors: {errors}." if errors else "",
+        ),
+    ]
 
 
 def healthz() -> tuple[bool, dict[str, Any]]:

@@ -32,6 +32,11 @@ def audit_record(
     ids = [str(s) for s in sessions]
     clean = json.loads(redact(json.dumps(detail or {}, default=str)))
     return AuditEvent.objects.create(
-        actor=actor_name(actor), action=action[:60], target=str(target)[:200], sessions=ids[:MAX_SESSIONS],
-        session_count=len(ids), outcome=str(outcome)[:60], detail=clean,
-    )  # fmt: skip
+        actor=actor_name(actor),
+        action=action[:60],
+        target=str(target)[:200],
+        sessions=ids[:MAX_SESSIONS],
+        session_count=len(ids),
+        outcome=str(outcome)[:60],
+        detail=clean,
+    )

@@ -47,9 +47,14 @@ def edge_finalize(
     started = timezone.now()
     t0 = time.perf_counter()
     attempt = FinalizeAttempt(
-        session_id=session_id, backend="edge", source=source, rescore=rescore,
-        started_at=started, run_id=run_id, **actor_fields(actor),
-    )  # fmt: skip
+        session_id=session_id,
+        backend="edge",
+        source=source,
+        rescore=rescore,
+        started_at=started,
+        run_id=run_id,
+        **actor_fields(actor),
+    )
     expected = configured_results_version()
     before = _read_profile(session_id)
     with connections["pipeline"].cursor() as cur:
@@ -83,7 +88,11 @@ def _call_and_settle(
             return
         attempt.outcome = FinalizeAttempt.Outcome.OK_WITHOUT_PROFILE
         attempt.reason = "ok_without_profile"
-        found = "no profile for this session" if after is None else f"a {after[1]} profile, not {expected}"
+        found = (
+            "no profile for this session"
+            if after is None
+            else f"a {after[1]} profile, not {expected}"
+        )
         attempt.explanation = (
             f"The edge function answered success, but the database has {found}: its own "
             "profile write failed and it did not say so."

@@ -32,8 +32,12 @@ class LoadDiff:
         return len(self.created) + len(self.updated)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"version": self.version, "created": self.created, "updated": self.updated,
-                "unchanged": self.unchanged}  # fmt: skip
+        return {
+            "version": self.version,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+        }
 
 
 def fc_set_load(data: dict[str, Any], *, dry_run: bool = False, actor: str = "") -> LoadDiff:
@@ -75,8 +79,15 @@ def _note(diff: LoadDiff, label: str, row: Any, wanted: list[Any]) -> None:
 
 
 def _upsert_block(cur: Any, diff: LoadDiff, version: str, block: dict[str, Any]) -> None:
-    values = [block["id"], version, block["code"], block["title"], block.get("description"),
-              block["order_index"], bool(block.get("is_active", True))]  # fmt: skip
+    values = [
+        block["id"],
+        version,
+        block["code"],
+        block["title"],
+        block.get("description"),
+        block["order_index"],
+        bool(block.get("is_active", True)),
+    ]
     cur.execute(
         "SELECT version, code, title, description, order_index, is_active FROM fc_blocks WHERE id = %s",
         [block["id"]],
@@ -101,7 +112,13 @@ def _upsert_option(
         [option["id"]],
     )
     row = cur.fetchone()
-    wanted = [block["id"], option["option_code"], option["prompt"], option["weights"], option["order_index"]]
+    wanted = [
+        block["id"],
+        option["option_code"],
+        option["prompt"],
+        option["weights"],
+        option["order_index"],
+    ]
     current = None if row is None else [row[0], row[1], row[2], json.loads(row[3]), row[4]]
     _note(diff, f"option {version}/{block['code']}/{option['option_code']}", current, wanted)
     cur.execute(
@@ -109,20 +126,26 @@ def _upsert_option(
         " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET block_id = EXCLUDED.block_id,"
         " option_code = EXCLUDED.option_code, prompt = EXCLUDED.prompt,"
         " weights_json = EXCLUDED.weights_json, order_index = EXCLUDED.order_index",
-        [option["id"], block["id"], option["option_code"], option["prompt"],
-         json.dumps(option["weights"]), option["order_index"]],
-    )  # fmt: skip
+        [
+            option["id"],
+            block["id"],
+            option["option_code"],
+            option["prompt"],
+            json.dumps(option["weights"]),
+            option["order_index"],
+        ],
+    )
 
 
 # --- Rollback and undo -----------------------------------------------------------------------
 _IMAGE_QUERIES = {
     "fc_scores": "SELECT to_jsonb(f)::text FROM fc_scores f WHERE version = %s",
     "fc_responses": "SELECT to_jsonb(r)::text FROM fc_responses r JOIN fc_blocks b ON b.id = r.block_id"
-                    " WHERE b.version = %s",
+    " WHERE b.version = %s",
     "fc_options": "SELECT to_jsonb(o)::text FROM fc_options o JOIN fc_blocks b ON b.id = o.block_id"
-                  " WHERE b.version = %s",
+    " WHERE b.version = %s",
     "fc_blocks": "SELECT to_jsonb(b)::text FROM fc_blocks b WHERE version = %s",
-}  # fmt: skip
+}
 
 
 def fc_version_rollback(version: str, *, actor: str = "") -> FcChange:
@@ -136,9 +159,12 @@ def fc_version_rollback(version: str, *, actor: str = "") -> FcChange:
         if not images["fc_blocks"]:
             raise FcSetInvalid([f"version {version!r} has no blocks: nothing to roll back"])
         change = FcChange.objects.create(
-            kind="rollback", version=version, actor=actor, pre_images=images,
+            kind="rollback",
+            version=version,
+            actor=actor,
+            pre_images=images,
             summary={t: len(rows) for t, rows in images.items()},
-        )  # fmt: skip
+        )
         cur.execute("DELETE FROM fc_scores WHERE version = %s", [version])
         cur.execute(
             "DELETE FROM fc_responses r USING fc_blocks b WHERE b.id = r.block_id AND b.version = %s",

@@ -17,7 +17,11 @@ def fix_apply(name: str, *, reverse: bool = False) -> dict[str, Any]:
     changed = executor.run(name, reverse=reverse)
     after = test_session_diagnose(sid)
     verb = "rolled back" if reverse else "applied"
-    note = "" if changed else f" (it was already {'not applied' if reverse else 'applied'}: nothing changed)"
+    note = (
+        ""
+        if changed
+        else f" (it was already {'not applied' if reverse else 'applied'}: nothing changed)"
+    )
     return {
         "fix": name,
         "change": f"Fix {name} {verb} ({executor.FIXES[name]} on the pipeline database){note}",

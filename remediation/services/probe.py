@@ -55,8 +55,14 @@ def probe_write_path() -> dict[str, Any]:
             "service_role has BYPASSRLS: its writes ignore every policy, so the plan's policy "
             "changes nothing for the real edge function."
         )
-    return {"own_role": own, "bypassrls": bypass, "policies": policies, "cells": [asdict(c) for c in cells],
-            "notes": notes, "strict_policy": STRICT_POLICY_SQL}  # fmt: skip
+    return {
+        "own_role": own,
+        "bypassrls": bypass,
+        "policies": policies,
+        "cells": [asdict(c) for c in cells],
+        "notes": notes,
+        "strict_policy": STRICT_POLICY_SQL,
+    }
 
 
 def _probe(role: str, claim: str, own: str) -> tuple[str, str]:
@@ -93,5 +99,3 @@ def _probe(role: str, claim: str, own: str) -> tuple[str, str]:
             info = classify_error(exc)
             results.append(f"refused: {info.sqlstate} {info.category}")
     return results[0], results[1]
-
-

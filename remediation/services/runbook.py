@@ -75,10 +75,22 @@ def runbook_verify(*, session_id: str | None = None, actor: Any = None) -> dict[
     if session_id is None:
         newest = newest_orphan_id()
         if newest is None:
-            return {"session_id": None, "checks": [asdict(Check(
-                "test_session", "A test session to finalize", FAIL, "none", "an orphaned session",
-                "", "There is no orphaned session left to verify with; pass one explicitly.",
-            ))]}  # fmt: skip
+            return {
+                "session_id": None,
+                "checks": [
+                    asdict(
+                        Check(
+                            "test_session",
+                            "A test session to finalize",
+                            FAIL,
+                            "none",
+                            "an orphaned session",
+                            "",
+                            "There is no orphaned session left to verify with; pass one explicitly.",
+                        )
+                    )
+                ],
+            }
         session_id = str(newest)
     attempt = session_finalize(session_id=session_id, actor=actor, source="runbook")
     version = _one("SELECT results_version FROM profiles WHERE session_id = %s", [session_id])
@@ -91,19 +103,36 @@ def runbook_verify(*, session_id: str | None = None, actor: Any = None) -> dict[
         .count()
     )
     checks = [
-        Check("profile_v121", "Test session has a profile with results_version v1.2.1",
-              PASS if version == "v1.2.1" else FAIL, str(version), "v1.2.1",
-              "SELECT results_version FROM profiles WHERE session_id = '<id>'",
-              f"finalize: {attempt.outcome} {attempt.reason} {attempt.sqlstate} {attempt.explanation}".strip()),
-        Check("no_rls_violation", "No RLS violation", PASS if attempt.reason != "rls" else FAIL,
-              f"this finalize: {attempt.reason or attempt.outcome}; RLS failures in the last hour: {rls_hour}",
-              "no 42501 row-level security", "finalize attempt + FinalizeAttempt(reason='rls', last hour)"),
-        Check("fc_fallback_logged", "fc_fallback_legacy recorded while FC is empty",
-              (PASS if "fc_fallback_legacy" in names else FAIL) if fc_blocks == 0 else INFO,
-              ", ".join(n for n in names if n) or "no events", "fc_fallback_legacy when fc_blocks v1.2 = 0",
-              Q_FC_BLOCKS, "" if fc_blocks == 0 else f"FC v1.2 has {fc_blocks} blocks: not applicable"),
-    ]  # fmt: skip
-    return {"session_id": session_id, "attempt_id": attempt.pk, "results_url": attempt.results_url,
-            "checks": [asdict(c) for c in checks]}  # fmt: skip
-
-
+        Check(
+            "profile_v121",
+            "Test session has a profile with results_version v1.2.1",
+            PASS if version == "v1.2.1" else FAIL,
+            str(version),
+            "v1.2.1",
+            "SELECT results_version FROM profiles WHERE session_id = '<id>'",
+            f"finalize: {attempt.outcome} {attempt.reason} {attempt.sqlstate} {attempt.explanation}".strip(),
+        ),
+        Check(
+            "no_rls_violation",
+            "No RLS violation",
+            PASS if attempt.reason != "rls" else FAIL,
+            f"this finalize: {attempt.reason or attempt.outcome}; RLS failures in the last hour: {rls_hour}",
+            "no 42501 row-level security",
+            "finalize attempt + FinalizeAttempt(reason='rls', last hour)",
+        ),
+        Check(
+            "fc_fallback_logged",
+            "fc_fallback_legacy recorded while FC is empty",
+            (PASS if "fc_fallback_legacy" in names else FAIL) if fc_blocks == 0 else INFO,
+            ", ".join(n for n in names if n) or "no events",
+            "fc_fallback_legacy when fc_blocks v1.2 = 0",
+            Q_FC_BLOCKS,
+            "" if fc_blocks == 0 else f"FC v1.2 has {fc_blocks} blocks: not applicable",
+        ),
+    ]
+    return {
+        "session_id": session_id,
+        "attempt_id": attempt.pk,
+        "results_url": attempt.results_url,
+        "checks": [asdict(c) for c in checks],
+    }

@@ -22,7 +22,9 @@ def run_pause(run_id: int, *, actor: Any = None) -> BackfillRun:
     """Running → pausing (takes effect at the next batch boundary); enqueued → paused."""
     run = BackfillRun.objects.get(pk=run_id)
     target = State.PAUSED if run.state == State.ENQUEUED else State.PAUSING
-    return _audited("pause", transition(run_id, target, message="paused by a support engineer"), actor)
+    return _audited(
+        "pause", transition(run_id, target, message="paused by a support engineer"), actor
+    )
 
 
 def run_resume(run_id: int, *, actor: Any = None) -> BackfillRun:

@@ -70,9 +70,14 @@ def session_finalize(
     started = timezone.now()
     t0 = time.perf_counter()
     attempt = FinalizeAttempt(
-        session_id=session_id, backend="local", source=source, rescore=rescore,
-        started_at=started, run_id=run_id, **actor_fields(actor),
-    )  # fmt: skip
+        session_id=session_id,
+        backend="local",
+        source=source,
+        rescore=rescore,
+        started_at=started,
+        run_id=run_id,
+        **actor_fields(actor),
+    )
     try:
         ctx = context or pw.load_context()
         with pw.pipeline_transaction():
@@ -100,18 +105,30 @@ def session_finalize(
     _audit_attempt(actor, attempt)
     logger.info(
         "finalize session=%s backend=local outcome=%s reason=%s sqlstate=%s",
-        session_id, attempt.outcome, attempt.reason, attempt.sqlstate,
-    )  # fmt: skip
+        session_id,
+        attempt.outcome,
+        attempt.reason,
+        attempt.sqlstate,
+    )
     return attempt
 
 
 def _audit_attempt(actor: Any, attempt: FinalizeAttempt) -> None:
     audit_record(
-        actor or attempt.requested_by_name, "finalize", target=str(attempt.session_id),
-        sessions=[attempt.session_id], outcome=attempt.outcome,
-        detail={"backend": attempt.backend, "source": attempt.source, "rescore": attempt.rescore,
-                "reason": attempt.reason, "sqlstate": attempt.sqlstate, "attempt": attempt.pk},
-    )  # fmt: skip
+        actor or attempt.requested_by_name,
+        "finalize",
+        target=str(attempt.session_id),
+        sessions=[attempt.session_id],
+        outcome=attempt.outcome,
+        detail={
+            "backend": attempt.backend,
+            "source": attempt.source,
+            "rescore": attempt.rescore,
+            "reason": attempt.reason,
+            "sqlstate": attempt.sqlstate,
+            "attempt": attempt.pk,
+        },
+    )
 
 
 def _fill_failure(attempt: FinalizeAttempt, info: pw.DbErrorInfo) -> None:
@@ -158,9 +175,16 @@ def session_diagnose(
     except pw.ProfileWriteFailed as exc:
         i = exc.info
         diagnosis = Diagnosis(
-            session_id, i.category, i.explanation, i.sqlstate, i.constraint, i.table, i.value,
-            i.message, tuple(event_dicts(exc.events)),
-        )  # fmt: skip
+            session_id,
+            i.category,
+            i.explanation,
+            i.sqlstate,
+            i.constraint,
+            i.table,
+            i.value,
+            i.message,
+            tuple(event_dicts(exc.events)),
+        )
     except pw.FinalizeRefused as exc:
         diagnosis = Diagnosis(session_id, exc.reason, exc.explanation)
     except DatabaseError as exc:
@@ -169,16 +193,18 @@ def session_diagnose(
     else:
         if result.outcome == "existing":
             diagnosis = Diagnosis(
-                session_id, "has_profile",
+                session_id,
+                "has_profile",
                 f"The session has a profile ({result.type_code} {result.results_version}).",
-            )  # fmt: skip
+            )
         else:
             diagnosis = Diagnosis(
-                session_id, "would_succeed",
+                session_id,
+                "would_succeed",
                 "Nothing blocks the write now: a finalize would create a "
                 f"{result.type_code} profile ({result.results_version}).",
                 events=tuple(event_dicts(result.events)),
-            )  # fmt: skip
+            )
     if save and diagnosis.category != "unknown_session":
         SessionDiagnosis.objects.update_or_create(
             session_id=session_id,

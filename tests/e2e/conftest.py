@@ -20,8 +20,14 @@ def browser():
             f"Chromium not found at {CHROMIUM}: run `python3 dev.py test`, which installs it"
         )
     with sync_playwright() as pw:
-        args = ["--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+        args = [
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+        ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             args.append("--no-sandbox")
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)

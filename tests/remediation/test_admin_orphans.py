@@ -124,11 +124,20 @@ def test_session_page_shows_pipeline_state(staff_client, demo):
 @pytest.mark.parametrize(
     "name",
     [
-        "assessmentsession", "orphanedsession", "assessmentresponse", "profile", "scoringkey",
-        "scoringconfig", "typeprototype", "calibrationmodel", "fcblock", "fcoption",
-        "fcresponse", "fcscore",
+        "assessmentsession",
+        "orphanedsession",
+        "assessmentresponse",
+        "profile",
+        "scoringkey",
+        "scoringconfig",
+        "typeprototype",
+        "calibrationmodel",
+        "fcblock",
+        "fcoption",
+        "fcresponse",
+        "fcscore",
     ],
-)  # fmt: skip
+)
 def test_admin_pages_render_for_staff_and_refuse_anonymous(client, staff_client, demo, name):
     url = reverse(f"admin:remediation_{name}_changelist")
     assert staff_client.get(url).status_code == 200

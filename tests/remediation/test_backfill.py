@@ -77,9 +77,10 @@ def test_the_window_selection_takes_orphans_completed_in_the_window(clear):
     inside = [make_session(seed=i, completed_at=now - timedelta(days=2)) for i in range(3)]
     outside = make_session(seed=9, completed_at=now - timedelta(days=40))
     run = bf.backfill_start(
-        selection="window", params={"completed_from": (now - timedelta(days=7)).date().isoformat()},
+        selection="window",
+        params={"completed_from": (now - timedelta(days=7)).date().isoformat()},
         enqueue=False,
-    )  # fmt: skip
+    )
     assert sorted(str(s) for s in run.items.values_list("session_id", flat=True)) == sorted(inside)
     bf.run_until_done(run.pk)
     assert _profiles(inside) == 3 and _profiles([outside]) == 0
@@ -303,8 +304,13 @@ def test_a_run_and_a_support_engineer_finalizing_by_hand_never_write_one_session
         contested = ids[1]
         run = _start(ids, batch_size=4)
         conf = connections["pipeline"].settings_dict
-        with psycopg.connect(host=conf["HOST"], port=conf["PORT"] or None, user=conf["USER"],
-                             password=conf["PASSWORD"] or None, dbname=conf["NAME"]) as engineer:  # fmt: skip
+        with psycopg.connect(
+            host=conf["HOST"],
+            port=conf["PORT"] or None,
+            user=conf["USER"],
+            password=conf["PASSWORD"] or None,
+            dbname=conf["NAME"],
+        ) as engineer:
             # The support engineer's finalize holds the session's claim (its row lock)...
             engineer.execute("BEGIN")
             engineer.execute(

@@ -41,8 +41,16 @@ def test_backfill_selected_confirms_then_enqueues_and_logs(client, clear):
     body = confirm.content.decode()
     assert confirm.status_code == 200 and 'id="backfill-count">3<' in body and ids[0] in body
     assert BackfillRun.objects.count() == 0
-    resp = client.post(url, {"action": "backfill_selected", "_selected_action": ids, "confirm": "yes",
-                             "backend": "local", "batch_size": "2"})  # fmt: skip
+    resp = client.post(
+        url,
+        {
+            "action": "backfill_selected",
+            "_selected_action": ids,
+            "confirm": "yes",
+            "backend": "local",
+            "batch_size": "2",
+        },
+    )
     run = BackfillRun.objects.get()
     assert resp.status_code == 302 and resp["Location"].endswith(f"/backfillrun/{run.pk}/change/")
     assert (run.selection, run.estimated_total, run.batch_size, run.started_by_name) == (
@@ -81,8 +89,16 @@ def test_without_the_permission_nothing_starts(client, clear):
     ids = [make_session()]
     listing = client.get(reverse(ORPHANS)).content.decode()
     assert "Backfill all matching this filter" not in listing and "backfill_selected" not in listing
-    client.post(reverse(ORPHANS), {"action": "backfill_selected", "_selected_action": ids, "confirm": "yes",
-                                   "backend": "local", "batch_size": "2"})  # fmt: skip
+    client.post(
+        reverse(ORPHANS),
+        {
+            "action": "backfill_selected",
+            "_selected_action": ids,
+            "confirm": "yes",
+            "backend": "local",
+            "batch_size": "2",
+        },
+    )
     assert client.get(reverse("admin:remediation_orphanedsession_backfill")).status_code == 403
     assert (
         client.post(
@@ -159,8 +175,5 @@ def test_malformed_ids_in_urls_are_404s(admin_client):
     assert admin_client.get("/admin/remediation/backfillrun/abc/change/").status_code == 404
     assert admin_client.get("/admin/remediation/backfillrun/999999/change/").status_code == 404
     assert (
-        admin_client.get(
-            reverse("admin:runbook_compare"), {"a": "x", "b": "1"}
-        ).status_code
-        == 404
+        admin_client.get(reverse("admin:runbook_compare"), {"a": "x", "b": "1"}).status_code == 404
     )

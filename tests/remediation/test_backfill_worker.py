@@ -73,14 +73,30 @@ def test_a_cluster_on_the_redis_broker_runs_a_backfill(pipeline_db, redis_url):
         cluster = start_cluster(**redis_env)
         try:
             env = {
-                **os.environ, "DATABASE_URL": db_url("default"),
-                "PIPELINE_DATABASE_URL": db_url("pipeline"), "DEBUG": "true", **redis_env,
-            }  # fmt: skip
+                **os.environ,
+                "DATABASE_URL": db_url("default"),
+                "PIPELINE_DATABASE_URL": db_url("pipeline"),
+                "DEBUG": "true",
+                **redis_env,
+            }
             out = subprocess.run(
-                [sys.executable, str(ROOT / "manage.py"), "backfill", "--ids", *ids,
-                 "--batch-size", "2", "--no-wait"],
-                cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    str(ROOT / "manage.py"),
+                    "backfill",
+                    "--ids",
+                    *ids,
+                    "--batch-size",
+                    "2",
+                    "--no-wait",
+                ],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            )
             run_id = int(out.stdout.split("#", 1)[1].split(":", 1)[0])
             done = wait_for(
                 lambda: (r := run_state(run_id)).state == "succeeded" and r, 60, "the run"

@@ -28,8 +28,12 @@ SEED = json.loads(reference_data.fc_seed_path().read_text())
 
 def fc_tables() -> dict[str, list[str]]:
     out = {}
-    for table, order in (("fc_blocks", "id"), ("fc_options", "id"), ("fc_responses", "session_id, block_id"),
-                         ("fc_scores", "session_id, version, fc_kind")):  # fmt: skip
+    for table, order in (
+        ("fc_blocks", "id"),
+        ("fc_options", "id"),
+        ("fc_responses", "session_id, block_id"),
+        ("fc_scores", "session_id, version, fc_kind"),
+    ):
         out[table] = [
             r[0]
             for r in pipeline_sql(
@@ -151,8 +155,9 @@ def test_coverage_figures():
     fc.fc_set_load(SEED)
     pipeline_sql(
         "INSERT INTO fc_scores (session_id, version, fc_kind, scores_json, blocks_answered)"
-        " VALUES (%s, 'v1.1', 'types', '{}', 1)", [sid],
-    )  # fmt: skip
+        " VALUES (%s, 'v1.1', 'types', '{}', 1)",
+        [sid],
+    )
     report = fc_coverage()
     assert report["versions"] == [
         {"version": "v1.2", "active_blocks": 6, "blocks": 6, "active_options": 24}
@@ -224,8 +229,16 @@ def test_admin_validates_weights_and_needs_the_permission(client):
     _manager(client)
     option = SEED["blocks"][0]["options"][0]
     url = reverse("admin:remediation_fcoption_change", args=[option["id"]])
-    resp = client.post(url, {"block": SEED["blocks"][0]["id"], "option_code": "B", "prompt": "x",
-                             "weights_json": '{"Te": "lots", "Zz": 1}', "order_index": 1})  # fmt: skip
+    resp = client.post(
+        url,
+        {
+            "block": SEED["blocks"][0]["id"],
+            "option_code": "B",
+            "prompt": "x",
+            "weights_json": '{"Te": "lots", "Zz": 1}',
+            "order_index": 1,
+        },
+    )
     body = resp.content.decode()
     assert (
         "is not a number" in body

@@ -154,9 +154,11 @@ def test_connection_refused_is_retried_and_classified(pipeline_db):
     load_reference_data()
     sid = make_session()
     with override_settings(
-        SUPABASE_URL="http://127.0.0.1:9", SUPABASE_SERVICE_ROLE_KEY=Secret(CANARY),
-        EDGE_MAX_RETRIES=1, EDGE_BACKOFF_BASE=0.01,
-    ):  # fmt: skip
+        SUPABASE_URL="http://127.0.0.1:9",
+        SUPABASE_SERVICE_ROLE_KEY=Secret(CANARY),
+        EDGE_MAX_RETRIES=1,
+        EDGE_BACKOFF_BASE=0.01,
+    ):
         attempt = session_finalize(session_id=sid, backend="edge")
     assert (attempt.outcome, attempt.reason) == ("failed", "connection")
     assert "after 2 tries" in attempt.explanation
@@ -169,8 +171,16 @@ def test_a_lying_response_for_another_session_is_malformed(pipeline_db):
     class Liar(BaseHTTPRequestHandler):
         def do_POST(self):
             self.rfile.read(int(self.headers["Content-Length"]))
-            body = json.dumps({"ok": True, "status": "success", "session_id": "someone-else",
-                               "share_token": "x", "results_url": "y", "profile": {}}).encode()  # fmt: skip
+            body = json.dumps(
+                {
+                    "ok": True,
+                    "status": "success",
+                    "session_id": "someone-else",
+                    "share_token": "x",
+                    "results_url": "y",
+                    "profile": {},
+                }
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -183,8 +193,10 @@ def test_a_lying_response_for_another_session_is_malformed(pipeline_db):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Liar)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        with override_settings(SUPABASE_URL=f"http://127.0.0.1:{server.server_address[1]}",
-                               SUPABASE_SERVICE_ROLE_KEY=Secret(CANARY)):  # fmt: skip
+        with override_settings(
+            SUPABASE_URL=f"http://127.0.0.1:{server.server_address[1]}",
+            SUPABASE_SERVICE_ROLE_KEY=Secret(CANARY),
+        ):
             attempt = session_finalize(session_id=sid, backend="edge")
     finally:
         server.shutdown()
@@ -202,9 +214,11 @@ def test_the_emulator_refuses_a_wrong_key(emulator):
     )
     assert resp.status_code == 401
     resp = requests.post(
-        f"{emulator.url}/functions/v1/finalizeAssessment", json={},
-        headers={"Authorization": f"Bearer {CANARY}"}, timeout=5,
-    )  # fmt: skip
+        f"{emulator.url}/functions/v1/finalizeAssessment",
+        json={},
+        headers={"Authorization": f"Bearer {CANARY}"},
+        timeout=5,
+    )
     assert resp.status_code == 400
 
 

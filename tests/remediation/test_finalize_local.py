@@ -154,10 +154,14 @@ def test_effective_answers_include_those_only_in_answer_numeric(ref):
     assert a.outcome == b.outcome == "created"
     values = {s: v for s, v in strengths}
     assert values[sid_text] == values[sid_numeric]
-    assert pipeline_sql(
-        "SELECT count(*) FROM assessment_responses WHERE session_id = %s AND answer_value IS NULL",
-        [sid_numeric], "one",
-    )[0] > 100  # fmt: skip
+    assert (
+        pipeline_sql(
+            "SELECT count(*) FROM assessment_responses WHERE session_id = %s AND answer_value IS NULL",
+            [sid_numeric],
+            "one",
+        )[0]
+        > 100
+    )
 
 
 def test_the_profile_matches_the_engine_on_the_same_answers(ref):
@@ -172,8 +176,9 @@ def test_the_profile_matches_the_engine_on_the_same_answers(ref):
     stored = scoring.stored_confidence(result, ctx.scorer.config, [])
     type_code, conf_raw, conf_cal, confidence, top_types = pipeline_sql(
         "SELECT type_code, conf_raw, conf_calibrated, confidence, top_types FROM profiles WHERE session_id = %s",
-        [sid], "one",
-    )  # fmt: skip
+        [sid],
+        "one",
+    )
     assert type_code == result.type_code
     assert float(conf_raw) == stored.conf_raw and float(conf_cal) == stored.conf_calibrated
     assert confidence == stored.confidence
@@ -182,9 +187,13 @@ def test_the_profile_matches_the_engine_on_the_same_answers(ref):
 
 @pytest.mark.parametrize(
     ("case", "reason"),
-    [("unknown", "unknown_session"), ("no_answers", "no_answers"), ("abandoned", "abandoned"),
-     ("garbage", "unscorable")],
-)  # fmt: skip
+    [
+        ("unknown", "unknown_session"),
+        ("no_answers", "no_answers"),
+        ("abandoned", "abandoned"),
+        ("garbage", "unscorable"),
+    ],
+)
 def test_sessions_that_cannot_be_finalized_say_why(ref, case, reason):
     pipeline_sql("ALTER ROLE service_role BYPASSRLS")
     if case == "unknown":
@@ -303,8 +312,13 @@ def test_a_session_held_by_another_worker_is_reported_busy(pipeline_db):
     load_reference_data()
     sid = make_session(seed=31)
     conf = connections["pipeline"].settings_dict
-    with psycopg.connect(host=conf["HOST"], port=conf["PORT"] or None, user=conf["USER"],
-                         password=conf["PASSWORD"] or None, dbname=conf["NAME"]) as other:  # fmt: skip
+    with psycopg.connect(
+        host=conf["HOST"],
+        port=conf["PORT"] or None,
+        user=conf["USER"],
+        password=conf["PASSWORD"] or None,
+        dbname=conf["NAME"],
+    ) as other:
         other.execute("BEGIN")
         other.execute("SELECT 1 FROM assessment_sessions WHERE id = %s FOR UPDATE", [sid])
         from django.test import override_settings

@@ -49,10 +49,13 @@ def migrate(target: str) -> None:
 
 
 def constraint_defs() -> dict[str, str]:
-    return dict(pipeline_sql(
-        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
-        " WHERE conrelid = 'public.profiles'::regclass AND contype = 'c'", fetch="all",
-    ))  # fmt: skip
+    return dict(
+        pipeline_sql(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = 'public.profiles'::regclass AND contype = 'c'",
+            fetch="all",
+        )
+    )
 
 
 def trigger_def() -> str | None:
@@ -150,8 +153,13 @@ def test_a_busy_table_makes_fixes_fail_fast(rebuilt, target):
     migrate("0006" if target == "0007" else "0007")
     before = (constraint_defs(), trigger_def())
     conf = connections["pipeline"].settings_dict
-    with psycopg.connect(host=conf["HOST"], port=conf["PORT"] or None, user=conf["USER"],
-                         password=conf["PASSWORD"] or None, dbname=conf["NAME"]) as other:  # fmt: skip
+    with psycopg.connect(
+        host=conf["HOST"],
+        port=conf["PORT"] or None,
+        user=conf["USER"],
+        password=conf["PASSWORD"] or None,
+        dbname=conf["NAME"],
+    ) as other:
         other.execute("BEGIN")
         other.execute("LOCK TABLE public.profiles IN ACCESS EXCLUSIVE MODE")
         started = time.monotonic()

@@ -24,10 +24,18 @@ def test_emulated_schema_loads_twice_and_matches_the_contract():
     load_emulated_schema(using="pipeline", service_role_bypassrls=False, fc_metrics_trigger=False)
     load_emulated_schema(using="pipeline", service_role_bypassrls=False, fc_metrics_trigger=False)
     tables = {
-        "assessment_sessions", "assessment_responses", "assessment_scoring_key",
-        "scoring_config", "type_prototypes", "calibration_model", "profiles",
-        "fc_blocks", "fc_options", "fc_responses", "fc_scores",
-    }  # fmt: skip
+        "assessment_sessions",
+        "assessment_responses",
+        "assessment_scoring_key",
+        "scoring_config",
+        "type_prototypes",
+        "calibration_model",
+        "profiles",
+        "fc_blocks",
+        "fc_options",
+        "fc_responses",
+        "fc_scores",
+    }
     with connections["pipeline"].cursor() as cur:
         cur.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"

@@ -162,8 +162,13 @@ def hook():
 
 def test_webhook_reaches_a_loopback_server_and_failures_are_retried_and_recorded(hook):
     _server, url = hook
-    alert = Alert.objects.create(rule="write_errors", severity="high", message="42501 rls ×3",
-                                 first_seen=timezone.now(), last_seen=timezone.now())  # fmt: skip
+    alert = Alert.objects.create(
+        rule="write_errors",
+        severity="high",
+        message="42501 rls ×3",
+        first_seen=timezone.now(),
+        last_seen=timezone.now(),
+    )
     _Hook.fail_first = 1
     with override_settings(
         ALERT_WEBHOOK_URL=url, ALERT_WEBHOOK_RETRIES=2, ALERT_WEBHOOK_BACKOFF=0.01, ALERT_EMAILS=[]
@@ -232,8 +237,9 @@ def test_dashboard_renders_svg_with_thresholds_and_orphan_csv(admin_client):
     expected = pipeline_sql(
         "SELECT count(*) FROM assessment_sessions s WHERE status = 'completed'"
         " AND completed_at > now() - interval '1 day'"
-        " AND NOT EXISTS (SELECT 1 FROM profiles p WHERE p.session_id = s.id)", fetch="one",
-    )[0]  # fmt: skip
+        " AND NOT EXISTS (SELECT 1 FROM profiles p WHERE p.session_id = s.id)",
+        fetch="one",
+    )[0]
     assert lines[0].startswith("session_id,email,completed_at,age_days,age_bucket")
     assert len(lines) - 1 == expected and all(",under 1 day," in line for line in lines[1:])
 
@@ -249,8 +255,9 @@ def test_the_dashboard_reads_a_fresh_snapshot_and_recomputes_on_request(admin_cl
     assert MetricSnapshot.objects.count() == 1  # served from the fresh snapshot
     session = pipeline_sql(
         "SELECT id FROM assessment_sessions s WHERE status = 'completed' AND NOT EXISTS"
-        " (SELECT 1 FROM profiles p WHERE p.session_id = s.id) ORDER BY completed_at DESC LIMIT 1", fetch="one",
-    )[0]  # fmt: skip
+        " (SELECT 1 FROM profiles p WHERE p.session_id = s.id) ORDER BY completed_at DESC LIMIT 1",
+        fetch="one",
+    )[0]
     pipeline_sql(
         "INSERT INTO profiles (session_id, results_version) VALUES (%s, 'v1.2.1')", [session]
     )

@@ -65,7 +65,9 @@ def test_diagnosis_migrations_and_finalize_on_a_drifted_schema(drifted):
     set_fixes("0007")
     assert session_diagnose(session_id=sid).sqlstate == "54001"
     set_fixes("0008")
-    assert runbook_checks.recursive_triggers() == []  # touch_profile is not recursive: left as it was
+    assert (
+        runbook_checks.recursive_triggers() == []
+    )  # touch_profile is not recursive: left as it was
     assert (
         "touch_profile"
         in pipeline_sql(

@@ -61,18 +61,47 @@ def _block():
 CASES = [
     # key, setup for PASS, expected pass status, setup for the other outcome, expected status
     ("policy_count", lambda: None, "PASS", apply_plan_policy, "WARN"),
-    ("rls_enabled", lambda: None, "PASS", lambda: pipeline_sql("ALTER TABLE profiles DISABLE ROW LEVEL SECURITY"),
-     "WARN"),
+    (
+        "rls_enabled",
+        lambda: None,
+        "PASS",
+        lambda: pipeline_sql("ALTER TABLE profiles DISABLE ROW LEVEL SECURITY"),
+        "WARN",
+    ),
     ("fc_blocks_v12", lambda: None, "PASS", _block, "INFO"),
     ("recent_orphans", lambda: _recent(1), "PASS", lambda: None, "INFO"),
-    ("results_version", lambda: None, "PASS", lambda: gates.results_version_set(version="v1.2.0"), "FAIL"),
+    (
+        "results_version",
+        lambda: None,
+        "PASS",
+        lambda: gates.results_version_set(version="v1.2.0"),
+        "FAIL",
+    ),
     ("no_fc_scores", lambda: _fc_scores_for(_recent(3)), "PASS", lambda: _recent(11), "FAIL"),
     ("policies", lambda: None, "INFO", apply_plan_policy, "WARN"),
     ("check_constraints", relax_checks, "PASS", lambda: None, "FAIL"),
-    ("grants", lambda: None, "PASS", lambda: pipeline_sql("REVOKE INSERT ON profiles FROM service_role"), "FAIL"),
-    ("system_status", lambda: None, "PASS", lambda: gates.maintenance_set(on=True, message="IR-07"), "WARN"),
-    ("answers_numeric_only", lambda: _recent(1), "PASS", lambda: _recent(1, numeric_only=True), "WARN"),
-]  # fmt: skip
+    (
+        "grants",
+        lambda: None,
+        "PASS",
+        lambda: pipeline_sql("REVOKE INSERT ON profiles FROM service_role"),
+        "FAIL",
+    ),
+    (
+        "system_status",
+        lambda: None,
+        "PASS",
+        lambda: gates.maintenance_set(on=True, message="IR-07"),
+        "WARN",
+    ),
+    (
+        "answers_numeric_only",
+        lambda: _recent(1),
+        "PASS",
+        lambda: _recent(1, numeric_only=True),
+        "WARN",
+    ),
+]
 
 
 @pytest.mark.parametrize(
@@ -161,8 +190,10 @@ def test_verification_checks_the_success_criteria(ref):
     relax_checks()
     ok = runbook_services.runbook_verify(session_id=old)
     assert {c["key"]: c["status"] for c in ok["checks"]} == {
-        "profile_v121": "PASS", "no_rls_violation": "PASS", "fc_fallback_logged": "PASS",
-    }  # fmt: skip
+        "profile_v121": "PASS",
+        "no_rls_violation": "PASS",
+        "fc_fallback_logged": "PASS",
+    }
     assert ok["results_url"].startswith("http")
 
 
@@ -199,13 +230,9 @@ def test_the_page_runs_checks_saves_them_and_compares_and_exports(client, ref):
     _engineer(client)
     page = reverse("admin:runbook")
     assert "No checks run yet" in client.get(page).content.decode()
-    client.post(
-        reverse("admin:runbook_action", args=["checks"]), {"label": "before Fix A"}
-    )
+    client.post(reverse("admin:runbook_action", args=["checks"]), {"label": "before Fix A"})
     apply_plan_policy()
-    client.post(
-        reverse("admin:runbook_action", args=["checks"]), {"label": "after Fix A"}
-    )
+    client.post(reverse("admin:runbook_action", args=["checks"]), {"label": "after Fix A"})
     before, after = RunbookRecord.objects.filter(kind="checks").order_by("created_at")
     assert before.created_by_name == "eng" and before.label == "before Fix A"
     body = client.get(page).content.decode()
@@ -225,13 +252,8 @@ def test_the_page_runs_checks_saves_them_and_compares_and_exports(client, ref):
 def test_changes_need_the_runbook_permission(client, ref):
     _engineer(client, with_perm=False)
     for action in ("checks", "apply_a", "maintenance_on", "version_v120"):
-        assert (
-            client.post(reverse("admin:runbook_action", args=[action])).status_code
-            == 403
-        )
-    assert (
-        client.get(reverse("admin:runbook_action", args=["checks"])).status_code == 405
-    )
+        assert client.post(reverse("admin:runbook_action", args=[action])).status_code == 403
+    assert client.get(reverse("admin:runbook_action", args=["checks"])).status_code == 405
     assert status_of("system_status") == "PASS" and RunbookRecord.objects.count() == 0
 
 

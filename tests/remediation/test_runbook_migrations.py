@@ -72,8 +72,13 @@ def test_a_policy_applied_by_hand_beforehand_leaves_exactly_one(pipeline_clean):
 def test_a_busy_table_makes_it_fail_fast_and_leaves_nothing(pipeline_clean):
     conf = connections["pipeline"].settings_dict
     host = conf["HOST"] or conf.get("OPTIONS", {}).get("host")
-    with psycopg.connect(host=host, port=conf["PORT"] or None, user=conf["USER"],
-                         password=conf["PASSWORD"] or None, dbname=conf["NAME"]) as other:  # fmt: skip
+    with psycopg.connect(
+        host=host,
+        port=conf["PORT"] or None,
+        user=conf["USER"],
+        password=conf["PASSWORD"] or None,
+        dbname=conf["NAME"],
+    ) as other:
         other.execute("BEGIN")
         other.execute("LOCK TABLE public.profiles IN ACCESS EXCLUSIVE MODE")
         started = time.monotonic()

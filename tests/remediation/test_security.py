@@ -24,9 +24,8 @@ from opsportal.secrets import Secret
 from opsportal.security import JsonFormatter, RedactSecretsFilter, scrub_event
 from remediation import jobs as bf
 from remediation import reference_data
-from remediation.services import fc, runs
 from remediation.models import AuditEvent, BackfillRun, FcChange, FinalizeAttempt, RunbookRecord
-from remediation.services import session_finalize
+from remediation.services import fc, runs, session_finalize
 from tests.factories import load_reference_data, make_session, pipeline_sql
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -191,10 +190,7 @@ def test_support_may_finalize_and_backfill_but_not_the_engineers_work(world):
     support.force_login(member("support", "Support"))
     before_runbook = RunbookRecord.objects.count()
     for action in ("checks", "apply_a", "maintenance_on"):
-        assert (
-            support.post(reverse("admin:runbook_action", args=[action])).status_code
-            == 403
-        )
+        assert support.post(reverse("admin:runbook_action", args=[action])).status_code == 403
     assert (
         support.post(
             reverse("admin:remediation_backfillrun_control", args=[run_id, "rollback"])

@@ -12,10 +12,22 @@ ROOT = HERE.parent.parent
 
 def test_benchmark_script_smoke_run() -> None:
     proc = subprocess.run(
-        [sys.executable, "benchmarks/bench_scoring.py", "--sessions", "24", "--chunk", "12",
-         "--repeat", "1"],
-        capture_output=True, text=True, cwd=ROOT, check=False, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "benchmarks/bench_scoring.py",
+            "--sessions",
+            "24",
+            "--chunk",
+            "12",
+            "--repeat",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "24 sessions x 248 answers = 5952 answers" in out

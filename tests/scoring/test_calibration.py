@@ -28,9 +28,14 @@ def g1() -> EngineResult:
     return score_input(load_json(GOLDENS / "g1.input.json"))
 
 
-def model(band: str = "moderate_fit", overlay: str = "minus", knots: object = None,
-          trained_at: object = "2025-09-01T00:00:00Z", version: str = ENGINE_VERSION,
-          id: int | None = None) -> CalibrationModel:  # fmt: skip
+def model(
+    band: str = "moderate_fit",
+    overlay: str = "minus",
+    knots: object = None,
+    trained_at: object = "2025-09-01T00:00:00Z",
+    version: str = ENGINE_VERSION,
+    id: int | None = None,
+) -> CalibrationModel:
     if knots is None:
         knots = [{"x": 0.0, "y": 0.1}, {"x": 0.5, "y": 0.6}, {"x": 1.0, "y": 0.9}]
     return CalibrationModel(version, {"dim_band": band, "overlay": overlay}, knots, trained_at, id)  # type: ignore[arg-type]
@@ -59,9 +64,17 @@ def test_interpolation_with_a_matching_model(g1: EngineResult) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "want"),
-    [(-1.0, 0.2), (0.0, 0.2), (0.1, 0.2), (0.25, 0.35), (0.5, 0.6), (0.75, 0.7),
-     (1.0, 0.8), (2.0, 0.8)],
-)  # fmt: skip
+    [
+        (-1.0, 0.2),
+        (0.0, 0.2),
+        (0.1, 0.2),
+        (0.25, 0.35),
+        (0.5, 0.6),
+        (0.75, 0.7),
+        (1.0, 0.8),
+        (2.0, 0.8),
+    ],
+)
 def test_interpolation_sorts_knots_and_clamps_to_end_values(raw: float, want: float) -> None:
     # unsorted knots, as [x, y] pairs and {x, y} objects
     m = model(knots=[[1.0, 0.8], {"x": 0.5, "y": 0.6}, [0.1, 0.2], {"x": "bad", "y": 1}])
@@ -98,9 +111,14 @@ def test_model_selection_stratum_version_and_newest() -> None:
 
 def test_model_rows_as_dicts_and_newest_without_knots(g1: EngineResult) -> None:
     rows = [
-        {"id": 1, "version": "v1.2.1", "stratum": {"dim_band": "moderate_fit", "overlay": "minus"},
-         "knots": [{"x": 0, "y": 1}, {"x": 1, "y": 1}], "trained_at": "2025-09-01T00:00:00Z"},
-    ]  # fmt: skip
+        {
+            "id": 1,
+            "version": "v1.2.1",
+            "stratum": {"dim_band": "moderate_fit", "overlay": "minus"},
+            "knots": [{"x": 0, "y": 1}, {"x": 1, "y": 1}],
+            "trained_at": "2025-09-01T00:00:00Z",
+        },
+    ]
     assert stored_confidence(g1, None, rows).conf_calibrated == 1.0
     rows.append({**rows[0], "id": 2, "knots": [], "trained_at": "2025-09-02T00:00:00Z"})
     s = stored_confidence(g1, None, rows)
@@ -125,7 +143,11 @@ def test_profile_row_new_and_existing(g1: EngineResult) -> None:
     row = build_profile_row(g1, stored, "sess-1", now)
     assert row["session_id"] == "sess-1"
     assert (row["conf_raw"], row["conf_calibrated"], row["confidence"], row["conf_band"]) == (
-        0.4563, 0.5119, "Low", "Low")  # fmt: skip
+        0.4563,
+        0.5119,
+        "Low",
+        "Low",
+    )
     assert row["results_version"] == row["version"] == "v1.2.1"
     assert row["submitted_at"] == now and row["recomputed_at"] is None
     assert row["created_at"] == row["updated_at"] == now
@@ -135,7 +157,14 @@ def test_profile_row_new_and_existing(g1: EngineResult) -> None:
     assert row["fc_coverage_bucket"] == "full" and row["overlay_neuro"] == "none"
     assert "type_scores" not in row and "blocks" not in row
     earlier = datetime(2025, 9, 1, tzinfo=UTC)
-    row2 = build_profile_row(g1, stored, "sess-1", now, existing_submitted_at=earlier,
-                             had_profile=True, existing_created_at=earlier)  # fmt: skip
+    row2 = build_profile_row(
+        g1,
+        stored,
+        "sess-1",
+        now,
+        existing_submitted_at=earlier,
+        had_profile=True,
+        existing_created_at=earlier,
+    )
     assert row2["submitted_at"] == earlier and row2["recomputed_at"] == now
     assert row2["created_at"] == earlier and row2["updated_at"] == now

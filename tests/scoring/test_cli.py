@@ -17,8 +17,12 @@ ROOT = HERE.parent.parent
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "scoring", *args],
-        input=stdin, capture_output=True, text=True, cwd=ROOT, check=False,
-    )  # fmt: skip
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
 
 
 def golden_line(case: str) -> str:
@@ -26,8 +30,15 @@ def golden_line(case: str) -> str:
 
 
 def test_jsonl_scores_each_line_in_order_and_reports_bad_lines(tmp_path: Path) -> None:
-    lines = [golden_line("g1"), "{not json", golden_line("g3"), json.dumps({"responses": []}),
-             "[1, 2]", "", golden_line("g5")]  # fmt: skip
+    lines = [
+        golden_line("g1"),
+        "{not json",
+        golden_line("g3"),
+        json.dumps({"responses": []}),
+        "[1, 2]",
+        "",
+        golden_line("g5"),
+    ]
     f = tmp_path / "in.jsonl"
     f.write_text("\n".join(lines) + "\n")
     proc = run("--jsonl", str(f))

@@ -39,8 +39,9 @@ def likert(qid: int, tag: str, reverse: bool = False) -> KeyEntry:
     return KeyEntry(qid, tag, "LIKERT_1_5", reverse)
 
 
-def score(key: list[KeyEntry], answers: list[tuple[int, object]], fc: object = None,
-          config: object = None) -> EngineResult:  # fmt: skip
+def score(
+    key: list[KeyEntry], answers: list[tuple[int, object]], fc: object = None, config: object = None
+) -> EngineResult:
     return Scorer(key, config if config is not None else SPEC_CONFIG).score(
         [Response(q, a) for q, a in answers], fc
     )
@@ -78,8 +79,9 @@ def test_reverse_scoring_string_answers_and_tie_ranking() -> None:
     z = sum(n * math.exp(f - 5.1) for f, n in weights.items())
     assert r.top_types[0].share == pytest.approx(1 / z, abs=1e-12)
     assert r.top_types[2].share == pytest.approx(math.exp(-1.2) / z, abs=1e-12)
-    h16 = -sum(n * (math.exp(f - 5.1) / z) * math.log2(math.exp(f - 5.1) / z)
-               for f, n in weights.items())  # fmt: skip
+    h16 = -sum(
+        n * (math.exp(f - 5.1) / z) * math.log2(math.exp(f - 5.1) / z) for f, n in weights.items()
+    )
     want = float(f"{sigmoid(0.25 * 0.0 + 0.35 * 0.0 - 0.2 * h16):.4f}")
     assert r.conf_raw == r.conf_calibrated == want
     assert r.confidence == "Low"
@@ -106,9 +108,21 @@ def test_non_function_tags_and_non_likert_scales_are_ignored() -> None:
 
 @pytest.mark.parametrize(
     ("answer", "expected"),
-    [(5, 5.0), ("5", 5.0), ("  5\n", 5.0), ("5.0", 5.0), ("0.5e1", 5.0), ("0b101", 5.0),
-     ([5], 5.0), ("", 0.0), ([], 0.0), (True, 1.0), (False, 0.0), (4.25, 4.25)],
-)  # fmt: skip
+    [
+        (5, 5.0),
+        ("5", 5.0),
+        ("  5\n", 5.0),
+        ("5.0", 5.0),
+        ("0.5e1", 5.0),
+        ("0b101", 5.0),
+        ([5], 5.0),
+        ("", 0.0),
+        ([], 0.0),
+        (True, 1.0),
+        (False, 0.0),
+        (4.25, 4.25),
+    ],
+)
 def test_answer_parsing_feeds_the_mean(answer: object, expected: float) -> None:
     key = [likert(1, "Se_S"), likert(2, "Se_D")]
     r = score(key, [(1, answer), (2, 3)])
@@ -175,9 +189,19 @@ def test_fc_map_derivation_when_fc_scores_absent() -> None:
 
 @pytest.mark.parametrize(
     ("answer", "func"),
-    [(5, "Ni"), (5.0, "Ni"), ("5", "Ni"), ("5.0", None), (" 5", None), ([5], "Ni"),
-     (True, "Fe"), ("true", "Fe"), ("True", None), (None, None)],
-)  # fmt: skip
+    [
+        (5, "Ni"),
+        (5.0, "Ni"),
+        ("5", "Ni"),
+        ("5.0", None),
+        (" 5", None),
+        ([5], "Ni"),
+        (True, "Fe"),
+        ("true", "Fe"),
+        ("True", None),
+        (None, None),
+    ],
+)
 def test_fc_map_lookup_uses_javascript_string_of_the_answer(
     answer: object, func: str | None
 ) -> None:
@@ -221,8 +245,9 @@ def test_malformed_fc_maps_are_ignored() -> None:
     r = score(key, [(1, 3), (2, "A"), (2, "B"), (3, "A")])
     assert r.fc_answered_ct == 0 and r.strengths["Ti"] == 3.0
     answers = [{"question_id": q, "answer_value": "A"} for q in (2, 3, 4)]
-    r2 = score_input({"responses": [{"question_id": 1, "answer_value": 3}, *answers],
-                      "scoringKey": doc_key})  # fmt: skip
+    r2 = score_input(
+        {"responses": [{"question_id": 1, "answer_value": 3}, *answers], "scoringKey": doc_key}
+    )
     assert r2.fc_answered_ct == 1 and r2.strengths["Ne"] == 2.5  # JSON text fc_map parsed
 
 
@@ -261,7 +286,10 @@ def test_zero_or_missing_config_values_fall_back_to_defaults() -> None:
     assert score(key, answers, config={"softmax_temp": None, "conf_raw_params": "x"}) == base
     cfg = EngineConfig.from_mapping(zeros)
     assert (cfg.softmax_temp, cfg.conf_raw_params.a, cfg.fit_band_thresholds.high_fit) == (
-        1.0, 0.25, 10.0)  # fmt: skip
+        1.0,
+        0.25,
+        10.0,
+    )
 
 
 def test_config_values_are_used() -> None:
@@ -293,8 +321,9 @@ def test_real_config_thresholds_give_low_fit_and_low_coverage(
     r = score([likert(1, "Ti_S")], [(1, 5)], fc={f: 50 for f in FUNCTIONS}, config=real_config_map)
     assert r.fit_band == "low_fit"
     assert r.fc_answered_ct == 8 and r.fc_coverage_bucket == "low"
-    r2 = score([likert(1, "Ti_S")], [(1, 5)], fc={f: 50 for f in FUNCTIONS},
-               config={"fc_expected_min": 8})  # fmt: skip
+    r2 = score(
+        [likert(1, "Ti_S")], [(1, 5)], fc={f: 50 for f in FUNCTIONS}, config={"fc_expected_min": 8}
+    )
     assert r2.fc_coverage_bucket == "full"
 
 
@@ -332,8 +361,9 @@ def test_config_type_prototypes_are_used() -> None:
 
 def test_config_type_prototypes_shapes_and_abbreviations() -> None:
     by_block = {t: {b: f for f, b in MODEL_A[t].items()} for t in TYPES}  # {block: func}
-    abbreviated = {t: {f: b[:4] if b != "creative" else "creat" for f, b in MODEL_A[t].items()}
-                   for t in TYPES}  # fmt: skip
+    abbreviated = {
+        t: {f: b[:4] if b != "creative" else "creat" for f, b in MODEL_A[t].items()} for t in TYPES
+    }
     assert Prototypes.from_mapping(by_block) == Prototypes.builtin()
     assert Prototypes.from_mapping(abbreviated).weights == Prototypes.builtin().weights
     partial = Prototypes.from_mapping({"LIE": {"Ti": "BASE"}})

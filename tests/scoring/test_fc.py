@@ -27,8 +27,16 @@ def test_seed_shape(options: dict[str, FcOption]) -> None:
 
 def test_seed_example_option_a_everywhere(options: dict[str, FcOption]) -> None:
     r = score_fc_session(picks(options, "A"), options, "functions", session_id="s")
-    assert dict(r.scores) == {"Te": 90, "Ti": 90, "Fe": 50, "Fi": 60, "Ne": 80, "Ni": 100,
-                              "Se": 70, "Si": 50}  # fmt: skip
+    assert dict(r.scores) == {
+        "Te": 90,
+        "Ti": 90,
+        "Fe": 50,
+        "Fi": 60,
+        "Ne": 80,
+        "Ni": 100,
+        "Se": 70,
+        "Si": 50,
+    }
     assert r.blocks_answered == 6 and r.should_write and r.fc_kind == "functions"
     assert r.version == "v1.2"
     assert r.scores_json() == dict(r.scores)

@@ -25,9 +25,40 @@ from .conftest import HERE, load_json
 NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
 
-ANSWERS: list[object] = [1, 2, 3, 4, 5, "1", "2", "3", "4", "5", " 4 ", "4.0", "1e0", "0x3",
-                         "0b10", "", "Agree", "A", "B", "C", "D", None, 2.5, 3.25, "Infinity",
-                         "-1", 7, "0o4", [3], [], True, "\u00a05"]  # fmt: skip
+ANSWERS: list[object] = [
+    1,
+    2,
+    3,
+    4,
+    5,
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    " 4 ",
+    "4.0",
+    "1e0",
+    "0x3",
+    "0b10",
+    "",
+    "Agree",
+    "A",
+    "B",
+    "C",
+    "D",
+    None,
+    2.5,
+    3.25,
+    "Infinity",
+    "-1",
+    7,
+    "0o4",
+    [3],
+    [],
+    True,
+    "\u00a05",
+]
 FC_POOL: list[object] = [None, {}, {"Ti": 60, "Ne": 40}, {"Te": "70", "Si": 30.5, "Fi": "x"}]
 CONFIGS: list[dict[str, object]] = [
     {},
@@ -51,8 +82,11 @@ def make_inputs(n: int, seed: int) -> list[dict[str, object]]:
             kind = rng.random()
             if kind < 0.6:
                 tag = rng.choice(FUNCTIONS) + rng.choice(["_S", "_D"])
-                key[str(q)] = {"tag": tag, "scale_type": "LIKERT_1_5",
-                               "reverse_scored": rng.random() < 0.3}  # fmt: skip
+                key[str(q)] = {
+                    "tag": tag,
+                    "scale_type": "LIKERT_1_5",
+                    "reverse_scored": rng.random() < 0.3,
+                }
             elif kind < 0.8:
                 letters = "ABCD"[: rng.randint(2, 4)]
                 fc_map = {ch: rng.choice(FUNCTIONS) for ch in letters}
@@ -60,8 +94,10 @@ def make_inputs(n: int, seed: int) -> list[dict[str, object]]:
                     fc_map["5"] = rng.choice(FUNCTIONS)
                 key[str(q)] = {"scale_type": "FORCED_CHOICE_4", "fc_map": fc_map}
             else:
-                key[str(q)] = {"tag": rng.choice(["N", "N_R", "Core", ""]),
-                               "scale_type": rng.choice(["LIKERT_1_7", "META"])}  # fmt: skip
+                key[str(q)] = {
+                    "tag": rng.choice(["N", "N_R", "Core", ""]),
+                    "scale_type": rng.choice(["LIKERT_1_7", "META"]),
+                }
         responses = [
             {"question_id": rng.randint(1, nq + 2), "answer_value": rng.choice(ANSWERS)}
             for _ in range(rng.randint(0, nq + 5))
@@ -85,8 +121,12 @@ def test_python_engine_matches_the_javascript_reading() -> None:
     docs = make_inputs(400, seed=1917)
     proc = subprocess.run(
         [str(NODE), str(HERE / "js" / "reference_engine.js")],
-        input=json.dumps(docs), capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
+        input=json.dumps(docs),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     js_outputs = json.loads(proc.stdout)
     scored = 0
     for doc, js in zip(docs, js_outputs, strict=True):

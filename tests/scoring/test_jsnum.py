@@ -132,9 +132,21 @@ def test_js_string(value: object, expected: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(None, False), (0, False), (0.0, False), (-0.0, False), (math.nan, False), ("", False),
-     (False, False), (1, True), ("0", True), ("false", True), ([], True), ({}, True)],
-)  # fmt: skip
+    [
+        (None, False),
+        (0, False),
+        (0.0, False),
+        (-0.0, False),
+        (math.nan, False),
+        ("", False),
+        (False, False),
+        (1, True),
+        ("0", True),
+        ("false", True),
+        ([], True),
+        ({}, True),
+    ],
+)
 def test_js_truthy(value: object, expected: bool) -> None:
     assert js_truthy(value) is expected
 

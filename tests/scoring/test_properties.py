@@ -31,13 +31,31 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 one_to_five = st.one_of(st.integers(1, 5), st.integers(1, 5).map(str), st.floats(1, 5))
 any_answer = st.one_of(
     one_to_five,
-    st.sampled_from(["A", "B", "C", "D", "E", "", " 3 ", "Agree", "0x2", "4.5", "1e0", "NaN",
-                     "Infinity", "-1", "7", "0b11"]),
+    st.sampled_from(
+        [
+            "A",
+            "B",
+            "C",
+            "D",
+            "E",
+            "",
+            " 3 ",
+            "Agree",
+            "0x2",
+            "4.5",
+            "1e0",
+            "NaN",
+            "Infinity",
+            "-1",
+            "7",
+            "0b11",
+        ]
+    ),
     st.none(),
     st.integers(-3, 9),
     st.floats(allow_nan=True, allow_infinity=True),
     st.lists(st.integers(1, 5), max_size=2),
-)  # fmt: skip
+)
 qid = st.one_of(st.sampled_from(LIKERT_QIDS), st.sampled_from(FC_QIDS), st.integers(0, 260))
 fc_scores = st.one_of(
     st.none(),
@@ -92,8 +110,10 @@ def test_shares_sum_to_one_and_scoring_is_deterministic(resp: list[Response], fc
 
 
 @SETTINGS
-@given(sessions(one_to_five), st.one_of(st.none(), st.dictionaries(
-    st.sampled_from(FUNCTIONS), st.integers(0, 100))))  # fmt: skip
+@given(
+    sessions(one_to_five),
+    st.one_of(st.none(), st.dictionaries(st.sampled_from(FUNCTIONS), st.integers(0, 100))),
+)
 def test_strengths_stay_within_0_and_5_for_answers_1_to_5(resp: list[Response], fc: object) -> None:
     r = score_or_error(SCORER, resp, fc)
     if isinstance(r, EngineResult):

@@ -47,6 +47,8 @@ $$;
 
 
 class Migration(migrations.Migration):
-    dependencies: list[tuple[str, str]] = []  # each fix stands alone: applied and rolled back on its own
+    dependencies: list[
+        tuple[str, str]
+    ] = []  # each fix stands alone: applied and rolled back on its own
 
     operations = [run_sql(FORWARD, BACKWARD)]

@@ -83,6 +83,8 @@ $$;"""
 
 
 class Migration(migrations.Migration):
-    dependencies: list[tuple[str, str]] = []  # each fix stands alone: applied and rolled back on its own
+    dependencies: list[
+        tuple[str, str]
+    ] = []  # each fix stands alone: applied and rolled back on its own
 
     operations = [migrations.RunPython(forward, backward, hints=PIPELINE_HINTS)]

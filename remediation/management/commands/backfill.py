@@ -59,8 +59,10 @@ class Command(BaseCommand):
             run = self._start(o)
         except jobs.RunError as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write(f"Backfill #{run.pk}: {run.estimated_total} sessions, backend {run.backend}"
-                          + (" (dry run)" if run.dry_run else ""))  # fmt: skip
+        self.stdout.write(
+            f"Backfill #{run.pk}: {run.estimated_total} sessions, backend {run.backend}"
+            + (" (dry run)" if run.dry_run else "")
+        )
         if o["no_wait"]:
             return
         run = jobs.run_until_done(run.pk, progress=self._bar) if o["sync"] else self._follow(run.pk)
@@ -88,10 +90,17 @@ class Command(BaseCommand):
         else:
             raise CommandError("choose a selection: --from/--to, --ids, --csv or --all-orphans")
         return jobs.backfill_start(
-            selection=selection, params=params, ids=ids, backend=o["backend"],
-            batch_size=o["batch_size"], throttle_per_minute=o["throttle"], dry_run=o["dry_run"],
-            rescore=o["rescore"], actor="cli", enqueue=not o["sync"],
-        )  # fmt: skip
+            selection=selection,
+            params=params,
+            ids=ids,
+            backend=o["backend"],
+            batch_size=o["batch_size"],
+            throttle_per_minute=o["throttle"],
+            dry_run=o["dry_run"],
+            rescore=o["rescore"],
+            actor="cli",
+            enqueue=not o["sync"],
+        )
 
     def _control(self, name, run_id, o):
         if not BackfillRun.objects.filter(pk=run_id).exists():
@@ -148,11 +157,22 @@ class Command(BaseCommand):
     def _done(self, run, as_json):
         self.stdout.write("")
         if as_json:
-            self.stdout.write(json.dumps({
-                "run": run.pk, "state": run.state, "processed": run.processed, "created": run.created,
-                "rescored": run.rescored, "existing": run.existing, "failed": run.failed,
-                "skipped": run.skipped, "failed_by_reason": run.failed_by_reason, "message": run.message,
-            }))  # fmt: skip
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "run": run.pk,
+                        "state": run.state,
+                        "processed": run.processed,
+                        "created": run.created,
+                        "rescored": run.rescored,
+                        "existing": run.existing,
+                        "failed": run.failed,
+                        "skipped": run.skipped,
+                        "failed_by_reason": run.failed_by_reason,
+                        "message": run.message,
+                    }
+                )
+            )
         else:
             self.stdout.write(f"Backfill #{run.pk} {run.state}: {kind_of(run).summary(run)}")
             if run.failed_by_reason:

@@ -52,6 +52,12 @@ class Command(BaseCommand):
 
 def _dumps(d) -> str:
     return json.dumps(
-        {"session_id": d.session_id, "category": d.category, "sqlstate": d.sqlstate,
-         "constraint": d.constraint, "value": d.value, "explanation": d.explanation}
-    )  # fmt: skip
+        {
+            "session_id": d.session_id,
+            "category": d.category,
+            "sqlstate": d.sqlstate,
+            "constraint": d.constraint,
+            "value": d.value,
+            "explanation": d.explanation,
+        }
+    )

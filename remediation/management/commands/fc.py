@@ -41,8 +41,10 @@ class Command(BaseCommand):
                     self.stdout.write(f"  {line}")
             elif action == "rollback":
                 change = fc.fc_version_rollback(o["version"], actor="cli")
-                self.stdout.write(f"Rolled back FC {change.version} (#{change.pk}, undo with: fc undo {change.pk}): "
-                                  + ", ".join(f"{n} {t}" for t, n in change.summary.items()))  # fmt: skip
+                self.stdout.write(
+                    f"Rolled back FC {change.version} (#{change.pk}, undo with: fc undo {change.pk}): "
+                    + ", ".join(f"{n} {t}" for t, n in change.summary.items())
+                )
             elif action == "undo":
                 change = fc.fc_change_undo(o["change_id"], actor="cli")
                 self.stdout.write(f"Restored FC {change.version} from rollback #{change.pk}.")
@@ -50,7 +52,9 @@ class Command(BaseCommand):
                 report = coverage()
                 self.stdout.write(json.dumps(report, indent=2) if o["json"] else _text(report))
             else:
-                results = fc.fc_scores_recompute(o["session_ids"], refinalize=o["refinalize"], actor="cli")
+                results = fc.fc_scores_recompute(
+                    o["session_ids"], refinalize=o["refinalize"], actor="cli"
+                )
                 for sid, entry in results.items():
                     names = ", ".join(e["name"] for e in entry["events"])
                     self.stdout.write(
@@ -62,8 +66,10 @@ class Command(BaseCommand):
 
 
 def _text(report) -> str:
-    lines = [f"{v['version']}: {v['active_blocks']}/{v['blocks']} active blocks, {v['active_options']} active options"
-             for v in report["versions"]] or ["no FC blocks"]  # fmt: skip
+    lines = [
+        f"{v['version']}: {v['active_blocks']}/{v['blocks']} active blocks, {v['active_options']} active options"
+        for v in report["versions"]
+    ] or ["no FC blocks"]
     lines.append(
         f"FC responses pointing to options that do not exist: {report['responses_without_option']}"
     )

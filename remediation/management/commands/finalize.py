@@ -26,9 +26,13 @@ class Command(BaseCommand):
         failed = 0
         for sid in ids:
             attempt = session_finalize(
-                session_id=sid, backend=backend, rescore=rescore, source="cli",
-                actor="cli", context=context,
-            )  # fmt: skip
+                session_id=sid,
+                backend=backend,
+                rescore=rescore,
+                source="cli",
+                actor="cli",
+                context=context,
+            )
             if not attempt.succeeded:
                 failed += 1
             if json:

@@ -25,7 +25,13 @@ class Command(BaseCommand):
         try:
             result = fix_apply(name, reverse=action == "rollback")
         except DatabaseError as exc:
-            raise CommandError(f"the pipeline database refused: {str(exc).splitlines()[0]}") from exc
-        runbook_record_save(user=None, kind="change", results=result, label=f"cli: fix {action} {name}")
+            raise CommandError(
+                f"the pipeline database refused: {str(exc).splitlines()[0]}"
+            ) from exc
+        runbook_record_save(
+            user=None, kind="change", results=result, label=f"cli: fix {action} {name}"
+        )
         after = result["diagnosis_after"]
-        self.stdout.write(f"{result['change']}. Test session now: {after['category']} {after['sqlstate']}".strip())
+        self.stdout.write(
+            f"{result['change']}. Test session now: {after['category']} {after['sqlstate']}".strip()
+        )

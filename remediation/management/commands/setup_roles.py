@@ -2,11 +2,27 @@ from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 
 VIEW_MODELS = [
-    "assessmentsession", "orphanedsession", "assessmentresponse", "profile", "scoringkey", "scoringconfig",
-    "typeprototype", "calibrationmodel", "fcblock", "fcoption", "fcresponse", "fcscore", "fcchange",
-    "finalizeattempt", "sessiondiagnosis", "backfillrun", "runbookrecord", "alert", "metricsnapshot",
+    "assessmentsession",
+    "orphanedsession",
+    "assessmentresponse",
+    "profile",
+    "scoringkey",
+    "scoringconfig",
+    "typeprototype",
+    "calibrationmodel",
+    "fcblock",
+    "fcoption",
+    "fcresponse",
+    "fcscore",
+    "fcchange",
+    "finalizeattempt",
+    "sessiondiagnosis",
+    "backfillrun",
+    "runbookrecord",
+    "alert",
+    "metricsnapshot",
     "auditevent",
-]  # fmt: skip
+]
 VIEWER = [f"remediation.view_{m}" for m in VIEW_MODELS]
 SUPPORT = [
     *VIEWER,
@@ -15,10 +31,16 @@ SUPPORT = [
     "remediation.change_alert",
 ]
 ENGINEER = [
-    *SUPPORT, "remediation.run_large_backfill", "remediation.rollback_backfill", "remediation.run_runbook",
-    "remediation.manage_fc", "remediation.add_fcblock", "remediation.change_fcblock",
-    "remediation.add_fcoption", "remediation.change_fcoption",
-]  # fmt: skip
+    *SUPPORT,
+    "remediation.run_large_backfill",
+    "remediation.rollback_backfill",
+    "remediation.run_runbook",
+    "remediation.manage_fc",
+    "remediation.add_fcblock",
+    "remediation.change_fcblock",
+    "remediation.add_fcoption",
+    "remediation.change_fcoption",
+]
 ROLES = {"Viewer": VIEWER, "Support": SUPPORT, "Engineer": ENGINEER}
 
 
