@@ -9,6 +9,8 @@ auth.role() lets any session that sets the claim itself through, and a service_r
 BYPASSRLS (hosted Supabase) never needed it.
 """
 
+from typing import ClassVar
+
 from django.db import migrations
 
 from remediation.fixes.operations import run_sql
@@ -47,8 +49,7 @@ $$;
 
 
 class Migration(migrations.Migration):
-    dependencies: list[
-        tuple[str, str]
-    ] = []  # each fix stands alone: applied and rolled back on its own
+    # Each fix stands alone: applied and rolled back on its own.
+    dependencies: ClassVar[list[tuple[str, str]]] = []
 
     operations = [run_sql(FORWARD, BACKWARD)]

@@ -12,6 +12,8 @@ restores the stored definitions, and refuses (naming the rows) when rows written
 would violate them.
 """
 
+from typing import ClassVar
+
 from django.db import migrations
 
 from remediation.fixes.operations import PIPELINE_HINTS, execute_with_lock_timeout, portal_schema
@@ -83,8 +85,7 @@ $$;"""
 
 
 class Migration(migrations.Migration):
-    dependencies: list[
-        tuple[str, str]
-    ] = []  # each fix stands alone: applied and rolled back on its own
+    # Each fix stands alone: applied and rolled back on its own.
+    dependencies: ClassVar[list[tuple[str, str]]] = []
 
     operations = [migrations.RunPython(forward, backward, hints=PIPELINE_HINTS)]

@@ -12,6 +12,8 @@ function definitions are stored at apply time and restored exactly by the revers
 no such trigger exists, nothing is done (a notice says so).
 """
 
+from typing import ClassVar
+
 from django.db import migrations
 
 from remediation.fixes.operations import PIPELINE_HINTS, execute_with_lock_timeout, portal_schema
@@ -91,8 +93,7 @@ $$;"""
 
 
 class Migration(migrations.Migration):
-    dependencies: list[
-        tuple[str, str]
-    ] = []  # each fix stands alone: applied and rolled back on its own
+    # Each fix stands alone: applied and rolled back on its own.
+    dependencies: ClassVar[list[tuple[str, str]]] = []
 
     operations = [migrations.RunPython(forward, backward, hints=PIPELINE_HINTS)]
