@@ -49,9 +49,9 @@ def fc_set_load(data: dict[str, Any], *, dry_run: bool = False, actor: str = "")
     diff = LoadDiff(version)
     with pipeline_transaction() as conn, conn.cursor() as cur:
         for block in data["blocks"]:
-            _upsert_block(cur, diff, version, block)
+            _upsert_block(cur, diff, version, block, write=not dry_run)
             for option in block["options"]:
-                _upsert_option(cur, diff, version, block, option)
+                _upsert_option(cur, diff, version, block, option, write=not dry_run)
         if dry_run:
             transaction.set_rollback(True, using="pipeline")
     if not dry_run:
@@ -78,7 +78,9 @@ def _note(diff: LoadDiff, label: str, row: Any, wanted: list[Any]) -> None:
         diff.unchanged += 1
 
 
-def _upsert_block(cur: Any, diff: LoadDiff, version: str, block: dict[str, Any]) -> None:
+def _upsert_block(
+    cur: Any, diff: LoadDiff, version: str, block: dict[str, Any], *, write: bool
+) -> None:
     values = [
         block["id"],
         version,
@@ -94,6 +96,8 @@ def _upsert_block(cur: Any, diff: LoadDiff, version: str, block: dict[str, Any])
     )
     row = cur.fetchone()
     _note(diff, f"block {version}/{block['code']}", None if row is None else list(row), values[1:])
+    if not write:
+        return
     cur.execute(
         "INSERT INTO fc_blocks (id, version, code, title, description, order_index, is_active)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version,"
@@ -104,7 +108,13 @@ def _upsert_block(cur: Any, diff: LoadDiff, version: str, block: dict[str, Any])
 
 
 def _upsert_option(
-    cur: Any, diff: LoadDiff, version: str, block: dict[str, Any], option: dict[str, Any]
+    cur: Any,
+    diff: LoadDiff,
+    version: str,
+    block: dict[str, Any],
+    option: dict[str, Any],
+    *,
+    write: bool,
 ) -> None:
     cur.execute(
         "SELECT block_id::text, option_code, prompt, weights_json::text, order_index FROM fc_options"
@@ -121,6 +131,8 @@ def _upsert_option(
     ]
     current = None if row is None else [row[0], row[1], row[2], json.loads(row[3]), row[4]]
     _note(diff, f"option {version}/{block['code']}/{option['option_code']}", current, wanted)
+    if not write:
+        return
     cur.execute(
         "INSERT INTO fc_options (id, block_id, option_code, prompt, weights_json, order_index)"
         " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET block_id = EXCLUDED.block_id,"

@@ -16,9 +16,14 @@ def test_finalize_from_the_session_page(pipeline_db, admin_login, page):
     sid = make_session(seed=77)
     # First, as in the incident: RLS blocks the write, and the page says so.
     admin_login(f"/admin/remediation/assessmentsession/{sid}/change/")
+    # The page shows the stored diagnosis; diagnosing is a button (a POST).
+    assert "not diagnosed yet" in page.inner_text(".field-why_no_profile")
+    with page.expect_navigation():
+        page.click("#diagnose-now")
     assert "rls [42501]" in page.inner_text(".diagnosis")
     with clear_write_path():
-        page.reload()
+        with page.expect_navigation():
+            page.click("#diagnose-now")
         assert "would_succeed" in page.inner_text(".diagnosis")
         page.click("a.finalize-link")
         page.wait_for_selector("#confirm-finalize")

@@ -36,6 +36,9 @@ def test_walk_the_runbook_to_a_resolved_incident(demo_incident, admin_login, pag
     page.wait_for_selector("ul.messagelist li.success")
     for fix in ("fix_a", "fix_d", "fix_e"):
         assert "needed" in step(page, fix)
+    assert "not diagnosed yet" in step(page, "verify_a")  # a page view never diagnoses
+    page.click("#diagnose-test-session")
+    page.wait_for_selector("ul.messagelist li.success")
     assert "rls" in step(page, "verify_a")
     # Each fix moves the test session's rolled-back write to the next blocker.
     expected = {
