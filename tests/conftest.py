@@ -57,6 +57,52 @@ def pipeline_db(transactional_db):
     clean()
 
 
+@pytest.fixture
+def clear_path(pipeline_db):
+    """The reference data loaded, BYPASSRLS on and the CHECKs relaxed: the write can
+    succeed; restored afterwards."""
+    from tests.factories import clear_write_path, load_reference_data
+
+    load_reference_data()
+    with clear_write_path():
+        yield
+
+
+# --- Personas: the portal's roles, as setup_roles creates them -------------------------------
+@pytest.fixture
+def roles(db):
+    """The Viewer, Support and Engineer groups with their permissions."""
+    from django.core.management import call_command
+
+    call_command("setup_roles", verbosity=0)
+
+
+@pytest.fixture
+def member(roles):
+    """A user in one of the roles (or none): member("bob", "Support")."""
+    from django.contrib.auth.models import Group, User
+
+    def make(username: str, group: str | None, staff: bool = True) -> User:
+        user = User.objects.create_user(
+            username, f"{username}@example.org", "pw-123456789", is_staff=staff
+        )
+        if group:
+            user.groups.add(Group.objects.get(name=group))
+        return User.objects.get(pk=user.pk)
+
+    return make
+
+
+@pytest.fixture
+def support(member):
+    return member("support", "Support")
+
+
+@pytest.fixture
+def engineer(member):
+    return member("engineer", "Engineer")
+
+
 @pytest.fixture(scope="session")
 def redis_url():
     """A real Redis: REDIS_URL or 127.0.0.1:6379 when reachable, else a redis-server we start."""

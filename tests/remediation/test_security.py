@@ -33,20 +33,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CANARY = "canary-service-role-key-0b7d1e"
 
 
-@pytest.fixture
-def roles():
-    call_command("setup_roles")
-
-
-def member(username: str, group: str | None, staff: bool = True) -> User:
-    user = User.objects.create_user(
-        username, f"{username}@example.org", "pw-123456789", is_staff=staff
-    )
-    if group:
-        user.groups.add(Group.objects.get(name=group))
-    return User.objects.get(pk=user.pk)
-
-
 def state_changing_requests(sid: str, run_id: int, change_id: int) -> list[tuple[str, dict]]:
     """Every POST that changes something, as a hand-crafted request would send it."""
     orphans = reverse("admin:remediation_orphanedsession_changelist")
@@ -135,7 +121,7 @@ def world(roles):
     return sid, run.pk, change.pk
 
 
-def test_anonymous_and_non_staff_users_get_nothing(world):
+def test_anonymous_and_non_staff_users_get_nothing(member, world):
     sid, run_id, change_id = world
     pages = [
         reverse("admin:index"),
@@ -163,7 +149,7 @@ def test_anonymous_and_non_staff_users_get_nothing(world):
     assert snapshot() == before
 
 
-def test_staff_without_a_permission_can_neither_see_nor_run_it(world):
+def test_staff_without_a_permission_can_neither_see_nor_run_it(member, world):
     sid, run_id, change_id = world
     viewer = Client()
     viewer.force_login(member("viewer", "Viewer"))
@@ -184,7 +170,7 @@ def test_staff_without_a_permission_can_neither_see_nor_run_it(world):
     assert not AuditEvent.objects.exclude(actor="setup").exists()
 
 
-def test_support_may_finalize_and_backfill_but_not_the_engineers_work(world):
+def test_support_may_finalize_and_backfill_but_not_the_engineers_work(member, world):
     sid, run_id, _change_id = world
     support = Client()
     support.force_login(member("support", "Support"))

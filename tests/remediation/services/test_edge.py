@@ -16,7 +16,6 @@ from remediation.dev.edge_emulator import Faults, start_in_thread
 from remediation.models import FinalizeAttempt
 from remediation.services import session_finalize
 from tests.factories import (
-    clear_write_path,
     load_reference_data,
     make_session,
     pipeline_sql,
@@ -43,13 +42,6 @@ def emulator(pipeline_db):
         yield server
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def clear_path():
-    """BYPASSRLS on and the CHECKs relaxed: the write can succeed; restored afterwards."""
-    with clear_write_path():
-        yield
 
 
 def _faults(server, **values):

@@ -13,17 +13,10 @@ from django.urls import reverse
 
 from remediation import jobs as bf
 from remediation.models import BackfillRun
-from tests.factories import load_reference_data, make_session, pipeline_sql, relax_checks
+from tests.factories import make_session, pipeline_sql
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 ORPHANS = "admin:remediation_orphanedsession_changelist"
-
-
-@pytest.fixture
-def clear():
-    load_reference_data()
-    pipeline_sql("ALTER ROLE service_role BYPASSRLS")
-    relax_checks()
 
 
 def _user(*perms):
@@ -33,7 +26,7 @@ def _user(*perms):
     return User.objects.get(pk=user.pk)
 
 
-def test_backfill_selected_confirms_then_enqueues_and_logs(client, clear):
+def test_backfill_selected_confirms_then_enqueues_and_logs(client, clear_path):
     client.force_login(_user("run_backfill"))
     ids = [make_session(seed=i) for i in range(3)]
     url = reverse(ORPHANS)
@@ -70,7 +63,7 @@ def test_backfill_selected_confirms_then_enqueues_and_logs(client, clear):
     assert "100.0%" in page and "succeeded" in page
 
 
-def test_backfill_all_matching_the_filter(client, clear):
+def test_backfill_all_matching_the_filter(client, clear_path):
     client.force_login(_user("run_backfill"))
     ids = [make_session(seed=i) for i in range(4)]
     url = reverse("admin:remediation_orphanedsession_backfill")
@@ -84,7 +77,7 @@ def test_backfill_all_matching_the_filter(client, clear):
     assert sorted(str(s) for s in run.items.values_list("session_id", flat=True)) == sorted(ids)
 
 
-def test_without_the_permission_nothing_starts(client, clear):
+def test_without_the_permission_nothing_starts(client, clear_path):
     client.force_login(_user())
     ids = [make_session()]
     listing = client.get(reverse(ORPHANS)).content.decode()
@@ -110,7 +103,7 @@ def test_without_the_permission_nothing_starts(client, clear):
     assert BackfillRun.objects.count() == 0
 
 
-def test_run_page_controls_and_csv_export(client, clear):
+def test_run_page_controls_and_csv_export(client, clear_path):
     client.force_login(_user("run_backfill"))
     ids = [make_session(seed=i) for i in range(4)]
     run = bf.backfill_start(selection="ids", ids=ids, batch_size=2, enqueue=False)
@@ -133,7 +126,7 @@ def test_run_page_controls_and_csv_export(client, clear):
     assert rows[0]["session_id"] == ids[0]
 
 
-def test_new_backfill_from_an_uploaded_csv_reports_bad_lines(client, clear):
+def test_new_backfill_from_an_uploaded_csv_reports_bad_lines(client, clear_path):
     client.force_login(_user("run_backfill"))
     ids = [make_session(seed=i) for i in range(2)]
     add = reverse("admin:remediation_backfillrun_add")
@@ -149,7 +142,7 @@ def test_new_backfill_from_an_uploaded_csv_reports_bad_lines(client, clear):
     assert run.selection == "csv" and run.estimated_total == 2
 
 
-def test_rollback_from_the_run_page(client, clear):
+def test_rollback_from_the_run_page(client, clear_path):
     user = _user("run_backfill", "rollback_backfill")
     client.force_login(user)
     ids = [make_session(seed=i) for i in range(2)]

@@ -11,16 +11,9 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from remediation.models import FinalizeAttempt, SessionDiagnosis
-from tests.factories import load_reference_data, make_session, pipeline_sql, relax_checks
+from tests.factories import load_reference_data, make_session, pipeline_sql
 
 pytestmark = pytest.mark.django_db(databases="__all__")
-
-
-@pytest.fixture
-def clear_path():
-    load_reference_data()
-    pipeline_sql("ALTER ROLE service_role BYPASSRLS")
-    relax_checks()
 
 
 def _staff(perms=()):
