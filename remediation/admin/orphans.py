@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from remediation import selectors
+from remediation import jobs, selectors
 from remediation.admin import runs
 from remediation.admin.base import (
     CappedCountPaginator,
@@ -27,6 +28,7 @@ from remediation.admin.filters import (
     SessionSearchMixin,
     age_bucket,
 )
+from remediation.admin.permissions import log_change
 from remediation.admin.sessions import SessionActionsMixin
 from remediation.models import AssessmentSession, OrphanedSession
 
@@ -57,16 +59,36 @@ class OrphanedSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAdmi
     def get_urls(self) -> list[Any]:
         view = self.admin_site.admin_view(lambda request: runs.backfill_filter_view(self, request))
         export = self.admin_site.admin_view(self.export_csv_view)
+        diagnose = self.admin_site.admin_view(self.diagnose_all_view)
         return [
             path("backfill/", view, name="remediation_orphanedsession_backfill"),
             path("export.csv", export, name="remediation_orphanedsession_export"),
+            path("diagnose/", diagnose, name="remediation_orphanedsession_diagnose"),
             *super().get_urls(),
         ]
 
+    def diagnose_all_view(self, request: HttpRequest) -> HttpResponse:
+        """POST: diagnose every orphan matching the list's filters, as a background run."""
+        if request.method != "POST":
+            return HttpResponse(status=405)
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        # The list's filters and search travel in the query string, as for the export.
+        queryset = self.get_changelist_instance(request).get_queryset(request)
+        ids = [str(pk) for pk in queryset.order_by("-completed_at").values_list("pk", flat=True)]
+        try:
+            run = jobs.diagnosis_start(
+                session_ids=ids, actor=request.user, params=dict(request.GET.items())
+            )
+        except jobs.RunError as exc:
+            self.message_user(request, f"Nothing diagnosed: {exc}", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:remediation_orphanedsession_changelist"))
+        log_change(request, run, f"Started bulk diagnosis #{run.pk}: {len(ids)} sessions")
+        self.message_user(request, f"Diagnosis #{run.pk} started: {len(ids)} sessions.")
+        return HttpResponseRedirect(reverse("admin:remediation_backfillrun_change", args=[run.pk]))
+
     def export_csv_view(self, request: HttpRequest) -> Any:
         """Every orphan matching the list's current filters and search, as CSV (streamed)."""
-        from django.core.exceptions import PermissionDenied
-
         if not self.has_view_permission(request):
             raise PermissionDenied
         queryset = (
@@ -108,6 +130,7 @@ class OrphanedSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAdmi
             "can_backfill": runs.can_run(request),
             "backfill_filter_url": runs.orphan_filter_url(request),
             "export_url": "export.csv" + ("?" + request.GET.urlencode() if request.GET else ""),
+            "diagnose_url": "diagnose/" + ("?" + request.GET.urlencode() if request.GET else ""),
         }
         return super().changelist_view(request, extra)
 

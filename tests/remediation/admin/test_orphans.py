@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from remediation import selectors
 from remediation.dev.demo import seed_demo
+from tests.factories import load_reference_data, make_session
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -163,3 +164,25 @@ def test_pipeline_tables_are_read_only_in_admin(staff_client, demo):
         cur.execute("SELECT email FROM assessment_sessions WHERE id = %s", [sid])
         assert cur.fetchone()[0] == email
     assert staff_client.get(reverse("admin:remediation_profile_add")).status_code == 403
+
+
+def test_re_diagnose_all_matching_runs_in_the_background(admin_client):
+    """The orphan list's "Re-diagnose all matching" starts a diagnosis run over the filter."""
+    from remediation import jobs
+    from remediation.models import BackfillRun, SessionDiagnosis
+
+    load_reference_data()
+    ids = [make_session(seed=i) for i in range(3)]
+    url = reverse("admin:remediation_orphanedsession_diagnose")
+    assert admin_client.get(url).status_code == 405  # a GET never starts anything
+    resp = admin_client.post(url)
+    run = BackfillRun.objects.get(kind="diagnosis")
+    assert resp["Location"] == reverse("admin:remediation_backfillrun_change", args=[run.pk])
+    assert run.estimated_total == 3 and not SessionDiagnosis.objects.exists()
+    jobs.run_until_done(run.pk)
+    stored = {str(d.session_id): d.category for d in SessionDiagnosis.objects.all()}
+    assert stored == {sid: "rls" for sid in ids}
+    page = admin_client.get(
+        reverse("admin:remediation_orphanedsession_changelist")
+    ).content.decode()
+    assert page.count("rls [42501]") == 3
