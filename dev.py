@@ -144,8 +144,8 @@ def cmd_up(argv: list[str]) -> int:
     time.sleep(1.5)
     say(f"portal: http://127.0.0.1:{port}/admin/  login: {login[0]} / {login[1]}")
     say(f"orphaned sessions: http://127.0.0.1:{port}/admin/remediation/orphanedsession/")
-    say(f"IR-07 runbook:     http://127.0.0.1:{port}/admin/remediation/runbookrecord/")
-    say(f"pipeline health:   http://127.0.0.1:{port}/admin/remediation/alert/health/")
+    say(f"IR-07 runbook:     http://127.0.0.1:{port}/admin/runbook/")
+    say(f"pipeline health:   http://127.0.0.1:{port}/admin/health/")
     say("Ctrl-C stops the portal, the job cluster and the edge-function emulator")
     try:
         while all(p.poll() is None for p in essential):

@@ -263,7 +263,8 @@ def test_demo_fc_answers_then_a_backfill_uses_fc():
 
     from remediation import jobs as bf
     from remediation import selectors
-    from remediation.dev.demo import DemoRefused, demo_fc_responses, seed_demo
+    from remediation.dev.demo import DemoRefused, seed_demo
+    from remediation.dev.fc_answers import demo_fc_responses
 
     seed_demo(seed=2, now=timezone.now(), force=True)
     with pytest.raises(DemoRefused, match="load a set first"):

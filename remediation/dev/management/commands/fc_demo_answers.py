@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from remediation.dev.demo import DemoRefused, demo_fc_responses
+from remediation.dev.demo import DemoRefused
+from remediation.dev.fc_answers import demo_fc_responses
 
 
 class Command(BaseCommand):
