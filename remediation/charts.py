@@ -25,6 +25,7 @@ def bar_chart(
     color: str = "#417690",
 ) -> str:
     """An SVG bar chart; None values are drawn as gaps ("no data")."""
+    # Long on purpose: the SVG is drawn in one pass, top to bottom, as it reads.
     left, right, top, bottom = 48, 12, 28, 36
     plot_w, plot_h = width - left - right, height - top - bottom
     numbers = [v for _, v in values if v is not None]

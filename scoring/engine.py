@@ -1,4 +1,8 @@
-"""The v1.2.1 scoring engine (scoring.md sections 1-6), one session at a time."""
+"""The v1.2.1 scoring engine (scoring.md sections 1-6), one session at a time.
+
+One module of about 500 lines on purpose: it follows the spec section by section, so the
+engine and its contract can be read side by side.
+"""
 
 from __future__ import annotations
 
@@ -370,6 +374,7 @@ class Scorer:
         session_id: object,
     ) -> EngineResult:
         """Assemble an EngineResult from the computed numbers."""
+        # Long on purpose: the result's fields in the spec's order (scoring.md section 6).
         cfg = self.config
         i1, i2, i3 = order[0], order[1], order[2]
         fit1, fit2 = fits[i1], fits[i2]

@@ -2,7 +2,8 @@
 
 - `sessions`, `orphans`, `filters`: the session list and page, the orphaned-sessions list;
 - `finalize`: finalizing one session or a selection (confirmation pages);
-- `runs`: runs of every job kind (backfill, rollback, diagnosis), their pages and controls;
+- `backfills`, `runs`: starting a backfill (forms, confirmation pages); runs of every job kind
+  (backfill, rollback, diagnosis), their pages and controls;
 - `runbook`: the IR-07 runbook page (/admin/runbook/);
 - `health`: the health dashboard (/admin/health/), alerts, snapshots;
 - `fc`, `audit`, `attempts`, `pipeline_tables`: FC sets, the audit trail, attempts and
@@ -14,6 +15,7 @@
 from remediation.admin import (  # noqa: F401  (importing a module registers its admins)
     attempts,
     audit,
+    backfills,
     fc,
     health,
     orphans,

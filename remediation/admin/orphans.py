@@ -15,7 +15,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from remediation import jobs, selectors
-from remediation.admin import runs
+from remediation.admin import backfills
 from remediation.admin.base import (
     CappedCountPaginator,
     DateRangeFilter,
@@ -57,7 +57,9 @@ class OrphanedSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAdmi
         return ReasonChangeList
 
     def get_urls(self) -> list[Any]:
-        view = self.admin_site.admin_view(lambda request: runs.backfill_filter_view(self, request))
+        view = self.admin_site.admin_view(
+            lambda request: backfills.backfill_filter_view(self, request)
+        )
         export = self.admin_site.admin_view(self.export_csv_view)
         diagnose = self.admin_site.admin_view(self.diagnose_all_view)
         return [
@@ -127,19 +129,19 @@ class OrphanedSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAdmi
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
         extra = {
             **(extra_context or {}),
-            "can_backfill": runs.can_run(request),
-            "backfill_filter_url": runs.orphan_filter_url(request),
+            "can_backfill": backfills.can_run(request),
+            "backfill_filter_url": backfills.orphan_filter_url(request),
             "export_url": "export.csv" + ("?" + request.GET.urlencode() if request.GET else ""),
             "diagnose_url": "diagnose/" + ("?" + request.GET.urlencode() if request.GET else ""),
         }
         return super().changelist_view(request, extra)
 
     def has_run_backfill_permission(self, request: HttpRequest) -> bool:
-        return runs.can_run(request)
+        return backfills.can_run(request)
 
     @admin.action(permissions=["run_backfill"], description="Backfill selected sessions…")
     def backfill_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
-        return runs.backfill_selected_action(self, request, queryset)
+        return backfills.backfill_selected_action(self, request, queryset)
 
     @admin.display(description="why no profile (latest attempt or diagnosis)")
     def reason(self, obj: Any) -> str:

@@ -126,6 +126,7 @@ def copy_responses(
     cur: Any, rng: np.random.Generator, plan: dict[str, Any], answer_sets: int
 ) -> tuple[int, int, int]:
     """Full answer sets for the `answer_sets` newest sessions (all of them by default)."""
+    # Long on purpose: one COPY stream with the incident's answer quirks in one place.
     n = plan["n"]
     chosen = np.arange(max(0, n - answer_sets), n)
     m = len(chosen)

@@ -188,6 +188,7 @@ class Handler(BaseHTTPRequestHandler):
 
 def finalize_like_deployed(session_id: str) -> tuple[int, dict[str, Any]]:
     """finalizeAssessment as deployed on 2025-09-17, defects included (see module doc)."""
+    # Long on purpose: the deployed function's steps in its order, defects included.
     try:
         uuid.UUID(session_id)
     except ValueError:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from remediation import pipeline as pw
-from remediation.jobs.engine import JobKind, RunError, register, run_create
+from remediation.jobs.engine import JobKind, RunError, register, run_create, started_by
 from remediation.models import BackfillItem, BackfillRun
 from remediation.services.audit import audit_record
 
@@ -67,7 +67,6 @@ def diagnosis_start(
     """Start a bulk diagnosis of the given sessions (e.g. the orphan list's current filter)."""
     if not session_ids:
         raise RunError("the selection matches no session")
-    user = actor if getattr(actor, "is_authenticated", False) else None
     run = run_create(
         kind=BackfillRun.Kind.DIAGNOSIS,
         session_ids=session_ids,
@@ -75,8 +74,7 @@ def diagnosis_start(
         selection=BackfillRun.Selection.FILTER if params is not None else BackfillRun.Selection.IDS,
         selection_params=params or {"ids": len(session_ids)},
         batch_size=batch_size,
-        started_by=user,
-        started_by_name=user.get_username() if user else str(actor or "system")[:150],
+        **started_by(actor),
     )
     audit_record(
         actor, "diagnosis.start", target=f"run #{run.pk}", sessions=session_ids, outcome=run.state

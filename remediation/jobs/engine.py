@@ -153,6 +153,13 @@ def run_create(
     return run
 
 
+def started_by(actor: Any) -> dict[str, Any]:
+    """The run's started_by/started_by_name for a user, "cli", "auto-heal", or nobody."""
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    name = user.get_username() if user else str(actor or "system")[:150]
+    return {"started_by": user, "started_by_name": name}
+
+
 def _enqueue_on_commit(run: BackfillRun) -> None:
     run_id, token = run.pk, run.batch_token
     transaction.on_commit(lambda: enqueue_batch(run_id, token))

@@ -197,25 +197,14 @@ def backfill_start(
     limit: int | None = None,
 ) -> BackfillRun:
     """Create a finalize run with one item per selected session and enqueue its first batch."""
-    from remediation.jobs.engine import RunError, run_create
+    from remediation.jobs.engine import run_create, started_by
     from remediation.jobs.selection import resolve_selection
     from remediation.services.audit import audit_record
 
-    if backend not in ("local", "edge"):
-        raise RunError(f"unknown backend {backend!r}")
-    if not 1 <= batch_size <= 5000:
-        raise RunError("batch size must be between 1 and 5000")
-    if throttle_per_minute is not None and throttle_per_minute <= 0:
-        raise RunError("the throttle must be a positive number of sessions per minute")
+    _check_parameters(backend, batch_size, throttle_per_minute)
     params = {k: v for k, v in (params or {}).items() if v not in (None, "")}
     session_ids = resolve_selection(selection, params, ids, rescore)
-    caps = [c for c in (settings.BACKFILL_MAX_SESSIONS, limit) if c]
-    cap = min(caps) if caps else 0
-    if cap and len(session_ids) > cap:
-        raise RunError(f"{len(session_ids)} sessions selected; your limit is {cap}")
-    if not session_ids:
-        raise RunError("the selection matches no session")
-    user = actor if getattr(actor, "is_authenticated", False) else None
+    _check_size(len(session_ids), limit)
     run = run_create(
         kind=BackfillRun.Kind.FINALIZE,
         session_ids=session_ids,
@@ -227,8 +216,7 @@ def backfill_start(
         throttle_per_minute=throttle_per_minute,
         dry_run=dry_run,
         rescore=rescore,
-        started_by=user,
-        started_by_name=user.get_username() if user else str(actor or "system")[:150],
+        **started_by(actor),
     )
     logger.info("backfill %s started: %s sessions, backend %s", run.pk, len(session_ids), backend)
     audit_record(
@@ -248,3 +236,26 @@ def backfill_start(
         },
     )
     return run
+
+
+def _check_parameters(backend: str, batch_size: int, throttle_per_minute: int | None) -> None:
+    from remediation.jobs.engine import RunError
+
+    if backend not in ("local", "edge"):
+        raise RunError(f"unknown backend {backend!r}")
+    if not 1 <= batch_size <= 5000:
+        raise RunError("batch size must be between 1 and 5000")
+    if throttle_per_minute is not None and throttle_per_minute <= 0:
+        raise RunError("the throttle must be a positive number of sessions per minute")
+
+
+def _check_size(count: int, limit: int | None) -> None:
+    """BACKFILL_MAX_SESSIONS and the caller's own limit (Support's SUPPORT_MAX_BACKFILL)."""
+    from remediation.jobs.engine import RunError
+
+    caps = [c for c in (settings.BACKFILL_MAX_SESSIONS, limit) if c]
+    cap = min(caps) if caps else 0
+    if cap and count > cap:
+        raise RunError(f"{count} sessions selected; your limit is {cap}")
+    if not count:
+        raise RunError("the selection matches no session")

@@ -17,7 +17,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from remediation import pipeline as pw
-from remediation.jobs.engine import STOPPED, JobKind, RunError, register, run_create
+from remediation.jobs.engine import STOPPED, JobKind, RunError, register, run_create, started_by
 from remediation.models import BackfillItem, BackfillRun
 from remediation.services.audit import audit_record
 
@@ -141,7 +141,6 @@ def run_rollback(run_id: int, *, actor: Any = None, enqueue: bool = True) -> Bac
     ]
     if not ids:
         raise RunError(f"run #{run_id} has no session left to restore")
-    user = actor if getattr(actor, "is_authenticated", False) else None
     run = run_create(
         kind=BackfillRun.Kind.ROLLBACK,
         session_ids=ids,
@@ -151,8 +150,7 @@ def run_rollback(run_id: int, *, actor: Any = None, enqueue: bool = True) -> Bac
         selection_params={"run": source.pk},
         backend=source.backend,
         batch_size=200,
-        started_by=user,
-        started_by_name=user.get_username() if user else str(actor or "system")[:150],
+        **started_by(actor),
     )
     audit_record(
         actor,

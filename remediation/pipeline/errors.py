@@ -51,6 +51,7 @@ def classify_error(
     exc: BaseException, *, using: str = "pipeline", attempted_row: dict[str, Any] | None = None
 ) -> DbErrorInfo:
     """SQLSTATE, constraint, table and message from the driver, and the cause in plain words."""
+    # Long on purpose: one decision table from SQLSTATE to cause, read side by side.
     cause = exc.__cause__ if isinstance(exc.__cause__, psycopg.Error) else exc
     diag = getattr(cause, "diag", None)
     sqlstate = getattr(cause, "sqlstate", None) or (diag.sqlstate if diag else None) or ""
@@ -61,8 +62,6 @@ def classify_error(
     detail = (diag.message_detail if diag else None) or ""
     context = (diag.context if diag else None) or ""
     if not table:
-        import re
-
         found = re.search(r'(?:table|relation) "([^"]+)"', message)
         table = found.group(1) if found else ""
     value = ""

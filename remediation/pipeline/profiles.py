@@ -39,18 +39,7 @@ def score_units(
     using: str,
 ) -> list[Unit]:
     """score_fc_session where there are FC responses (best effort, Fix C), then score_prism."""
-    if fc_rows:
-        as_service_role(cur)
-        for sid in todo:
-            if sid in fc_rows:
-                score_fc(cur, ctx, sid, fc_rows[sid], outcomes[sid].events, using)
-        cur.execute("RESET ROLE")
-    cur.execute(
-        "SELECT session_id::text, scores_json::text FROM fc_scores WHERE session_id = ANY(%s::text::uuid[])"
-        " AND version = %s AND fc_kind = 'functions'",
-        [uuid_array(todo), FC_VERSION],
-    )
-    fc_scores = {sid: json.loads(v) for sid, v in cur.fetchall()}
+    fc_scores = _fc_scores(cur, ctx, outcomes, todo, fc_rows, using)
     requests = []
     for sid in todo:
         events = outcomes[sid].events
@@ -67,14 +56,7 @@ def score_units(
         if isinstance(result, UnscorableSession):
             o.refuse("unscorable", f"nothing to score: {result}")
             continue
-        if result.no_scorable_answers:
-            # The engine is faithful (an all-zero profile, as the original); the portal is
-            # careful: it does not write a profile that no answer supports.
-            o.refuse(
-                "unscorable",
-                f"nothing to score: none of the {len(answers[sid])} answers is a numeric answer"
-                " to a Likert function item, and there are no forced-choice scores",
-            )
+        if _no_scorable_answers(o, result, len(answers[sid])):
             continue
         logged = {e.name for e in o.events}
         o.events.extend(e for e in result.events if e.name not in logged)
@@ -96,6 +78,43 @@ def score_units(
         o.type_code = result.type_code
         units.append(Unit(sid, row, len(answers[sid])))
     return units
+
+
+def _fc_scores(
+    cur: Any,
+    ctx: PipelineContext,
+    outcomes: dict[str, SessionOutcome],
+    todo: list[str],
+    fc_rows: dict[str, list[tuple[str, str]]],
+    using: str,
+) -> dict[str, Any]:
+    """score_fc_session as service_role where there are FC responses; the FC scores to use."""
+    if fc_rows:
+        as_service_role(cur)
+        for sid in todo:
+            if sid in fc_rows:
+                score_fc(cur, ctx, sid, fc_rows[sid], outcomes[sid].events, using)
+        cur.execute("RESET ROLE")
+    cur.execute(
+        "SELECT session_id::text, scores_json::text FROM fc_scores WHERE session_id = ANY(%s::text::uuid[])"
+        " AND version = %s AND fc_kind = 'functions'",
+        [uuid_array(todo), FC_VERSION],
+    )
+    return {sid: json.loads(v) for sid, v in cur.fetchall()}
+
+
+def _no_scorable_answers(o: SessionOutcome, result: Any, answered: int) -> bool:
+    """Refuse a profile no answer supports."""
+    if result.no_scorable_answers:
+        # The engine is faithful (an all-zero profile, as the original); the portal is
+        # careful: it does not write a profile that no answer supports.
+        o.refuse(
+            "unscorable",
+            f"nothing to score: none of the {answered} answers is a numeric answer"
+            " to a Likert function item, and there are no forced-choice scores",
+        )
+        return True
+    return False
 
 
 def _ts(image: dict[str, Any] | None, column: str) -> datetime | None:

@@ -222,6 +222,7 @@ class RuleResult:
 
 def evaluate(now: datetime | None = None) -> list[RuleResult]:
     """The incident's alert rules, on the alert window (ALERT_WINDOW_HOURS)."""
+    # Long on purpose: the incident's alert rules as one table, thresholds side by side.
     now = now or timezone.now()
     window = timedelta(hours=settings.ALERT_WINDOW_HOURS)
     completed, converted = conversion(now - window, now)

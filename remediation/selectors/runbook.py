@@ -51,58 +51,65 @@ def steps(checks: dict[str, Check] | None = None) -> list[dict[str, Any]]:
     """checks → Fix A → verify → Fix D → verify → Fix E → verify → backfill → success criteria."""
     checks = checks if checks is not None else {c.key: c for c in run_checks()}
     diagnosis = stored_test_session_diagnosis()
-    changes = {
-        r.results.get("fix"): r
-        for r in RunbookRecord.objects.filter(kind="change").exclude(results__fix=None)
+    return [
+        _checks_step(),
+        *_fix_steps(checks, diagnosis),
+        _backfill_step(diagnosis),
+        _success_step(),
+    ]
+
+
+def _checks_step() -> dict[str, Any]:
+    last = RunbookRecord.objects.filter(kind="checks").first()
+    return {
+        "key": "checks",
+        "title": "Run the checks",
+        "state": "done" if last else "to do",
+        "evidence": f"checks #{last.pk} at {last.created_at:%Y-%m-%d %H:%M}" if last else "",
     }
-    out: list[dict[str, Any]] = []
-    last_checks = RunbookRecord.objects.filter(kind="checks").first()
-    checks_evidence = (
-        f"checks #{last_checks.pk} at {last_checks.created_at:%Y-%m-%d %H:%M}"
-        if last_checks
-        else ""
-    )
-    out.append(
-        {
-            "key": "checks",
-            "title": "Run the checks",
-            "state": "done" if last_checks else "to do",
-            "evidence": checks_evidence,
-        }
-    )
-    bypass = checks["service_role_bypassrls"].figure == "true"
-    causes = {
+
+
+def _causes(checks: dict[str, Check]) -> dict[str, tuple[bool, str]]:
+    """Whether each fix's cause is present in this database, with the evidence."""
+    bypass = checks["service_role_bypassrls"].figure
+    policies = checks["policy_count"].figure
+    return {
         "A": (
-            not bypass and checks["policy_count"].figure == "0",
-            f"service_role BYPASSRLS {checks['service_role_bypassrls'].figure}; "
-            f"{checks['policy_count'].figure} policies on profiles",
+            bypass != "true" and policies == "0",
+            f"service_role BYPASSRLS {bypass}; {policies} policies on profiles",
         ),
         "D": (checks["check_constraints"].status == FAIL, checks["check_constraints"].detail),
         "E": (checks["triggers"].status == FAIL, checks["triggers"].detail),
     }
+
+
+def _fix_steps(checks: dict[str, Check], diagnosis: dict[str, Any]) -> list[dict[str, Any]]:
+    changes = {
+        r.results.get("fix"): r
+        for r in RunbookRecord.objects.filter(kind="change").exclude(results__fix=None)
+    }
+    when = diagnosis["checked_at"]
     now_text = f"test session: {diagnosis['category']} {diagnosis['sqlstate']}".strip() + (
-        f" (diagnosed {diagnosis['checked_at']:%Y-%m-%d %H:%M:%S %Z})"
-        if diagnosis["checked_at"]
-        else ""
+        f" (diagnosed {when:%Y-%m-%d %H:%M:%S %Z})" if when else ""
     )
+    causes = _causes(checks)
     applied_fixes = executor.applied()
+    out = []
     for fix in ("A", "D", "E"):
         applied = fix in applied_fixes
         cause, evidence = causes[fix]
-        state = "applied" if applied else "needed" if cause else "not needed"
         record = changes.get(fix)
         before_after = ""
         if record is not None:
-            before_after = (
-                f"diagnosis before: {record.results.get('diagnosis_before', {}).get('category', '?')}, "
-                f"after: {record.results.get('diagnosis_after', {}).get('category', '?')}"
-            )
+            before = record.results.get("diagnosis_before", {}).get("category", "?")
+            after = record.results.get("diagnosis_after", {}).get("category", "?")
+            before_after = f"diagnosis before: {before}, after: {after}"
         out.append(
             {
                 "key": f"fix_{fix.lower()}",
                 "fix": fix,
                 "title": executor.TITLES[fix],
-                "state": state,
+                "state": "applied" if applied else "needed" if cause else "not needed",
                 "evidence": evidence,
                 "before_after": before_after,
                 "applied": applied,
@@ -116,31 +123,31 @@ def steps(checks: dict[str, Check] | None = None) -> list[dict[str, Any]]:
                 "evidence": now_text,
             }
         )
+    return out
+
+
+def _backfill_step(diagnosis: dict[str, Any]) -> dict[str, Any]:
     orphans = orphaned_sessions().count()
-    out.append(
-        {
-            "key": "backfill",
-            "title": "Backfill the orphans",
-            "state": "done"
-            if orphans == 0
-            else "ready"
-            if diagnosis["category"] == "would_succeed"
-            else "blocked",
-            "evidence": f"{orphans} orphaned sessions; the test session: {diagnosis['category']}",
-        }
-    )
+    ready = "ready" if diagnosis["category"] == "would_succeed" else "blocked"
+    state = "done" if orphans == 0 else ready
+    return {
+        "key": "backfill",
+        "title": "Backfill the orphans",
+        "state": state,
+        "evidence": f"{orphans} orphaned sessions; the test session: {diagnosis['category']}",
+    }
+
+
+def _success_step() -> dict[str, Any]:
     now = timezone.now()
     completed, converted = conversion(now - timedelta(days=7), now)
     rate = converted / completed if completed else None
     figure = (
         f"{converted}/{completed} = {rate:.1%}" if rate is not None else "no completed sessions"
     )
-    out.append(
-        {
-            "key": "success",
-            "title": "Success criteria: conversion above 90 % (7 days)",
-            "state": "met" if rate is not None and rate > CONVERSION_TARGET else "not met",
-            "evidence": figure,
-        }
-    )
-    return out
+    return {
+        "key": "success",
+        "title": "Success criteria: conversion above 90 % (7 days)",
+        "state": "met" if rate is not None and rate > CONVERSION_TARGET else "not met",
+        "evidence": figure,
+    }

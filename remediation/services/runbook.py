@@ -72,6 +72,7 @@ def test_session_diagnose(session_id: str | None = None, *, save: bool = True) -
 
 def runbook_verify(*, session_id: str | None = None, actor: Any = None) -> dict[str, Any]:
     """Finalize a test session (default: the newest orphan) and check the success criteria."""
+    # Long on purpose: the plan's three success criteria, each a Check, in the plan's order.
     if session_id is None:
         newest = newest_orphan_id()
         if newest is None:

@@ -78,10 +78,29 @@ def session_finalize(
         run_id=run_id,
         **actor_fields(actor),
     )
+    _write_locally(attempt, context, rescore=rescore, now=started)
+    attempt.finished_at = timezone.now()
+    attempt.duration_ms = (time.perf_counter() - t0) * 1000
+    attempt.save()
+    _audit_attempt(actor, attempt)
+    logger.info(
+        "finalize session=%s backend=local outcome=%s reason=%s sqlstate=%s",
+        session_id,
+        attempt.outcome,
+        attempt.reason,
+        attempt.sqlstate,
+    )
+    return attempt
+
+
+def _write_locally(
+    attempt: FinalizeAttempt, context: pw.PipelineContext | None, *, rescore: bool, now: Any
+) -> None:
+    """The pipeline write in its own transaction; the attempt records what happened."""
     try:
         ctx = context or pw.load_context()
         with pw.pipeline_transaction():
-            result = pw.write_session(ctx, session_id, rescore=rescore, now=started)
+            result = pw.write_session(ctx, str(attempt.session_id), rescore=rescore, now=now)
     except pw.ProfileWriteFailed as exc:
         _fill_failure(attempt, exc.info)
         attempt.events = event_dicts(exc.events)
@@ -99,18 +118,6 @@ def session_finalize(
         attempt.type_code = result.type_code
         attempt.results_version = result.results_version
         attempt.events = event_dicts(result.events)
-    attempt.finished_at = timezone.now()
-    attempt.duration_ms = (time.perf_counter() - t0) * 1000
-    attempt.save()
-    _audit_attempt(actor, attempt)
-    logger.info(
-        "finalize session=%s backend=local outcome=%s reason=%s sqlstate=%s",
-        session_id,
-        attempt.outcome,
-        attempt.reason,
-        attempt.sqlstate,
-    )
-    return attempt
 
 
 def _audit_attempt(actor: Any, attempt: FinalizeAttempt) -> None:
@@ -206,18 +213,23 @@ def session_diagnose(
                 events=tuple(event_dicts(result.events)),
             )
     if save and diagnosis.category != "unknown_session":
-        SessionDiagnosis.objects.update_or_create(
-            session_id=session_id,
-            defaults={
-                "checked_at": now,
-                "category": diagnosis.category,
-                "sqlstate": diagnosis.sqlstate,
-                "constraint_name": diagnosis.constraint,
-                "table_name": diagnosis.table,
-                "value": diagnosis.value,
-                "error_message": diagnosis.message,
-                "explanation": diagnosis.explanation,
-                "events": list(diagnosis.events),
-            },
-        )
+        _store(diagnosis, now)
     return diagnosis
+
+
+def _store(diagnosis: Diagnosis, now: Any) -> None:
+    """The session's latest diagnosis (one row per session), with its time."""
+    SessionDiagnosis.objects.update_or_create(
+        session_id=diagnosis.session_id,
+        defaults={
+            "checked_at": now,
+            "category": diagnosis.category,
+            "sqlstate": diagnosis.sqlstate,
+            "constraint_name": diagnosis.constraint,
+            "table_name": diagnosis.table,
+            "value": diagnosis.value,
+            "error_message": diagnosis.message,
+            "explanation": diagnosis.explanation,
+            "events": list(diagnosis.events),
+        },
+    )
