@@ -6,6 +6,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import MultipleObjectsReturned
 from django.core.paginator import Paginator
 from django.db import connections
 from django.utils import timezone
@@ -23,6 +24,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
         return False
+
+    def get_object(self, request: Any, object_id: str, from_field: str | None = None) -> Any:
+        """None (the admin's "does not exist") where the key is not unique: the composite-key
+        tables (type_prototypes, fc_responses, fc_scores) expose one key column as pk."""
+        try:
+            return super().get_object(request, object_id, from_field)
+        except MultipleObjectsReturned:
+            return None
 
 
 class CappedCountPaginator(Paginator):
