@@ -1,3 +1,5 @@
+"""The models: `pipeline` (unmanaged, over the Supabase tables), `portal` and `backfill` (the portal's own state)."""
+
 from remediation.models.backfill import BackfillItem, BackfillRun
 from remediation.models.pipeline import (
     AssessmentResponse,
