@@ -60,17 +60,15 @@ SAVEPOINT = re.compile(r"^\s*(SAVEPOINT|RELEASE\s+SAVEPOINT|ROLLBACK\s+TO\s+SAVE
 
 # Pages known to misbehave on GET (a write, a lock or a status other than 200), with what
 # they do. None writes or locks; each entry must still misbehave (remove it once fixed).
-KNOWN: dict[str, str] = {
-    # KNOWN: HTTP 500, TypePrototype.MultipleObjectsReturned: the model declares type_code the
-    # primary key but the table's key is (type_code, func), so ModelAdmin.get_object's
-    # .get(type_code=...) finds 8 rows (remediation/models/pipeline.py TypePrototype,
-    # remediation/admin/pipeline_tables.py TypePrototypeAdmin; its list links nowhere, the
-    # URL still answers).
-    "/admin/remediation/typeprototype/EIE/change/": "HTTP 500",
-    "/admin/remediation/typeprototype/EIE/history/": "HTTP 500",
-}
+KNOWN: dict[str, str] = {}
 # Documented redirects: the runbook records are listed on the runbook page.
-REDIRECTS = {"/admin/remediation/runbookrecord/": "/admin/runbook/"}
+# A composite-key table's pk column is not unique (type_prototypes: (type_code, func)):
+# its change and history pages say "does not exist" (a redirect), never a 500.
+REDIRECTS = {
+    "/admin/remediation/runbookrecord/": "/admin/runbook/",
+    "/admin/remediation/typeprototype/EIE/change/": "/admin/",
+    "/admin/remediation/typeprototype/EIE/history/": "/admin/",
+}
 
 
 def offending(sql: str) -> str | None:
