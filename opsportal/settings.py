@@ -78,6 +78,8 @@ _pipeline_options.setdefault(
     f" -c statement_timeout={PIPELINE_STATEMENT_TIMEOUT_MS}"
     f" -c lock_timeout={PIPELINE_ROW_LOCK_TIMEOUT}",
 )
+# Seconds the portal keeps the pipeline tables' shape (their columns) before reading it again.
+PIPELINE_SCHEMA_TTL = env.int("PIPELINE_SCHEMA_TTL", default=60)
 # Longest the runbook migrations wait for a lock on a pipeline table before giving up.
 PIPELINE_LOCK_TIMEOUT = env.str("PIPELINE_LOCK_TIMEOUT", default="3s")
 DATABASES["pipeline"]["OPTIONS"] = _pipeline_options

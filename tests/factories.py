@@ -46,18 +46,29 @@ def make_session(
     sid = str(uuid.uuid4())  # answers follow `seed`; ids are always fresh
     now = timezone.now()
     completed = completed_at or (now - timedelta(days=2) if status == "completed" else None)
+    row = {
+        "id": sid,
+        "status": status,
+        "started_at": now - timedelta(days=3),
+        "completed_at": completed,
+        "share_token": share_token or uuid.uuid4().hex,
+        "email": f"t{seed}@example.org",
+        "finalized_at": completed,
+    }
+    # Only the columns this pipeline schema has (a rebuilt one lacks finalized_at).
+    present = {
+        r[0]
+        for r in pipeline_sql(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND table_name = 'assessment_sessions'",
+            fetch="all",
+        )
+    }
+    row = {k: v for k, v in row.items() if k in present}
     pipeline_sql(
-        "INSERT INTO assessment_sessions (id, status, started_at, completed_at, share_token,"
-        " email, finalized_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        [
-            sid,
-            status,
-            now - timedelta(days=3),
-            completed,
-            share_token or uuid.uuid4().hex,
-            f"t{seed}@example.org",
-            completed,
-        ],
+        f"INSERT INTO assessment_sessions ({', '.join(row)})"
+        f" VALUES ({', '.join(['%s'] * len(row))})",
+        list(row.values()),
     )
     if answers is None:
         answers = {}

@@ -12,8 +12,48 @@ from django.db import connections
 from django.utils import timezone
 from django.utils.functional import cached_property
 
+from remediation.pipeline.schema import missing_fields
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+
+class LiveColumnsAdmin(admin.ModelAdmin):
+    """Leaves out of lists, pages, filters and search the fields whose column the live
+    pipeline table lacks, so every page works on a database that differs from the emulation."""
+
+    def missing(self) -> set[str]:
+        return set(missing_fields(self.model))
+
+    def _keep(self, names: Any) -> list[Any]:
+        missing = self.missing()
+        return [n for n in names if not (isinstance(n, str) and n.lstrip("=^@") in missing)]
+
+    def get_list_display(self, request: Any) -> Any:
+        return self._keep(super().get_list_display(request))
+
+    def get_list_filter(self, request: Any) -> Any:
+        missing = self.missing()
+        return [
+            f
+            for f in super().get_list_filter(request)
+            if not (isinstance(f, tuple) and f[0] in missing) and f not in missing
+        ]
+
+    def get_search_fields(self, request: Any) -> Any:
+        return self._keep(super().get_search_fields(request))
+
+    def get_readonly_fields(self, request: Any, obj: Any = None) -> Any:
+        return self._keep(super().get_readonly_fields(request, obj))
+
+    def get_fields(self, request: Any, obj: Any = None) -> Any:
+        return self._keep(super().get_fields(request, obj))
+
+    def get_fieldsets(self, request: Any, obj: Any = None) -> Any:
+        return [
+            (name, {**options, "fields": self._keep(options.get("fields", ()))})
+            for name, options in super().get_fieldsets(request, obj)
+        ]
+
+
+class ReadOnlyAdmin(LiveColumnsAdmin):
     """The pipeline's tables are viewed, never edited, through the admin."""
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:

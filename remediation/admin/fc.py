@@ -15,7 +15,7 @@ from django.urls import path, reverse
 
 import scoring
 from remediation import reference_data
-from remediation.admin.base import ReadOnlyAdmin
+from remediation.admin.base import LiveColumnsAdmin, ReadOnlyAdmin
 from remediation.admin.permissions import MANAGE_FC, has_perm, log_change
 from remediation.models import FcBlock, FcChange, FcOption
 from remediation.selectors.fc import coverage
@@ -51,7 +51,7 @@ class FcOptionForm(forms.ModelForm):
         return data
 
 
-class _ManagedFcAdmin(admin.ModelAdmin):
+class _ManagedFcAdmin(LiveColumnsAdmin):
     """Viewable by staff with view permission; changes need manage_fc as well."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -35,7 +35,7 @@ def _pretty_json(value: Any) -> SafeString:
 @admin.register(AssessmentResponse)
 class AssessmentResponseAdmin(ReadOnlyAdmin):
     list_display = (
-        "session",
+        "session_id",
         "question_id",
         "answer_value",
         "answer_numeric",
@@ -82,7 +82,8 @@ class ProfileAdmin(ReadOnlyAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        condition = Q(share_token=term)
+        # A profile's own share token where the table has one (a rebuilt database has none).
+        condition = Q(pk__in=[]) if "share_token" in self.missing() else Q(share_token=term)
         with contextlib.suppress(ValueError):
             condition |= Q(session_id=UUID(term)) | Q(id=UUID(term))
         return queryset.filter(condition), False

@@ -14,14 +14,31 @@ import uuid
 from django.db import models
 
 
+class LiveColumnsManager(models.Manager):
+    """Leaves out (defers) the fields whose column the live table lacks: a real pipeline
+    database may not have every optional column the emulation has (finalized_at,
+    share_token_expires_at, profiles.share_token, ...). The live shape is read from
+    information_schema, at most every PIPELINE_SCHEMA_TTL seconds."""
+
+    def get_queryset(self) -> models.QuerySet:
+        from remediation.pipeline.schema import missing_fields
+
+        queryset = super().get_queryset()
+        missing = missing_fields(self.model)
+        return queryset.defer(*missing) if missing else queryset
+
+
 class PipelineModel(models.Model):
     """Base for the pipeline's tables: unmanaged, routed to the `pipeline` database."""
 
     PIPELINE = True
 
+    objects = LiveColumnsManager()
+
     class Meta:
         abstract = True
         managed = False
+        base_manager_name = "objects"
 
 
 class AssessmentSession(PipelineModel):

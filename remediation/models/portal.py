@@ -42,6 +42,9 @@ class FinalizeAttempt(models.Model):
     sqlstate = models.CharField(max_length=5, blank=True, db_index=True)
     constraint_name = models.CharField(max_length=200, blank=True)
     table_name = models.CharField(max_length=200, blank=True)
+    failed_statement = models.CharField(
+        max_length=20, blank=True, help_text="profile write, session update, FC score write"
+    )
     error_message = models.TextField(blank=True)
     explanation = models.TextField(blank=True, help_text="The failure in plain words")
     http_status = models.IntegerField(null=True, blank=True)

@@ -11,6 +11,7 @@ from typing import Any
 from django.db import connections
 
 import scoring
+from remediation.pipeline.schema import TableShape, read_shapes
 from scoring import Event
 
 FC_VERSION = "v1.2"  # the FC block set the engine scores (fc_blocks.version, fc_scores.version)
@@ -38,9 +39,20 @@ class PipelineContext:
     calibration_models: list[dict[str, Any]]
     fc_options: dict[str, scoring.FcOption]
     loaded_at: float = field(default_factory=time.monotonic)
-    # Read from the live catalog: a real profiles.share_token may have no default, and
-    # then the profile takes the session's token (unique as well).
-    profile_token_needed: bool = False
+    # The live shape of the tables the write path writes (remediation.pipeline.schema).
+    tables: dict[str, TableShape] = field(default_factory=dict)
+
+    @property
+    def profile_token_needed(self) -> bool:
+        """A real profiles.share_token may be NOT NULL without a default: then the profile
+        takes the session's token (unique as well)."""
+        profiles = self.tables.get("profiles")
+        return bool(profiles and profiles.required_without_default("share_token"))
+
+    def has(self, table: str, column: str) -> bool:
+        """Whether the live table has the column (assumed when the shape was not read)."""
+        shape = self.tables.get(table)
+        return shape.has(column) if shape and shape.columns else True
 
     @property
     def results_version(self) -> str:
@@ -89,14 +101,8 @@ def load_context(using: str = "pipeline") -> PipelineContext:
     )
     scorer = scoring.Scorer(key, scoring.EngineConfig.from_mapping(config), prototypes)
     with connections[using].cursor() as cur:
-        cur.execute(
-            "SELECT is_nullable = 'NO' AND column_default IS NULL FROM information_schema.columns"
-            " WHERE table_schema = 'public' AND table_name = 'profiles' AND column_name = 'share_token'"
-        )
-        row = cur.fetchone()
-    return PipelineContext(
-        config, scorer, calibration, fc_options, profile_token_needed=bool(row and row[0])
-    )
+        tables = read_shapes(cur)
+    return PipelineContext(config, scorer, calibration, fc_options, tables=tables)
 
 
 def portal_event(name: str, session_id: str, **fields: Any) -> Event:

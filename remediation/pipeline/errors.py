@@ -27,6 +27,7 @@ class DbErrorInfo:
     value: str = ""
     detail: str = ""
     context: str = ""
+    statement: str = ""  # the write that failed: profile write, session update, FC score write
 
 
 class FinalizeRefused(Exception):
@@ -48,7 +49,11 @@ class ProfileWriteFailed(Exception):
 
 
 def classify_error(
-    exc: BaseException, *, using: str = "pipeline", attempted_row: dict[str, Any] | None = None
+    exc: BaseException,
+    *,
+    using: str = "pipeline",
+    attempted_row: dict[str, Any] | None = None,
+    statement: str = "",
 ) -> DbErrorInfo:
     """SQLSTATE, constraint, table and message from the driver, and the cause in plain words."""
     # Long on purpose: one decision table from SQLSTATE to cause, read side by side.
@@ -75,6 +80,12 @@ def classify_error(
     elif sqlstate == "42501":
         category = "grant"
         explanation = f"A grant is missing (42501, permission denied): {message}."
+    elif sqlstate in ("42703", "42P01"):
+        category = "schema"
+        explanation = (
+            f"The {statement or 'statement'} names a column or table this database does not"
+            f" have ({sqlstate}): {message}."
+        )
     elif sqlstate == "55P03":
         category = "busy"
         explanation = (
@@ -102,6 +113,8 @@ def classify_error(
     else:
         category = "other"
         explanation = f"The database refused the write ({sqlstate or 'no SQLSTATE'}): {message}"
+    if statement and statement != "profile write" and category != "schema":
+        explanation = f"The {statement} failed: {explanation}"
     return DbErrorInfo(
         category=category,
         sqlstate=sqlstate,
@@ -113,6 +126,7 @@ def classify_error(
         value=value,
         detail=detail,
         context=context[:2000],
+        statement=statement,
     )
 
 

@@ -119,9 +119,11 @@ def restore(
             " FROM jsonb_populate_record(NULL::profiles, %s::jsonb) r) WHERE p.session_id = %s",
             [json.dumps(pre_image["profile"]), sid],
         )
+    # The columns a finalize changes that this database has (the pre-image has them all).
+    columns = [c for c in SESSION_COLUMNS if c in pre_image["session"]]
     cur.execute(
-        f"UPDATE assessment_sessions s SET ({', '.join(SESSION_COLUMNS)}) ="
-        f" (SELECT {', '.join('r.' + c for c in SESSION_COLUMNS)}"
+        f"UPDATE assessment_sessions s SET ({', '.join(columns)}) ="
+        f" (SELECT {', '.join('r.' + c for c in columns)}"
         " FROM jsonb_populate_record(NULL::assessment_sessions, %s::jsonb) r) WHERE s.id = %s",
         [json.dumps(pre_image["session"]), sid],
     )

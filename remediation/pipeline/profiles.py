@@ -75,6 +75,8 @@ def score_units(
             # NOT NULL is checked on the proposed row, before ON CONFLICT: always send one.
             existing_token = (pre_profile or {}).get("share_token")
             row["share_token"] = existing_token or o.share_token or uuid.uuid4().hex
+        # Only the columns this database has (a rebuilt one lacks some the engine fills).
+        row = {k: v for k, v in row.items() if ctx.has("profiles", k)}
         o.type_code = result.type_code
         units.append(Unit(sid, row, len(answers[sid])))
     return units
@@ -147,20 +149,42 @@ def upsert_profiles(cur: Any, rows: list[dict[str, Any]]) -> dict[str, str]:
     return ids
 
 
-def update_sessions(cur: Any, units: list[Unit], now: datetime) -> dict[str, str]:
-    """Completed, finalized now, completed_at kept, token reused (else new), expiry now + 30 days."""
+def update_sessions(
+    cur: Any, units: list[Unit], now: datetime, ctx: PipelineContext | None = None
+) -> dict[str, str]:
+    """Completed, finalized now, completed_at kept, token reused (else new), expiry now + 30
+    days; only the columns this database has."""
+    has = ctx.has if ctx is not None else (lambda table, column: True)
+    sets = ["status = 'completed'", "completed_at = coalesce(s.completed_at, %s)"]
+    params: list[Any] = [now]
+    sets.append(
+        "share_token = CASE WHEN coalesce(s.share_token, '') = ''"
+        " THEN replace(gen_random_uuid()::text, '-', '') ELSE s.share_token END"
+    )
+    optional: tuple[tuple[str, str, list[Any]], ...] = (
+        ("finalized_at", "finalized_at = %s", [now]),
+        (
+            "share_token_expires_at",
+            "share_token_expires_at = %s",
+            [now + timedelta(days=SHARE_TOKEN_DAYS)],
+        ),
+        (
+            "completed_questions",
+            "completed_questions = greatest(coalesce(s.completed_questions, 0), v.answered)",
+            [],
+        ),
+        ("updated_at", "updated_at = %s", [now]),
+    )
+    for column, clause, values_ in optional:
+        if has("assessment_sessions", column):
+            sets.append(clause)
+            params.extend(values_)
     values = ", ".join(["(%s::uuid, %s::int)"] * len(units))
-    params: list[Any] = [now, now, now + timedelta(days=SHARE_TOKEN_DAYS), now]
     for u in units:
         params.extend([u.session_id, u.answered])
     cur.execute(
-        "UPDATE assessment_sessions s SET status = 'completed', finalized_at = %s,"
-        " completed_at = coalesce(s.completed_at, %s),"
-        " share_token = CASE WHEN coalesce(s.share_token, '') = ''"
-        "   THEN replace(gen_random_uuid()::text, '-', '') ELSE s.share_token END,"
-        " share_token_expires_at = %s,"
-        " completed_questions = greatest(coalesce(s.completed_questions, 0), v.answered),"
-        f" updated_at = %s FROM (VALUES {values}) AS v(id, answered) WHERE s.id = v.id"
+        f"UPDATE assessment_sessions s SET {', '.join(sets)}"
+        f" FROM (VALUES {values}) AS v(id, answered) WHERE s.id = v.id"
         " RETURNING s.id::text, s.share_token",
         params,
     )

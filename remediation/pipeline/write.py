@@ -29,7 +29,7 @@ from remediation.pipeline.errors import (
 )
 from remediation.pipeline.images import fill_pre_images, fingerprint_many
 from remediation.pipeline.outcomes import SessionOutcome, WriteResult, results_url
-from remediation.pipeline.profiles import Unit, score_units, update_sessions, upsert_profiles
+from remediation.pipeline.profiles import score_units, update_sessions, upsert_profiles
 from remediation.pipeline.reads import fc_responses_many, read_answers_many
 from remediation.pipeline.sql import uuid_array
 
@@ -112,8 +112,7 @@ def write_batch(
     if before_write is not None:
         before_write([outcomes[sid] for sid in todo])
     with transaction.atomic(using=using), conn.cursor() as cur:
-        units = score_units(cur, ctx, outcomes, todo, answers, fc_rows, now, using)
-        written = _write_units(cur, units, outcomes, now, using)
+        written = _write_sessions(cur, ctx, outcomes, todo, answers, fc_rows, now, using)
         fingerprint_many(cur, outcomes, written)
         for sid in written:
             o = outcomes[sid]
@@ -221,43 +220,91 @@ def _lock_and_sort(
     return todo
 
 
-def _write_units(
-    cur: Any, units: list[Unit], outcomes: dict[str, SessionOutcome], now: datetime, using: str
+def _write_sessions(
+    cur: Any,
+    ctx: PipelineContext,
+    outcomes: dict[str, SessionOutcome],
+    todo: list[str],
+    answers: dict[str, Any],
+    fc_rows: dict[str, list[tuple[str, str]]],
+    now: datetime,
+    using: str,
 ) -> list[str]:
-    """Profiles (as service_role) and session updates: all at once, else one by one."""
-    if not units:
-        return []
-    written: list[str] = []
+    """FC scores, profile and session update of every session: all at once, else one by one.
+
+    A session is all or nothing: its FC scores, profile and session update are written
+    under one savepoint, so a refused profile or session update takes the session's FC
+    scores with it.
+    """
+    group = list(todo)
+    snapshot = {sid: (list(outcomes[sid].events), outcomes[sid].outcome) for sid in group}
     try:
         with transaction.atomic(using=using):
-            ids = upsert_profiles(cur, [u.row for u in units])
-            tokens = update_sessions(cur, units, now)
-        for u in units:
-            _written(outcomes[u.session_id], ids[u.session_id], tokens[u.session_id])
-            written.append(u.session_id)
-        return written
-    except DatabaseError:
+            return _write_group(cur, ctx, outcomes, group, answers, fc_rows, now, using)
+    except StatementFailed:
         pass  # find the sessions the database refuses, one by one
-    for u in units:
+    written: list[str] = []
+    for sid in group:
+        o = outcomes[sid]
+        o.events, o.outcome = list(snapshot[sid][0]), snapshot[sid][1]
         try:
             with transaction.atomic(using=using):
-                ids = upsert_profiles(cur, [u.row])
-                tokens = update_sessions(cur, [u], now)
-            _written(outcomes[u.session_id], ids[u.session_id], tokens[u.session_id])
-            written.append(u.session_id)
-        except DatabaseError as exc:
-            info = classify_error(exc, using=using, attempted_row=u.row)
-            o = outcomes[u.session_id]
+                written += _write_group(cur, ctx, outcomes, [sid], answers, fc_rows, now, using)
+        except StatementFailed as exc:
+            row = exc.row if exc.statement == "profile write" else None
+            info = classify_error(
+                exc.error, using=using, attempted_row=row, statement=exc.statement
+            )
             o.outcome, o.reason, o.explanation, o.error = (
                 "failed",
                 info.category,
                 info.explanation,
                 info,
             )
+            event = "profile_write_failed" if exc.statement == "profile write" else "write_failed"
             o.events.append(
-                portal_event("profile_write_failed", u.session_id, sqlstate=info.sqlstate)
+                portal_event(event, sid, sqlstate=info.sqlstate, statement=exc.statement)
             )
     return written
+
+
+class StatementFailed(Exception):
+    """A write statement the database refused, named (FC score write, profile write,
+    session update), with the original error."""
+
+    def __init__(self, statement: str, error: DatabaseError, row: dict[str, Any] | None = None):
+        super().__init__(f"{statement}: {error}")
+        self.statement, self.error, self.row = statement, error, row
+
+
+def _write_group(
+    cur: Any,
+    ctx: PipelineContext,
+    outcomes: dict[str, SessionOutcome],
+    group: list[str],
+    answers: dict[str, Any],
+    fc_rows: dict[str, list[tuple[str, str]]],
+    now: datetime,
+    using: str,
+) -> list[str]:
+    """Score and write `group` inside the caller's savepoint; StatementFailed on a refusal."""
+    group_fc = {sid: fc_rows[sid] for sid in group if sid in fc_rows}
+    units = score_units(cur, ctx, outcomes, group, answers, group_fc, now, using)
+    if not units:
+        return []
+    try:
+        ids = upsert_profiles(cur, [u.row for u in units])
+    except DatabaseError as exc:
+        raise StatementFailed(
+            "profile write", exc, units[0].row if len(units) == 1 else None
+        ) from exc
+    try:
+        tokens = update_sessions(cur, units, now, ctx)
+    except DatabaseError as exc:
+        raise StatementFailed("session update", exc) from exc
+    for u in units:
+        _written(outcomes[u.session_id], ids[u.session_id], tokens[u.session_id])
+    return [u.session_id for u in units]
 
 
 def _written(o: SessionOutcome, profile_id: str, token: str) -> None:

@@ -120,9 +120,12 @@ def attempt_figures(start: datetime, end: datetime) -> dict[str, Any]:
         fc_ok=Count("id", filter=fc_ok),
         fc_bad=Count("id", filter=fc_bad),
     )
+    # Only refused profile writes are profile write errors (not a session update that names
+    # a missing column, not a lock timeout before the write).
     errors = list(
-        attempts.filter(outcome="failed")
+        attempts.filter(outcome="failed", failed_statement__in=["", "profile write"])
         .exclude(sqlstate="")
+        .exclude(sqlstate="55P03")
         .values("sqlstate", "constraint_name", "reason")
         .annotate(n=Count("id"))
         .order_by("-n")

@@ -144,6 +144,7 @@ def _fill_failure(attempt: FinalizeAttempt, info: pw.DbErrorInfo) -> None:
     attempt.sqlstate = info.sqlstate
     attempt.constraint_name = info.constraint
     attempt.table_name = info.table
+    attempt.failed_statement = info.statement
     attempt.error_message = info.message
     attempt.explanation = info.explanation
 
