@@ -189,6 +189,13 @@ class Command(BaseCommand):
         _exit_status(run)
 
 
+_NOTHING = {
+    "finalize": "no profile was written",
+    "rollback": "nothing was restored",
+    "diagnosis": "nothing was diagnosed",
+}
+
+
 def _exit_status(run):
     """Nothing when the run succeeded; otherwise a CommandError (exit code 1) whose message
     is the last line: what happened and what to do."""
@@ -200,7 +207,7 @@ def _exit_status(run):
     detail = f" ({reasons})" if reasons else ""
     if run.state == State.FAILED:
         raise CommandError(
-            f"{name}: all {run.processed} sessions failed{detail}; nothing was done for any"
+            f"{name}: all {run.processed} sessions failed{detail}; {_NOTHING.get(run.kind, '')}"
         )
     if run.state == State.FINISHED_WITH_FAILURES:
         raise CommandError(

@@ -101,8 +101,7 @@ def test_a_run_where_all_50_sessions_fail_ends_all_failed_and_the_cli_exits_non_
     assert (data["state"], data["state_label"], data["failed"]) == ("failed", "all failed", 50)
     assert error is not None and error.returncode == 1
     assert (
-        str(error)
-        == f"Backfill #{run.pk}: all 50 sessions failed (rls 50); nothing was done for any"
+        str(error) == f"Backfill #{run.pk}: all 50 sessions failed (rls 50); no profile was written"
     )
     assert [r["state"] for r in run.rounds] == ["failed"]
     assert run.rounds[0]["counts"] == {"failed": 50}
@@ -300,3 +299,14 @@ def test_a_session_busy_elsewhere_for_every_round_counts_as_failed(clear_path):
     assert (run.state, run.created, run.failed) == ("finished_with_failures", 2, 1)
     assert run.failed_by_reason == {"busy": 1}
     assert run.items.get(session_id=held).tries == bf.engine.BUSY_ROUNDS
+
+
+def test_the_cli_rollback_exits_non_zero_when_a_session_was_left_alone(clear):
+    ids = _sessions(2)
+    source = bf.run_until_done(_start(ids).pk)
+    pipeline_sql("UPDATE profiles SET confidence = 'edited' WHERE session_id = %s", [ids[0]])
+    out = StringIO()
+    with pytest.raises(CommandError, match=r"finished with failures: 1 of 2 sessions failed"):
+        call_command("backfill", "--rollback", str(source.pk), stdout=out)
+    report = json.loads(out.getvalue()[out.getvalue().index("\n{") :])
+    assert report["restored"] == 1 and len(report["conflicts"]) == 1
