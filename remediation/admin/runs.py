@@ -41,12 +41,72 @@ def run_figures(run: BackfillRun) -> dict[str, Any]:
     return {"percent": percent, "rate_per_min": rate * 60, "eta_seconds": eta, "elapsed": elapsed}
 
 
+def run_state_words(run: BackfillRun) -> str:
+    """The run's state in words, and that it was rolled back when it was."""
+    words = run.get_state_display()
+    rollback_run = (run.rollback_report or {}).get("rollback_run")
+    if rollback_run:
+        words += f", rolled back by run #{rollback_run}"
+    return words
+
+
+def round_rows(run: BackfillRun) -> list[dict[str, Any]]:
+    """The run page's Rounds table: what each round did, in words."""
+    labels = dict(BackfillRun.State.choices)
+    rows = []
+    for r in run.rounds or []:
+        counts = r.get("counts") or {}
+        reasons = r.get("failed_by_reason") or {}
+        parts = []
+        order = list(OUTCOME_WORDS)  # a fixed order (jsonb keeps its own key order)
+        for outcome, n in sorted(counts.items(), key=lambda c: (_rank(order, c[0]), c[0])):
+            text = f"{n} {OUTCOME_WORDS.get(outcome, outcome)}"
+            if outcome == "failed" and reasons:
+                text += " (" + ", ".join(f"{k} {v}" for k, v in reasons.items()) + ")"
+            parts.append(text)
+        rows.append(
+            {
+                "round": r.get("round"),
+                "retry": r.get("retry"),
+                "sessions": r.get("sessions"),
+                "outcomes": "; ".join(parts)
+                or ("in progress" if not r.get("state") else "nothing"),
+                "state": labels.get(r.get("state") or "", "in progress"),
+                "started_at": _parse_time(r.get("started_at")),
+                "finished_at": _parse_time(r.get("finished_at")),
+            }
+        )
+    return rows
+
+
+OUTCOME_WORDS = {
+    "created": "created",
+    "rescored": "re-scored",
+    "existing": "already had a profile",
+    "failed": "failed",
+    "skipped": "skipped (dry run)",
+    "restored": "restored",
+    "conflict": "changed since and left alone",
+    "diagnosed": "diagnosed",
+}
+
+
+def _rank(order: list[str], outcome: str) -> int:
+    return order.index(outcome) if outcome in order else len(order)
+
+
+def _parse_time(value: str | None) -> Any:
+    from django.utils.dateparse import parse_datetime
+
+    return parse_datetime(value) if value else None
+
+
 @admin.register(BackfillRun)
 class BackfillRunAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "kind",
-        "state",
+        "state_shown",
         "selection",
         "backend",
         "dry_run",
@@ -61,6 +121,10 @@ class BackfillRunAdmin(ReadOnlyAdmin):
     )
     list_filter = ("kind", "state", "backend", "dry_run")
     search_fields = ("=id", "started_by_name")
+
+    @admin.display(description="state", ordering="state")
+    def state_shown(self, run: BackfillRun) -> str:
+        return run_state_words(run)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return can_run(request)
@@ -121,6 +185,8 @@ class BackfillRunAdmin(ReadOnlyAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": str(run).rsplit(" (", 1)[0],
+            "state_words": run_state_words(run),
+            "rounds": round_rows(run),
             "follow_ups": list(run.follow_up_runs.order_by("-created_at")),
             "opts": self.model._meta,
             "run": run,
@@ -203,7 +269,7 @@ def _controls(run: BackfillRun) -> list[tuple[str, str]]:
         out.append(("cancel", "Cancel"))
     if (
         run.kind != "rollback"
-        and run.state in (s.SUCCEEDED, s.CANCELLED, s.ERRORED)
+        and run.state in jobs.TERMINAL
         and (run.failed or run.items.filter(outcome="busy").exists())
     ):
         out.append(("retry", "Retry failed"))

@@ -12,12 +12,15 @@ A new bulk job is a `JobKind` subclass with a `process()` and a `register()` cal
 
 from remediation.jobs.diagnosis import diagnosis_start
 from remediation.jobs.engine import (
+    ENDED,
     STOPPED,
     TERMINAL,
     IllegalTransition,
     JobKind,
     RunError,
+    end_state,
     enqueue_batch,
+    failures,
     process_batch,
     run_until_done,
     runs_watchdog,
@@ -28,6 +31,7 @@ from remediation.jobs.rollback import run_rollback
 from remediation.jobs.selection import SelectionError, parse_id_list, selection_queryset
 
 __all__ = [
+    "ENDED",
     "STOPPED",
     "TERMINAL",
     "IllegalTransition",
@@ -36,7 +40,9 @@ __all__ = [
     "SelectionError",
     "backfill_start",
     "diagnosis_start",
+    "end_state",
     "enqueue_batch",
+    "failures",
     "parse_id_list",
     "process_batch",
     "run_rollback",

@@ -12,6 +12,28 @@ moves the cursor and enqueues the next task. django-q2 delivers at least once, s
 - sessions another worker holds come back "busy" and go to the back of the queue a few
   times before they count as failed.
 
+How a run ends (`end_state`, the only place that decides it): when no item is left, the
+run's figures are recounted from its items (each session once, by its latest outcome) and
+
+- `succeeded`: no session failed;
+- `finished_with_failures`: some sessions failed and at least one did not;
+- `failed` ("all failed"): every processed session failed; none was written, restored,
+  diagnosed or already had a profile.
+
+What counts as a failure depends on what the kind promises (`FAILURE_OUTCOMES`): for a
+backfill "failed", which includes sessions still busy elsewhere after BUSY_ROUNDS tries and
+unknown sessions, while a dry run's "skipped" (would be written) is not a failure; for a
+rollback "failed" and "conflict" (a row changed since the run was left alone: that
+session's restore did not happen); for a diagnosis only "failed" (the diagnosis itself
+could not be made): a diagnosis run that diagnosed every session succeeded, whatever the
+diagnoses say ("rls" for all of them is a finding, not a failure).
+
+Rounds: "retry failed" starts a new round over the failed sessions of a stopped run. The
+run keeps one entry per round in `rounds` (appended when a retry starts, completed when the
+round ends): that round's outcomes, failures by reason, start, end and the run's state at
+its end, so earlier rounds' figures are never rewritten. The headline figures are always
+what is true now, over all rounds.
+
 A job kind (`JobKind`) only says what one batch does to its items; everything above is
 the engine's. See remediation/jobs/finalize.py for the backfill, rollback.py and
 diagnosis.py for the others.
@@ -23,11 +45,13 @@ import contextlib
 import logging
 import secrets
 import time
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import connections, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from remediation.jobs.items import record_outcomes
@@ -49,7 +73,9 @@ TRANSITIONS: dict[str, set[str]] = {
         State.PAUSING,  # pause asked: takes effect at the next batch boundary
         State.PAUSED,  # the job paused itself (e.g. the maintenance gate)
         State.CANCELLING,  # cancel asked: takes effect at the next batch boundary
-        State.SUCCEEDED,  # no items left
+        State.SUCCEEDED,  # no items left, and no session failed
+        State.FINISHED_WITH_FAILURES,  # no items left; some sessions failed, some did not
+        State.FAILED,  # no items left; every processed session failed
         State.ERRORED,  # a batch raised; the message says what
         State.INTERRUPTED,  # the watchdog found its worker dead
     },
@@ -57,7 +83,9 @@ TRANSITIONS: dict[str, set[str]] = {
         State.PAUSED,  # the batch boundary came
         State.CANCELLING,  # cancel asked while pausing
         State.INTERRUPTED,  # the worker died before the boundary
-        State.SUCCEEDED,  # the last batch finished first
+        State.SUCCEEDED,  # the last batch finished first (no session failed)
+        State.FINISHED_WITH_FAILURES,  # the last batch finished first (some failed)
+        State.FAILED,  # the last batch finished first (all failed)
     },
     State.PAUSED: {
         State.ENQUEUED,  # resumed from the cursor
@@ -72,13 +100,24 @@ TRANSITIONS: dict[str, set[str]] = {
         State.CANCELLED,  # cancelled instead
     },
     State.SUCCEEDED: {State.ENQUEUED},  # retry failed sessions
+    State.FINISHED_WITH_FAILURES: {State.ENQUEUED},  # retry failed sessions (a new round)
+    State.FAILED: {State.ENQUEUED},  # retry failed sessions (a new round)
     State.ERRORED: {State.ENQUEUED, State.CANCELLED},  # retried, or given up
     State.CANCELLED: {State.ENQUEUED},  # retry failed sessions
 }
-TERMINAL = {State.SUCCEEDED, State.CANCELLED, State.ERRORED}
+ENDED = {State.SUCCEEDED, State.FINISHED_WITH_FAILURES, State.FAILED}  # went through every item
+TERMINAL = ENDED | {State.CANCELLED, State.ERRORED}  # "retry failed" is allowed from these
 STOPPED = TERMINAL | {State.PAUSED, State.INTERRUPTED}
 BUSY_ROUNDS = 5  # times a session held elsewhere is tried again before it counts as failed
 LOCK_CLASS = 72_0001  # advisory-lock namespace of runs
+# Item outcomes that mean the kind did not do what it promises for that session (see the
+# module docstring); every other settled outcome is not a failure. Kinds not listed: "failed".
+FAILURE_OUTCOMES: dict[str, frozenset[str]] = {
+    BackfillRun.Kind.FINALIZE: frozenset({"failed"}),  # busy too long ends as failed/"busy"
+    BackfillRun.Kind.ROLLBACK: frozenset({"failed", "conflict"}),
+    BackfillRun.Kind.DIAGNOSIS: frozenset({"failed"}),
+}
+UNSETTLED = (BackfillItem.Outcome.PENDING, BackfillItem.Outcome.BUSY)  # no outcome yet
 
 
 class RunError(Exception):
@@ -109,7 +148,8 @@ class JobKind:
         """Extra rows to write in the same portal transaction as the items (e.g. attempts)."""
 
     def finished(self, run: BackfillRun) -> None:
-        """After the run succeeded (outside its transaction)."""
+        """After the run went through its items, whichever of the three ends it reached
+        (succeeded, finished with failures, all failed), outside its transaction."""
 
     def summary(self, run: BackfillRun) -> str:
         counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted((run.counts or {}).items()))
@@ -205,6 +245,105 @@ def _set_state(run: BackfillRun, to: str, message: str | None = None) -> None:
         run.started_at = now
     if to in TERMINAL:
         run.finished_at = now
+        settle(run)
+        close_round(run, now)
+
+
+# --- Figures and rounds ----------------------------------------------------------------------
+_HEADLINE = ("created", "rescored", "existing", "failed", "skipped")
+
+
+def settle(run: BackfillRun) -> None:
+    """Recount the run's headline figures from its items (each session once, by its latest
+    outcome; pending ones not at all): what is true now. Not saved."""
+    counts: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    rows = (
+        run.items.exclude(outcome__in=UNSETTLED)
+        .values_list("outcome", "reason")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for outcome, reason, n in rows:
+        counts[outcome] += n
+        if outcome == BackfillItem.Outcome.FAILED:
+            reasons[reason or "unknown"] += n
+    run.counts = dict(counts)
+    run.failed_by_reason = dict(reasons)
+    run.processed = sum(counts.values())
+    for column in _HEADLINE:
+        setattr(run, column, counts[column])
+
+
+def failures(run: BackfillRun, counts: dict[str, int] | None = None) -> int:
+    """Sessions among `counts` (default: the run's) whose outcome is a failure for its kind."""
+    failing = FAILURE_OUTCOMES.get(run.kind, frozenset({"failed"}))
+    return sum(
+        n for outcome, n in (run.counts if counts is None else counts).items() if outcome in failing
+    )
+
+
+def end_state(run: BackfillRun) -> str:
+    """The state a run ends in, from its settled figures (the rule: module docstring)."""
+    failed = failures(run)
+    if not failed:
+        return State.SUCCEEDED
+    if failed == run.processed:
+        return State.FAILED
+    return State.FINISHED_WITH_FAILURES
+
+
+def _round(number: int, *, retry: bool, started: datetime | None, sessions: int) -> dict[str, Any]:
+    return {
+        "round": number,
+        "retry": retry,
+        "sessions": sessions,
+        "started_at": started.isoformat() if started else None,
+        "finished_at": None,
+        "state": None,
+        "counts": {},
+        "failed_by_reason": {},
+        # The settled figures when the round began: the round's own are the difference.
+        "before": {"counts": {}, "failed_by_reason": {}},
+    }
+
+
+def close_round(run: BackfillRun, now: datetime) -> None:
+    """Complete the current (last) round's entry from the settled figures, appending the
+    first round's entry when the run has none yet; a later stop of the same round (errored,
+    then cancelled) updates that entry again. Not saved."""
+    rounds = list(run.rounds or [])
+    if not rounds:
+        rounds.append(
+            _round(
+                len(rounds) + 1, retry=False, started=run.started_at, sessions=run.estimated_total
+            )
+        )
+    current = rounds[-1]
+    before = current.get("before") or {}
+    counts = Counter(run.counts or {})
+    counts.subtract(before.get("counts") or {})
+    reasons = Counter(run.failed_by_reason or {})
+    reasons.subtract(before.get("failed_by_reason") or {})
+    current["counts"] = {k: n for k, n in sorted(counts.items()) if n > 0}
+    current["failed_by_reason"] = {k: n for k, n in sorted(reasons.items()) if n > 0}
+    current["finished_at"] = now.isoformat()
+    current["state"] = run.state
+    run.rounds = rounds
+
+
+def open_retry_round(run: BackfillRun, retried: list[BackfillItem], now: datetime) -> None:
+    """Start a new round over `retried` (failed sessions of a stopped run): put them back
+    past the end, recount the figures (they have no outcome now) and append the round's
+    entry. The earlier rounds' entries stay as they were. Not saved."""
+    if not run.rounds:  # a run that ended before rounds were kept: its first round, now
+        close_round(run, run.finished_at or now)
+    requeue(run, retried)
+    settle(run)
+    entry = _round(len(run.rounds) + 1, retry=True, started=now, sessions=len(retried))
+    entry["before"] = {"counts": dict(run.counts), "failed_by_reason": dict(run.failed_by_reason)}
+    run.rounds = [*run.rounds, entry]
+    run.finished_at = None
 
 
 def requeue(run: BackfillRun, items: list[BackfillItem]) -> None:
@@ -299,13 +438,18 @@ def _throttle(run: BackfillRun, count: int, elapsed: float) -> None:
 
 
 def _finish(run: BackfillRun, kind: JobKind) -> str:
+    """No item left: end the run in the state its figures call for (end_state)."""
     with transaction.atomic():
         locked = BackfillRun.objects.select_for_update().get(pk=run.pk)
         if locked.state != State.RUNNING:
             return str(locked.state)
-        _set_state(locked, State.SUCCEEDED, message=kind.summary(locked))
+        settle(locked)
+        to = end_state(locked)
+        if to not in TRANSITIONS[locked.state]:  # pragma: no cover - the table lists them all
+            raise IllegalTransition(f"run #{run.pk} is {locked.state}; it cannot become {to}")
+        _set_state(locked, to, message=kind.summary(locked))
         locked.save()
-    logger.info("run %s (%s) succeeded: %s", run.pk, run.kind, locked.message)
+    logger.info("run %s (%s) %s: %s", run.pk, run.kind, locked.state, locked.message)
     kind.finished(locked)
     return "done"
 

@@ -76,14 +76,15 @@ class FinalizeJob(JobKind):
         insert_rows(FinalizeAttempt._meta.db_table, _ATTEMPT_COLUMNS, rows)
 
     def finished(self, run: BackfillRun) -> None:
+        # Whatever the end (succeeded, finished with failures, all failed): when something
+        # was written, the health figures and alerts reflect it now, not at the next schedule.
         if run.dry_run or not (run.created + run.rescored):
             return
-        # The health figures and alerts reflect the recovery now, not at the next schedule.
         try:
             from remediation.services.health import health_check_run
 
             health_check_run()
-        except Exception:  # the run succeeded; a failed snapshot is only logged
+        except Exception:  # the run has ended; a failed snapshot is only logged
             logger.exception("health snapshot after backfill %s failed", run.pk)
 
     def summary(self, run: BackfillRun) -> str:

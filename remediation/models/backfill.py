@@ -14,15 +14,19 @@ from django.db import models
 
 class BackfillRun(models.Model):
     class State(models.TextChoices):
-        ENQUEUED = "enqueued"
-        RUNNING = "running"
-        PAUSING = "pausing"
-        PAUSED = "paused"
-        CANCELLING = "cancelling"
-        CANCELLED = "cancelled"
-        INTERRUPTED = "interrupted"
-        SUCCEEDED = "succeeded"
-        ERRORED = "errored"
+        ENQUEUED = "enqueued", "enqueued"
+        RUNNING = "running", "running"
+        PAUSING = "pausing", "pausing"
+        PAUSED = "paused", "paused"
+        CANCELLING = "cancelling", "cancelling"
+        CANCELLED = "cancelled", "cancelled"
+        INTERRUPTED = "interrupted", "interrupted"
+        # The three ends of a run that went through its items; the engine decides which
+        # (remediation/jobs/engine.py, end_state): no session failed / some did / all did.
+        SUCCEEDED = "succeeded", "succeeded"
+        FINISHED_WITH_FAILURES = "finished_with_failures", "finished with failures"
+        FAILED = "failed", "all failed"
+        ERRORED = "errored", "errored"
 
     class Kind(models.TextChoices):
         FINALIZE = "finalize", "backfill (finalize)"
@@ -42,7 +46,7 @@ class BackfillRun(models.Model):
         max_length=10, choices=Kind.choices, default=Kind.FINALIZE, db_index=True
     )
     state = models.CharField(
-        max_length=12, choices=State.choices, default=State.ENQUEUED, db_index=True
+        max_length=24, choices=State.choices, default=State.ENQUEUED, db_index=True
     )
     source_run = models.ForeignKey(
         "self",
@@ -68,14 +72,23 @@ class BackfillRun(models.Model):
         max_length=32, blank=True, help_text="The batch task allowed to run next"
     )
     estimated_total = models.PositiveIntegerField(default=0)
-    processed = models.PositiveIntegerField(default=0)
+    # The headline figures say what is true now, over every round: each session counts
+    # once, by its latest outcome (a session that failed and was created on retry counts as
+    # created, not failed). What each round did is kept in `rounds`.
+    processed = models.PositiveIntegerField(default=0, help_text="Sessions with an outcome now")
     created = models.PositiveIntegerField(default=0)
     rescored = models.PositiveIntegerField(default=0)
     existing = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0, help_text="Sessions whose latest try failed")
     skipped = models.PositiveIntegerField(default=0, help_text="Dry run, or busy elsewhere")
     failed_by_reason = models.JSONField(default=dict, blank=True)
     counts = models.JSONField(default=dict, blank=True, help_text="Items per outcome")
+    rounds = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="One entry per round (the first pass, then each retry of failed sessions): "
+        "its outcomes, failures by reason, start, end and the run's state at its end",
+    )
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -102,7 +115,7 @@ class BackfillRun(models.Model):
 
     def __str__(self) -> str:
         noun = {"finalize": "Backfill", "rollback": "Rollback", "diagnosis": "Diagnosis"}
-        return f"{noun.get(self.kind, 'Run')} #{self.pk} ({self.state})"
+        return f"{noun.get(self.kind, 'Run')} #{self.pk} ({self.get_state_display()})"
 
     @property
     def is_active(self) -> bool:

@@ -5,8 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
-from remediation.jobs.engine import IllegalTransition, RunError, requeue, transition
+from remediation.jobs.engine import (
+    TERMINAL,
+    IllegalTransition,
+    RunError,
+    open_retry_round,
+    transition,
+)
 from remediation.models import BackfillItem, BackfillRun
 from remediation.services.audit import audit_record
 
@@ -41,26 +48,24 @@ def run_cancel(run_id: int, *, actor: Any = None) -> BackfillRun:
 
 
 def run_retry_failed(run_id: int, *, actor: Any = None) -> BackfillRun:
-    """Put failed and busy sessions back at the end of the run and enqueue it again."""
+    """Put failed (and busy) sessions back at the end of a stopped run and enqueue it again:
+    a new round. The earlier rounds' figures stay in `run.rounds`; the headline figures are
+    recounted (the retried sessions have no outcome until the new round gives them one)."""
     with transaction.atomic():
         run = BackfillRun.objects.select_for_update().get(pk=run_id)
-        if run.state not in (State.SUCCEEDED, State.CANCELLED, State.ERRORED):
+        if run.state not in TERMINAL:
             raise IllegalTransition(f"run #{run_id} is {run.state}; retry when it has stopped")
         failed = list(
             run.items.filter(outcome__in=[BackfillItem.Outcome.FAILED, BackfillItem.Outcome.BUSY])
         )
         if not failed:
             raise RunError("no failed sessions to retry")
-        n_failed = sum(1 for i in failed if i.outcome == BackfillItem.Outcome.FAILED)
-        requeue(run, failed)
-        run.failed = max(0, run.failed - n_failed)
-        run.processed = max(0, run.processed - n_failed)
-        counts = dict(run.counts or {})
-        counts["failed"] = max(0, counts.get("failed", 0) - n_failed)
-        run.counts = counts
-        run.failed_by_reason = {}
+        open_retry_round(run, failed, timezone.now())
         run.save()
     run = transition(
-        run_id, State.ENQUEUED, message=f"retrying {len(failed)} sessions", new_token=True
+        run_id,
+        State.ENQUEUED,
+        message=f"round {len(run.rounds)}: retrying {len(failed)} failed sessions",
+        new_token=True,
     )
     return _audited("retry_failed", run, actor)

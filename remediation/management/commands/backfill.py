@@ -10,7 +10,8 @@ from remediation.jobs.engine import kind_of
 from remediation.models import BackfillRun
 from remediation.services import runs
 
-TERMINAL = {"succeeded", "cancelled", "errored", "paused", "interrupted"}
+# Following a run ends when it stops (ended, cancelled, errored, paused or interrupted).
+STOPPED = jobs.STOPPED
 
 
 class Command(BaseCommand):
@@ -112,11 +113,11 @@ class Command(BaseCommand):
                 rollback = jobs.run_rollback(run_id, actor="cli", enqueue=False)
             except jobs.RunError as exc:
                 raise CommandError(str(exc)) from exc
-            jobs.run_until_done(rollback.pk, progress=self._bar)
+            rollback = jobs.run_until_done(rollback.pk, progress=self._bar)
             self.stdout.write("")
             report = BackfillRun.objects.get(pk=run_id).rollback_report
             self.stdout.write(json.dumps(report, indent=2))
-            return
+            return _exit_status(rollback)
         action = {
             "pause": runs.run_pause,
             "resume": runs.run_resume,
@@ -132,7 +133,7 @@ class Command(BaseCommand):
             while True:
                 run = BackfillRun.objects.get(pk=run_id)
                 self._bar(run)
-                if run.state in TERMINAL:
+                if run.state in STOPPED:
                     return run
                 time.sleep(1)
         except KeyboardInterrupt:
@@ -149,12 +150,13 @@ class Command(BaseCommand):
         line = (
             f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{run.estimated_total} "
             f"{100 * done / total:5.1f}%  created {run.created}  existing {run.existing}  "
-            f"failed {run.failed}  {run.state:<11}"
+            f"failed {run.failed}  {run.get_state_display():<22}"
         )
         self.stdout.write(line, ending="")
         self.stdout.flush()
 
     def _done(self, run, as_json):
+        """Print the outcome; exit 0 only when the run succeeded (no session failed)."""
         self.stdout.write("")
         if as_json:
             self.stdout.write(
@@ -162,6 +164,7 @@ class Command(BaseCommand):
                     {
                         "run": run.pk,
                         "state": run.state,
+                        "state_label": run.get_state_display(),
                         "processed": run.processed,
                         "created": run.created,
                         "rescored": run.rescored,
@@ -169,16 +172,51 @@ class Command(BaseCommand):
                         "failed": run.failed,
                         "skipped": run.skipped,
                         "failed_by_reason": run.failed_by_reason,
+                        "rounds": run.rounds,
                         "message": run.message,
                     }
                 )
             )
         else:
-            self.stdout.write(f"Backfill #{run.pk} {run.state}: {kind_of(run).summary(run)}")
+            self.stdout.write(
+                f"Backfill #{run.pk} {run.get_state_display()}: {kind_of(run).summary(run)}"
+            )
             if run.failed_by_reason:
                 self.stdout.write(
                     "Failed by reason: "
                     + ", ".join(f"{k} {v}" for k, v in run.failed_by_reason.items())
                 )
-        if run.state == "errored":
-            raise CommandError(run.message or "the run errored")
+        _exit_status(run)
+
+
+_NOTHING = {
+    "finalize": "no profile was written",
+    "rollback": "nothing was restored",
+    "diagnosis": "nothing was diagnosed",
+}
+
+
+def _exit_status(run):
+    """Nothing when the run succeeded; otherwise a CommandError (exit code 1) whose message
+    is the last line: what happened and what to do."""
+    State = BackfillRun.State
+    if run.state == State.SUCCEEDED:
+        return
+    name = str(run).rsplit(" (", 1)[0]  # "Backfill #3", "Rollback #4"
+    reasons = ", ".join(f"{k} {v}" for k, v in (run.failed_by_reason or {}).items())
+    detail = f" ({reasons})" if reasons else ""
+    if run.state == State.FAILED:
+        raise CommandError(
+            f"{name}: all {run.processed} sessions failed{detail}; {_NOTHING.get(run.kind, '')}"
+        )
+    if run.state == State.FINISHED_WITH_FAILURES:
+        raise CommandError(
+            f"{name} finished with failures: {jobs.failures(run)} of {run.processed} "
+            f"sessions failed{detail}; see its page, or retry with --retry-failed {run.pk}"
+        )
+    if run.state == State.ERRORED:
+        raise CommandError(f"{name} errored: {run.message or 'no message'}")
+    raise CommandError(
+        f"{name} is {run.get_state_display()}, not finished"
+        + (f": {run.message}" if run.message else "")
+    )

@@ -92,7 +92,7 @@ def test_failures_are_failures_and_one_bad_session_never_stops_a_batch():
     bad = make_session(seed=50, answers={20: "Agree"})
     unknown = "00000000-0000-4000-8000-0000000000aa"
     run = bf.run_until_done(_start([*ids, bad, unknown], batch_size=10).pk)
-    assert run.state == "succeeded"
+    assert run.state == "failed"  # every session failed: the run did not succeed
     assert (run.created, run.failed) == (0, 6)
     assert run.failed_by_reason == {"rls": 4, "unscorable": 1, "unknown_session": 1}
     rls = run.items.filter(reason="rls").first()
