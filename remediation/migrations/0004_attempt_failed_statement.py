@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("remediation", "0002_run_kinds_and_audit_trigger"),
+        ("remediation", "0003_finished_states"),
     ]
 
     operations = [

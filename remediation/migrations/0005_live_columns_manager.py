@@ -5,7 +5,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("remediation", "0003_attempt_failed_statement"),
+        ("remediation", "0004_attempt_failed_statement"),
     ]
 
     operations = [
