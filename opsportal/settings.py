@@ -96,6 +96,10 @@ EMULATE_SERVICE_ROLE_BYPASSRLS = env.bool("EMULATE_SERVICE_ROLE_BYPASSRLS", defa
 # ...and does profiles carry the recursive update_fc_metrics_trigger?
 EMULATE_FC_METRICS_TRIGGER = env.bool("EMULATE_FC_METRICS_TRIGGER", default=True)
 
+# A session with no scorable answer gets the engine's all-zero profile (as the original
+# engine returns it); the portal refuses to write it unless this is on.
+WRITE_UNSCORABLE_PROFILES = env.bool("WRITE_UNSCORABLE_PROFILES", default=False)
+
 # --- Edge function client ------------------------------------------------------
 EDGE_CONNECT_TIMEOUT = env.float("EDGE_CONNECT_TIMEOUT", default=3.05)
 EDGE_READ_TIMEOUT = env.float("EDGE_READ_TIMEOUT", default=30.0)

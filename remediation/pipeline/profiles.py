@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError
 
 import scoring
@@ -106,13 +107,13 @@ def _fc_scores(
 
 
 def _no_scorable_answers(o: SessionOutcome, result: Any, answered: int) -> bool:
-    """Refuse a profile no answer supports."""
-    if result.no_scorable_answers:
+    """Refuse a profile no answer supports (unless WRITE_UNSCORABLE_PROFILES allows it)."""
+    if result.no_scorable_answers and not settings.WRITE_UNSCORABLE_PROFILES:
         # The engine is faithful (an all-zero profile, as the original); the portal is
         # careful: it does not write a profile that no answer supports.
         o.refuse(
             "unscorable",
-            f"nothing to score: none of the {answered} answers is a numeric answer"
+            f"no scorable answers: none of the {answered} answers is a numeric answer"
             " to a Likert function item, and there are no forced-choice scores",
         )
         return True
