@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from remediation import reference_data
 from remediation.dev.demo import load_reference_data
+from remediation.dev.emulation import table_columns
 
 __all__ = [
     "apply_plan_policy",
@@ -46,18 +47,21 @@ def make_session(
     sid = str(uuid.uuid4())  # answers follow `seed`; ids are always fresh
     now = timezone.now()
     completed = completed_at or (now - timedelta(days=2) if status == "completed" else None)
+    row = {
+        "id": sid,
+        "status": status,
+        "started_at": now - timedelta(days=3),
+        "completed_at": completed,
+        "share_token": share_token or uuid.uuid4().hex,
+        "email": f"t{seed}@example.org",
+        "finalized_at": completed,  # absent in the rebuilt variant
+    }
+    present = set(table_columns("assessment_sessions"))
+    names = [c for c in row if c in present]
     pipeline_sql(
-        "INSERT INTO assessment_sessions (id, status, started_at, completed_at, share_token,"
-        " email, finalized_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        [
-            sid,
-            status,
-            now - timedelta(days=3),
-            completed,
-            share_token or uuid.uuid4().hex,
-            f"t{seed}@example.org",
-            completed,
-        ],
+        f"INSERT INTO assessment_sessions ({', '.join(names)})"
+        f" VALUES ({', '.join(['%s'] * len(names))})",
+        [row[c] for c in names],
     )
     if answers is None:
         answers = {}
