@@ -156,8 +156,9 @@ def schema_variant(schema_variant_name, pipeline_db):
 
 @pytest.fixture
 def load_variant(pipeline_db):
-    """For tests of the switching itself: load_variant("rebuilt") switches (when needed),
-    seeds the variant's rows and returns its SchemaVariant; the default comes back after."""
+    """For a test of one variant or of the switching itself: load_variant("rebuilt")
+    switches (when needed), seeds the variant's rows and returns its SchemaVariant. The
+    variant stays loaded (the next test that does not ask for it gets the default back)."""
     from remediation.dev.emulation import seed_variant_rows
 
     def load(name: str) -> SchemaVariant:
@@ -165,8 +166,7 @@ def load_variant(pipeline_db):
         seed_variant_rows(name)
         return describe_schema_variant(name)
 
-    yield load
-    switch_schema_variant(DEFAULT_VARIANT)
+    return load
 
 
 @pytest.fixture(autouse=True)
