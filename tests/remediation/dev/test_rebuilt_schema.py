@@ -549,6 +549,9 @@ def test_the_commands_load_and_seed_the_rebuilt_variant(load_variant):
     assert "replacing the 'rebuilt' variant" in out.getvalue()
     assert current_variant() == "emulation"
     assert rows("SELECT count(*) FROM assessment_sessions") == [(0,)]
-    # Back to what the fixture believes is loaded.
-    load_emulated_schema(variant="rebuilt")
-    assert current_variant() == "rebuilt"
+    # The command took the settings' knobs (the recursive trigger): back to the suite's
+    # emulation, which load_variant("emulation") left the fixtures believing is loaded.
+    load_emulated_schema(
+        variant="emulation", reset=True, service_role_bypassrls=False, fc_metrics_trigger=False
+    )
+    assert catalog()["profile_triggers"] == []
