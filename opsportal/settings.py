@@ -95,6 +95,10 @@ RESULTS_BASE_URL = env.str("RESULTS_BASE_URL", default="http://localhost:3000").
 EMULATE_SERVICE_ROLE_BYPASSRLS = env.bool("EMULATE_SERVICE_ROLE_BYPASSRLS", default=False)
 # ...and does profiles carry the recursive update_fc_metrics_trigger?
 EMULATE_FC_METRICS_TRIGGER = env.bool("EMULATE_FC_METRICS_TRIGGER", default=True)
+# Which emulated pipeline schema manage.py load_emulated_schema / seed_demo build:
+# "emulation" (the spec's database, with the two knobs above) or "rebuilt" (the database
+# rebuilt from the pipeline's migration files, issue 14; the knobs do not apply to it).
+EMULATED_SCHEMA = env.str("EMULATED_SCHEMA", default="emulation")
 
 # A session with no scorable answer gets the engine's all-zero profile (as the original
 # engine returns it); the portal refuses to write it unless this is on.

@@ -10,6 +10,7 @@ emulated Supabase schema, never Django tables.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import pytest
 
@@ -26,13 +27,12 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
-    from remediation.dev.emulation import load_emulated_schema
-
     with django_db_blocker.unblock():
-        load_emulated_schema(
-            using="pipeline", service_role_bypassrls=False, fc_metrics_trigger=False
-        )
+        switch_schema_variant(DEFAULT_VARIANT, force=True)
     yield
+    # Leave the cluster as the default variant left it (roles are cluster-wide).
+    with django_db_blocker.unblock():
+        switch_schema_variant(DEFAULT_VARIANT)
 
 
 PIPELINE_TABLES = (
@@ -49,12 +49,141 @@ def pipeline_db(transactional_db):
     from django.db import connections
 
     def clean() -> None:
+        extra = ", dashboard_statistics" if _LOADED["variant"] == "rebuilt" else ""
         with connections["pipeline"].cursor() as cur:
-            cur.execute(f"TRUNCATE {PIPELINE_TABLES}")
+            cur.execute(f"TRUNCATE {PIPELINE_TABLES}{extra}")
 
     clean()
     yield connections["pipeline"]
     clean()
+
+
+# --- The two emulated pipeline schemas ---------------------------------------------------
+# The default test database holds the emulation (BYPASSRLS off, no recursive trigger).
+# A test opts in to both variants by taking `schema_variant` (or with
+# @pytest.mark.usefixtures("schema_variant")): it runs once per variant. The variant name
+# is a session-scoped parameter, so pytest groups the whole session's tests by variant and
+# the database switches about twice per session, not per test; a test that does not take
+# the fixture always finds the default variant (see _default_schema_variant).
+DEFAULT_VARIANT = "emulation"
+_LOADED: dict[str, str | float | int] = {"variant": "", "switches": 0, "seconds": 0.0}
+
+
+@dataclass(frozen=True)
+class SchemaVariant:
+    """What a test may rely on for the variant it runs on (optional columns from the
+    live catalog, the rest from what the variant's SQL builds)."""
+
+    name: str
+    service_role_bypassrls: bool
+    # of OPTIONAL_COLUMNS, those the live tables have: {"assessment_sessions": {...}, ...}
+    columns: dict[str, frozenset[str]]
+    # What a v1.2.1 profile write of the engine meets first on a fresh database.
+    first_blocker: str  # a Diagnosis category: "rls" | "check"
+    first_blocker_sqlstate: str  # "42501" | "23514"
+
+    def has(self, table: str, column: str) -> bool:
+        return column in self.columns[table]
+
+
+OPTIONAL_COLUMNS = {
+    "assessment_sessions": ("finalized_at", "share_token_expires_at"),
+    "profiles": ("share_token", "fc_count", "session_kind"),
+}
+FIRST_BLOCKER = {"emulation": ("rls", "42501"), "rebuilt": ("check", "23514")}
+
+
+def switch_schema_variant(name: str, *, force: bool = False) -> float:
+    """Load `name` into the pipeline test database unless it is there already (committed;
+    seconds spent, 0 when nothing was done). The emulation is loaded as the suite's
+    default: BYPASSRLS off, no recursive trigger."""
+    import time
+
+    from remediation.dev.emulation import load_emulated_schema
+
+    if not force and _LOADED["variant"] == name:
+        return 0.0
+    started = time.perf_counter()
+    load_emulated_schema(
+        using="pipeline",
+        variant=name,
+        reset=None if force else True,
+        service_role_bypassrls=False,
+        fc_metrics_trigger=False,
+    )
+    spent = time.perf_counter() - started
+    if _LOADED["variant"] and _LOADED["variant"] != name:
+        _LOADED["switches"] = int(_LOADED["switches"]) + 1
+        _LOADED["seconds"] = float(_LOADED["seconds"]) + spent
+    _LOADED["variant"] = name
+    return spent
+
+
+def describe_schema_variant(name: str) -> SchemaVariant:
+    from django.db import connections
+
+    columns: dict[str, frozenset[str]] = {}
+    with connections["pipeline"].cursor() as cur:
+        for table, wanted in OPTIONAL_COLUMNS.items():
+            cur.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public'"
+                " AND table_name = %s AND column_name = ANY(%s)",
+                [table, list(wanted)],
+            )
+            columns[table] = frozenset(r[0] for r in cur.fetchall())
+        cur.execute("SELECT rolbypassrls FROM pg_roles WHERE rolname = 'service_role'")
+        bypass = bool(cur.fetchone()[0])
+    category, sqlstate = FIRST_BLOCKER[name]
+    return SchemaVariant(name, bypass, columns, category, sqlstate)
+
+
+@pytest.fixture(scope="session", params=["emulation", "rebuilt"])
+def schema_variant_name(request):
+    """The variant's name; session-scoped so pytest orders tests to switch rarely."""
+    return request.param
+
+
+@pytest.fixture
+def schema_variant(schema_variant_name, pipeline_db):
+    """Run the test on the variant (committed, emptied like pipeline_db; the variant's
+    seeded rows are in place); yields its SchemaVariant."""
+    from remediation.dev.emulation import seed_variant_rows
+
+    switch_schema_variant(schema_variant_name)
+    seed_variant_rows(schema_variant_name)
+    yield describe_schema_variant(schema_variant_name)
+
+
+@pytest.fixture
+def load_variant(pipeline_db):
+    """For a test of one variant or of the switching itself: load_variant("rebuilt")
+    switches (when needed), seeds the variant's rows and returns its SchemaVariant. The
+    variant stays loaded (the next test that does not ask for it gets the default back)."""
+    from remediation.dev.emulation import seed_variant_rows
+
+    def load(name: str) -> SchemaVariant:
+        switch_schema_variant(name)
+        seed_variant_rows(name)
+        return describe_schema_variant(name)
+
+    return load
+
+
+@pytest.fixture(autouse=True)
+def _default_schema_variant(request, django_db_blocker):
+    """A test that does not ask for a variant runs on the default one."""
+    if "schema_variant" in request.fixturenames or _LOADED["variant"] in ("", DEFAULT_VARIANT):
+        return
+    with django_db_blocker.unblock():
+        switch_schema_variant(DEFAULT_VARIANT)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _LOADED["switches"]:
+        terminalreporter.write_line(
+            f"emulated schema: {_LOADED['switches']} variant switches,"
+            f" {float(_LOADED['seconds']):.2f}s in all"
+        )
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from remediation import reference_data
 from remediation.dev.demo import load_reference_data
+from remediation.dev.emulation import table_columns
 
 __all__ = [
     "apply_plan_policy",
@@ -53,22 +54,14 @@ def make_session(
         "completed_at": completed,
         "share_token": share_token or uuid.uuid4().hex,
         "email": f"t{seed}@example.org",
-        "finalized_at": completed,
+        "finalized_at": completed,  # absent in the rebuilt variant
     }
-    # Only the columns this pipeline schema has (a rebuilt one lacks finalized_at).
-    present = {
-        r[0]
-        for r in pipeline_sql(
-            "SELECT column_name FROM information_schema.columns"
-            " WHERE table_schema = 'public' AND table_name = 'assessment_sessions'",
-            fetch="all",
-        )
-    }
-    row = {k: v for k, v in row.items() if k in present}
+    present = set(table_columns("assessment_sessions"))
+    names = [c for c in row if c in present]
     pipeline_sql(
-        f"INSERT INTO assessment_sessions ({', '.join(row)})"
-        f" VALUES ({', '.join(['%s'] * len(row))})",
-        list(row.values()),
+        f"INSERT INTO assessment_sessions ({', '.join(names)})"
+        f" VALUES ({', '.join(['%s'] * len(names))})",
+        [row[c] for c in names],
     )
     if answers is None:
         answers = {}

@@ -26,6 +26,7 @@ from remediation.dev.demo_rows import (
     copy_sessions,
     uuid_strings,
 )
+from remediation.dev.emulation import CONFIG_OVERRIDES, current_variant, seed_variant_rows
 
 INCIDENT_SESSION_ID = "618c5ea6-aeda-4084-9156-0aac9643afd3"  # the plan's test session
 DEMO_MARKER_KEY = "demo_seed"
@@ -89,8 +90,11 @@ def seed_demo(
         _refuse_foreign_data(cur, force)
         cur.execute("SET LOCAL session_replication_role = replica")  # no triggers, no FK checks
         cur.execute("SET LOCAL statement_timeout = 0")  # seeding a million sessions takes a while
-        cur.execute("TRUNCATE " + ", ".join(f"public.{t}" for t in PIPELINE_TABLES))
-        _load_reference_data(cur, {"seed": seed, "sessions": sessions})
+        variant = current_variant(using=using) or "emulation"
+        tables = PIPELINE_TABLES + (("dashboard_statistics",) if variant == "rebuilt" else ())
+        cur.execute("TRUNCATE " + ", ".join(f"public.{t}" for t in tables))
+        _load_reference_data(cur, {"seed": seed, "sessions": sessions}, variant)
+        seed_variant_rows(variant, using=using)  # the rebuilt database had FC v1.2 seeded
         t = time.perf_counter()
         plan = _plan_sessions(rng, sessions, days, now)
         stats.timings["plan"] = time.perf_counter() - t
@@ -150,10 +154,10 @@ def load_reference_data(*, using: str = "pipeline", marker: dict[str, Any] | Non
         cur.execute(
             "TRUNCATE public.assessment_scoring_key, public.scoring_config, public.type_prototypes"
         )
-        _load_reference_data(cur, marker)
+        _load_reference_data(cur, marker, current_variant(using=using) or "emulation")
 
 
-def _load_reference_data(cur: Any, marker: dict[str, Any] | None) -> None:
+def _load_reference_data(cur: Any, marker: dict[str, Any] | None, variant: str) -> None:
     with cur.copy(
         "COPY public.assessment_scoring_key (question_id, tag, scale_type, reverse_scored,"
         " fc_map, pair_group, social_desirability, weight, section) FROM STDIN"
@@ -173,6 +177,7 @@ def _load_reference_data(cur: Any, marker: dict[str, Any] | None) -> None:
                 )
             )
     config = dict(reference_data.scoring_config())
+    config.update(CONFIG_OVERRIDES[variant])  # what this variant's database holds
     if marker is not None:
         config[DEMO_MARKER_KEY] = marker
     with cur.copy("COPY public.scoring_config (key, value) FROM STDIN") as copy:

@@ -61,7 +61,23 @@ def _iso(value: np.datetime64) -> str:
     return str(value) + "+00:00"
 
 
+def live_columns(cur: Any, table: str) -> set[str]:
+    """The columns public.`table` has in this database (the variants differ)."""
+    cur.execute(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = 'public' AND table_name = %s",
+        [table],
+    )
+    return {r[0] for r in cur.fetchall()}
+
+
+def _kept(table: str, present: set[str]) -> list[int]:
+    """Indexes of the columns of _COPY_COLUMNS[table] the live table has."""
+    return [i for i, c in enumerate(_ALL_COLUMNS[table]) if c in present]
+
+
 def copy_sessions(cur: Any, plan: dict[str, Any]) -> None:
+    keep = _kept("assessment_sessions", live_columns(cur, "assessment_sessions"))
     status_names = ("in_progress", "abandoned", "completed")
     n = plan["n"]
     created_s = np.datetime_as_string(plan["created"], unit="us")
@@ -75,49 +91,100 @@ def copy_sessions(cur: Any, plan: dict[str, Any]) -> None:
     for i in range(n):
         st = int(plan["status"][i])
         done = st == 2
-        lines.append(
-            "\t".join(
-                (
-                    plan["ids"][i],
-                    plan["user_ids"][i] or "\\N",
-                    "prism",
-                    created_s[i] + "+00",
-                    completed_s[i] + "+00" if done else "\\N",
-                    str(QUESTION_COUNT),
-                    str(int(plan["answered"][i])),
-                    '{"source": "web", "demo": true}',
-                    created_s[i] + "+00",
-                    updated_s[i] + "+00",
-                    f"respondent{i:07d}@example.org",
-                    status_names[st],
-                    plan["tokens"][i],
-                    expires_s[i] + "+00" if done else "\\N",
-                    completed_s[i] + "+00" if done else "\\N",
-                )
-            )
+        values = (
+            plan["ids"][i],
+            plan["user_ids"][i] or "\\N",
+            "prism",
+            created_s[i] + "+00",
+            completed_s[i] + "+00" if done else "\\N",
+            str(QUESTION_COUNT),
+            str(int(plan["answered"][i])),
+            '{"source": "web", "demo": true}',
+            created_s[i] + "+00",
+            updated_s[i] + "+00",
+            f"respondent{i:07d}@example.org",
+            status_names[st],
+            plan["tokens"][i],
+            expires_s[i] + "+00" if done else "\\N",
+            completed_s[i] + "+00" if done else "\\N",
         )
+        lines.append("\t".join(values[k] for k in keep))
         if len(lines) >= 50_000:
-            _flush(cur, "assessment_sessions", lines)
-    _flush(cur, "assessment_sessions", lines)
+            _flush(cur, "assessment_sessions", lines, keep)
+    _flush(cur, "assessment_sessions", lines, keep)
 
 
-_COPY_COLUMNS = {
+# Every column the demo can fill; a COPY names those the live table has (the rebuilt
+# variant has no share_token_expires_at, finalized_at or profiles.share_token).
+_ALL_COLUMNS = {
     "assessment_sessions": (
-        "id, user_id, session_type, started_at, completed_at, total_questions,"
-        " completed_questions, metadata, created_at, updated_at, email, status, share_token,"
-        " share_token_expires_at, finalized_at"
+        "id",
+        "user_id",
+        "session_type",
+        "started_at",
+        "completed_at",
+        "total_questions",
+        "completed_questions",
+        "metadata",
+        "created_at",
+        "updated_at",
+        "email",
+        "status",
+        "share_token",
+        "share_token_expires_at",
+        "finalized_at",
     ),
     "assessment_responses": (
-        "id, session_id, question_id, question_text, question_type, question_section,"
-        " answer_value, answer_numeric, created_at"
+        "id",
+        "session_id",
+        "question_id",
+        "question_text",
+        "question_type",
+        "question_section",
+        "answer_value",
+        "answer_numeric",
+        "created_at",
+    ),
+    "profiles": (
+        "id",
+        "session_id",
+        "user_id",
+        "share_token",
+        "type_code",
+        "base_func",
+        "creative_func",
+        "top_types",
+        "score_fit_raw",
+        "score_fit_calibrated",
+        "fit_band",
+        "top_gap",
+        "close_call",
+        "strengths",
+        "overlay_neuro",
+        "overlay_state",
+        "overlay",
+        "validity_status",
+        "confidence",
+        "conf_raw",
+        "conf_calibrated",
+        "conf_band",
+        "fc_answered_ct",
+        "fc_coverage_bucket",
+        "results_version",
+        "version",
+        "submitted_at",
+        "created_at",
+        "updated_at",
     ),
 }
 
 
-def _flush(cur: Any, table: str, lines: list[str]) -> None:
+def _flush(cur: Any, table: str, lines: list[str], keep: list[int] | None = None) -> None:
     if not lines:
         return
-    with cur.copy(f"COPY public.{table} ({_COPY_COLUMNS[table]}) FROM STDIN") as copy:
+    names = _ALL_COLUMNS[table]
+    columns = ", ".join(names[k] for k in (range(len(names)) if keep is None else keep))
+    with cur.copy(f"COPY public.{table} ({columns}) FROM STDIN") as copy:
         copy.write("\n".join(lines) + "\n")
     lines.clear()
 
@@ -239,14 +306,9 @@ def copy_profiles(cur: Any, rng: np.random.Generator, plan: dict[str, Any], now:
     tokens = rng.bytes(16 * len(idx)).hex()
     profile_ids = uuid_strings(rng, len(idx))
     created_s = np.datetime_as_string(plan["profile_created"][idx], unit="us")
-    with cur.copy(
-        "COPY public.profiles (id, session_id, user_id, share_token, type_code, base_func,"
-        " creative_func, top_types, score_fit_raw, score_fit_calibrated, fit_band, top_gap,"
-        " close_call, strengths, overlay_neuro, overlay_state, overlay, validity_status,"
-        " confidence, conf_raw, conf_calibrated, conf_band, fc_answered_ct,"
-        " fc_coverage_bucket, results_version, version, submitted_at, created_at, updated_at)"
-        " FROM STDIN"
-    ) as copy:
+    keep = _kept("profiles", live_columns(cur, "profiles"))
+    columns = ", ".join(_ALL_COLUMNS["profiles"][k] for k in keep)
+    with cur.copy(f"COPY public.profiles ({columns}) FROM STDIN") as copy:
         for k, i in enumerate(idx):
             t = TYPES[int(plan["target"][i])]
             base = next(f for f, b in protos[t].items() if b == "base")
@@ -255,37 +317,36 @@ def copy_profiles(cur: Any, rng: np.random.Generator, plan: dict[str, Any], now:
             conf = round(float(rng.uniform(0.45, 0.9)), 4)
             band = "High" if conf >= 0.75 else "Moderate" if conf >= 0.55 else "Low"
             stamp = created_s[k] + "+00"
-            copy.write_row(
-                (
-                    profile_ids[k],
-                    plan["ids"][i],
-                    plan["user_ids"][i],
-                    tokens[32 * k : 32 * k + 32],
-                    t,
-                    base,
-                    creative,
-                    json.dumps([{"code": t, "share": round(float(rng.uniform(0.3, 0.6)), 4)}]),
-                    fit,
-                    fit,
-                    "high_fit" if fit >= 60 else "moderate_fit",
-                    round(float(rng.uniform(0.5, 6)), 3),
-                    False,
-                    json.dumps({f: round(float(rng.uniform(1, 5)), 3) for f in FUNCTIONS}),
-                    "0",
-                    "0",
-                    "0",
-                    "pass",
-                    band,
-                    conf,
-                    conf,
-                    band,
-                    0,
-                    "None",
-                    "v1.2.0",
-                    "v1.2.0",
-                    stamp,
-                    stamp,
-                    stamp,
-                )
+            row = (
+                profile_ids[k],
+                plan["ids"][i],
+                plan["user_ids"][i],
+                tokens[32 * k : 32 * k + 32],
+                t,
+                base,
+                creative,
+                json.dumps([{"code": t, "share": round(float(rng.uniform(0.3, 0.6)), 4)}]),
+                fit,
+                fit,
+                "high_fit" if fit >= 60 else "moderate_fit",
+                round(float(rng.uniform(0.5, 6)), 3),
+                False,
+                json.dumps({f: round(float(rng.uniform(1, 5)), 3) for f in FUNCTIONS}),
+                "0",
+                "0",
+                "0",
+                "pass",
+                band,
+                conf,
+                conf,
+                band,
+                0,
+                "None",
+                "v1.2.0",
+                "v1.2.0",
+                stamp,
+                stamp,
+                stamp,
             )
+            copy.write_row(tuple(row[j] for j in keep))
     return len(idx)

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 from django.core.management.base import BaseCommand, CommandError
 
 from remediation.dev.demo import DemoRefused, seed_demo
-from remediation.dev.emulation import load_emulated_schema
+from remediation.dev.emulation import VARIANTS, load_emulated_schema
 
 
 class Command(BaseCommand):
@@ -31,6 +31,12 @@ class Command(BaseCommand):
             "--no-schema", action="store_true", help="do not (re)load the emulated schema first"
         )
         parser.add_argument(
+            "--variant",
+            choices=VARIANTS,
+            help="emulated schema to (re)load first (default: EMULATED_SCHEMA); "
+            "switching variants drops the emulated pipeline tables",
+        )
+        parser.add_argument(
             "--force", action="store_true", help="replace sessions seed_demo did not write"
         )
 
@@ -40,7 +46,7 @@ class Command(BaseCommand):
             now = now.replace(tzinfo=UTC)
         now = now.astimezone(UTC)
         if not opts["no_schema"]:
-            load_emulated_schema(using=opts["database"])
+            load_emulated_schema(using=opts["database"], variant=opts["variant"])
         try:
             stats = seed_demo(
                 seed=opts["seed"],
