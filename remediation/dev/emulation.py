@@ -116,6 +116,9 @@ def load_emulated_schema(
     Roles are cluster-wide, so BYPASSRLS affects every database on the server.
     Returns the variant loaded.
     """
+    from remediation.pipeline import schema
+
+    schema.forget()  # the portal reads the tables' shape again after this
     variant = _check_variant(variant or settings.EMULATED_SCHEMA)
     if reset is None:
         present = current_variant(using=using)
