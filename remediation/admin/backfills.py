@@ -22,6 +22,7 @@ from remediation.admin.permissions import (
     has_perm,
     log_change,
 )
+from remediation.selectors.triggers import trigger_context
 
 SAMPLE_SIZE = 10
 
@@ -140,6 +141,7 @@ def confirm_page(
         "form": form,
         "action_url": action_url,
         "selection_text": selection_text,
+        **trigger_context(),
     }
     return TemplateResponse(request, "admin/remediation/backfill_confirm.html", context)
 

@@ -23,6 +23,7 @@ from remediation.admin.permissions import (
     log_change,
 )
 from remediation.models import BackfillRun
+from remediation.selectors.triggers import trigger_context
 from remediation.services import runs as run_services
 
 
@@ -188,6 +189,7 @@ class BackfillRunAdmin(ReadOnlyAdmin):
             "state_words": run_state_words(run),
             "rounds": round_rows(run),
             "follow_ups": list(run.follow_up_runs.order_by("-created_at")),
+            **trigger_context(),
             "opts": self.model._meta,
             "run": run,
             "figures": run_figures(run),

@@ -63,6 +63,7 @@ _RESULT_COLUMNS = {
     "pre_image": "jsonb",
     "post_fingerprint": "jsonb",
     "tries": "smallint",
+    "notes": "jsonb",
 }
 
 
@@ -96,6 +97,7 @@ def record_outcomes(
         if o.pre_image is not None:
             item.pre_image = o.pre_image
         item.post_fingerprint = o.post_fingerprint
+        item.notes = o.notes
         items.append(item)
         if o.outcome == "busy":
             continue

@@ -19,6 +19,7 @@ from django.utils import timezone
 from remediation import pipeline as pw
 from remediation.jobs.engine import STOPPED, JobKind, RunError, register, run_create, started_by
 from remediation.models import BackfillItem, BackfillRun
+from remediation.selectors.triggers import rewritten_columns, write_triggers
 from remediation.services.audit import audit_record
 
 logger = logging.getLogger("remediation.jobs.rollback")
@@ -44,10 +45,12 @@ class RollbackJob(JobKind):
                 run_id=run.source_run_id, session_id__in=[i.session_id for i in items]
             )
         }
+        # Session columns a BEFORE UPDATE trigger rewrites: a restore cannot set them.
+        ignore = tuple(sorted(rewritten_columns("assessment_sessions")))
         out = []
         for item in items:
             sid = str(item.session_id)
-            out.append(_restore_one(sid, sources.get(sid)))
+            out.append(_restore_one(sid, sources.get(sid), ignore))
         return out
 
     def finished(self, run: BackfillRun) -> None:
@@ -64,6 +67,7 @@ class RollbackJob(JobKind):
             for i in run.items.filter(outcome=BackfillItem.Outcome.FAILED)
         ]
         restored = run.items.filter(outcome=BackfillItem.Outcome.RESTORED).count()
+        not_restored = _not_restored(run)
         source.rolled_back_at = timezone.now()
         source.rollback_report = {
             "restored": restored,
@@ -71,6 +75,8 @@ class RollbackJob(JobKind):
             "errors": errors,
             "at": source.rolled_back_at.isoformat(),
             "rollback_run": run.pk,
+            "not_restored": not_restored,
+            "exact": not (not_restored["columns"] or not_restored["other_tables"]),
         }
         source.save(update_fields=["rolled_back_at", "rollback_report"])
         logger.info(
@@ -92,13 +98,32 @@ class RollbackJob(JobKind):
 register(RollbackJob())
 
 
-def _restore_one(sid: str, source: BackfillItem | None) -> pw.SessionOutcome:
+def _not_restored(run: BackfillRun) -> dict[str, Any]:
+    """What the rollback could not put back: columns a trigger rewrote (per column, how many
+    sessions), and the rows other tables received from the triggers the writes fired."""
+    columns: dict[str, int] = {}
+    for notes in run.items.exclude(notes=None).values_list("notes", flat=True):
+        for part in ("session", "profile"):
+            for column in (notes or {}).get(part, []):
+                key = f"{'assessment_sessions' if part == 'session' else 'profiles'}.{column}"
+                columns[key] = columns.get(key, 0) + 1
+    other_tables: dict[str, list[str]] = {}
+    for t in write_triggers():
+        if t.table in ("profiles", "fc_scores") and t.enabled:
+            for table in t.writes_other_tables:
+                other_tables.setdefault(table, []).append(t.name)
+    return {"columns": columns, "other_tables": other_tables}
+
+
+def _restore_one(
+    sid: str, source: BackfillItem | None, ignore: tuple[str, ...] = ()
+) -> pw.SessionOutcome:
     o = pw.SessionOutcome(sid, "pending")
     if source is None or source.pre_image is None:
         return o.refuse("nothing_to_restore", "the source run holds no pre-image for this session")
     try:
         with pw.pipeline_transaction() as conn, conn.cursor() as cur:
-            if pw.images.is_restored(cur, sid, source.pre_image, source.profile_id):
+            if pw.images.is_restored(cur, sid, source.pre_image, source.profile_id, ignore=ignore):
                 changed: list[str] = []
             else:
                 changed = pw.restore(
@@ -108,6 +133,7 @@ def _restore_one(sid: str, source: BackfillItem | None) -> pw.SessionOutcome:
                     post_fingerprint=source.post_fingerprint,
                     profile_id=source.profile_id,
                 )
+            differing = pw.images.differences(cur, sid, source.pre_image) if not changed else {}
     except DatabaseError as exc:
         info = pw.classify_error(exc)
         o.outcome, o.reason, o.explanation, o.error = "failed", info.category, info.message, info
@@ -118,6 +144,10 @@ def _restore_one(sid: str, source: BackfillItem | None) -> pw.SessionOutcome:
         return o
     BackfillItem.objects.filter(pk=source.pk).update(rolled_back=True)
     o.outcome, o.explanation = "restored", "rows restored to their pre-image"
+    if differing:
+        o.notes = differing
+        listed = "; ".join(f"{part}: {', '.join(cols)}" for part, cols in differing.items())
+        o.explanation = f"restored except what a trigger rewrote ({listed})"
     return o
 
 

@@ -155,6 +155,8 @@ class BackfillItem(models.Model):
     pre_image = models.JSONField(null=True, blank=True)
     post_fingerprint = models.JSONField(null=True, blank=True)
     rolled_back = models.BooleanField(default=False)
+    # What the item's work could not do exactly (e.g. a rollback: columns a trigger rewrote).
+    notes = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["run", "ordinal"]

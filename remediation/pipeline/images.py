@@ -149,12 +149,21 @@ def _restore_fc_scores(cur: Any, sid: str, rows: list[dict[str, Any]]) -> None:
         )
 
 
-def is_restored(cur: Any, session_id: str, pre_image: dict[str, Any], profile_id: Any) -> bool:
+def is_restored(
+    cur: Any,
+    session_id: str,
+    pre_image: dict[str, Any],
+    profile_id: Any,
+    *,
+    ignore: tuple[str, ...] = (),
+) -> bool:
     """True when the session's rows already equal the pre-image (a restore that ran before
-    and whose record was lost): the restore is not done, nor counted as a conflict, twice."""
+    and whose record was lost): the restore is not done, nor counted as a conflict, twice.
+    `ignore`: session columns a trigger rewrites on every update (they never match)."""
     cur.execute(
-        "SELECT to_jsonb(s) = %s::jsonb FROM assessment_sessions s WHERE s.id = %s",
-        [json.dumps(pre_image.get("session")), session_id],
+        "SELECT (to_jsonb(s) - %s::text[]) = (%s::jsonb - %s::text[])"
+        " FROM assessment_sessions s WHERE s.id = %s",
+        [list(ignore), json.dumps(pre_image.get("session")), list(ignore), session_id],
     )
     row = cur.fetchone()
     if not row or not row[0]:
@@ -178,3 +187,23 @@ def is_restored(cur: Any, session_id: str, pre_image: dict[str, Any], profile_id
         [json.dumps(pre_image.get("fc_scores") or []), session_id],
     )
     return bool(cur.fetchone()[0])
+
+
+def differences(cur: Any, session_id: str, pre_image: dict[str, Any]) -> dict[str, list[str]]:
+    """The columns of the session (and its profile) that differ from the pre-image now."""
+    cur.execute(
+        "SELECT coalesce(array_agg(e.key ORDER BY e.key), '{}') FROM assessment_sessions s,"
+        " jsonb_each(to_jsonb(s)) e WHERE s.id = %s"
+        " AND e.value IS DISTINCT FROM (%s::jsonb -> e.key)",
+        [session_id, json.dumps(pre_image.get("session") or {})],
+    )
+    out = {"session": list(cur.fetchone()[0])}
+    if pre_image.get("profile") is not None:
+        cur.execute(
+            "SELECT coalesce(array_agg(e.key ORDER BY e.key), '{}') FROM profiles p,"
+            " jsonb_each(to_jsonb(p)) e WHERE p.session_id = %s"
+            " AND e.value IS DISTINCT FROM (%s::jsonb -> e.key)",
+            [session_id, json.dumps(pre_image["profile"])],
+        )
+        out["profile"] = list(cur.fetchone()[0])
+    return {k: v for k, v in out.items() if v}

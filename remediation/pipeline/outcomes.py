@@ -47,6 +47,7 @@ class SessionOutcome:
     events: list[Event] = field(default_factory=list)
     pre_image: dict[str, Any] | None = None
     post_fingerprint: dict[str, Any] | None = None
+    notes: dict[str, Any] | None = None
 
     def refuse(self, reason: str, explanation: str) -> SessionOutcome:
         self.outcome, self.reason, self.explanation = "failed", reason, explanation
