@@ -328,3 +328,71 @@ def test_a_session_held_by_another_worker_is_reported_busy(pipeline_db):
         other.execute("ROLLBACK")
     assert (attempt.outcome, attempt.reason, attempt.sqlstate) == ("failed", "busy", "55P03")
     assert "holds this session" in attempt.explanation
+
+
+def _answer_fc(session_id: str, seed: dict) -> None:
+    for block in seed["blocks"]:
+        pipeline_sql(
+            "INSERT INTO fc_responses (session_id, block_id, option_id) VALUES (%s, %s, %s)",
+            [session_id, block["id"], block["options"][0]["id"]],
+        )
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_a_session_is_all_or_nothing_alone_and_in_a_batch(pipeline_db):
+    """Issue 14, item 5: a session's FC scores, profile and session update commit together
+    or not at all. A refused profile write takes the session's FC scores with it, in a batch
+    as well as alone, while the batch's other sessions are written whole."""
+    from remediation import jobs, reference_data
+    from remediation.services import fc
+
+    load_reference_data()
+    pipeline_sql("ALTER ROLE service_role BYPASSRLS")
+    relax_checks()
+    seed = json.loads(reference_data.fc_seed_path().read_text())
+    fc.fc_set_load(seed)
+    good, bad = make_session(seed=1), make_session(seed=2)
+    _answer_fc(good, seed)
+    _answer_fc(bad, seed)
+    # The profile write of `bad` alone is refused (a CHECK on its own row).
+    pipeline_sql(
+        "ALTER TABLE profiles ADD CONSTRAINT refuse_one CHECK (session_id <> %s::uuid)", [bad]
+    )
+    try:
+        alone = session_finalize(session_id=bad)
+        assert (alone.outcome, alone.sqlstate) == ("failed", "23514")
+        count = "SELECT count(*) FROM {} WHERE session_id = %s"
+        assert pipeline_sql(count.format("fc_scores"), [bad], "one")[0] == 0
+        run = jobs.run_until_done(
+            jobs.backfill_start(selection="ids", ids=[good, bad], enqueue=False).pk
+        )
+        assert (run.created, run.failed) == (1, 1)
+        assert pipeline_sql(count.format("fc_scores"), [good], "one")[0] == 1
+        assert pipeline_sql(count.format("profiles"), [good], "one")[0] == 1
+        assert pipeline_sql(count.format("fc_scores"), [bad], "one")[0] == 0
+        assert pipeline_sql(count.format("profiles"), [bad], "one")[0] == 0
+        status = "SELECT status FROM assessment_sessions WHERE id = %s"
+        assert pipeline_sql(status, [good], "one")[0] == "completed"
+    finally:
+        pipeline_sql("DELETE FROM profiles")
+        pipeline_sql("ALTER TABLE profiles DROP CONSTRAINT refuse_one")
+
+
+def test_no_scorable_answers_is_refused_unless_allowed(ref):
+    """Issue 14, item 9: the engine returns the all-zero profile; the portal refuses to
+    write it by default, and writes it where WRITE_UNSCORABLE_PROFILES allows."""
+    from django.test import override_settings
+
+    pipeline_sql("ALTER ROLE service_role BYPASSRLS")
+    relax_checks()
+    sid = make_session(answers={1: "NaN", 2: "🙂", 247: "free text"})
+    refused = session_finalize(session_id=sid)
+    assert (refused.outcome, refused.reason) == ("failed", "unscorable")
+    assert refused.explanation.startswith("no scorable answers")
+    with override_settings(WRITE_UNSCORABLE_PROFILES=True):
+        written = session_finalize(session_id=sid)
+    assert written.outcome == "created", written.explanation
+    type_code, close_call, fit_band = pipeline_sql(
+        "SELECT type_code, close_call, fit_band FROM profiles WHERE session_id = %s", [sid], "one"
+    )
+    assert (type_code, close_call, fit_band) == ("LIE", True, "low_fit")
