@@ -48,12 +48,13 @@ def score_fc(
                 )
         events.append(portal_event("fc_scoring_attempted", session_id, success=True))
     except DatabaseError as exc:
-        info = classify_error(exc, using=using)
+        info = classify_error(exc, using=using, statement="FC score write")
         events.append(
             portal_event(
                 "fc_scoring_attempted",
                 session_id,
                 success=False,
+                statement=info.statement,
                 error=f"{info.sqlstate} {info.message}",
             )
         )
