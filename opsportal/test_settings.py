@@ -29,7 +29,7 @@ DATABASES = copy.deepcopy(DATABASES)
 for _alias, _entry in embedded_pg.database_entries(EMBEDDED_PG_DIR, EMBEDDED_PG_ALIASES).items():
     DATABASES[_alias].update(_entry)
 
-# The pipeline test database gets its schema from tests/sql/emulated_supabase.sql,
+# The pipeline test database gets its schema from remediation/dev/sql/ (the emulated schemas),
 # never from Django migrations.
 DATABASES["pipeline"]["TEST"] = {"MIGRATE": False}
 

@@ -10,26 +10,8 @@ from typing import Any
 import numpy as np
 
 from remediation import reference_data
+from scoring import FUNCTIONS, TYPES
 
-FUNCTIONS = ("Ti", "Te", "Fi", "Fe", "Ni", "Ne", "Si", "Se")
-TYPES = (
-    "LIE",
-    "ILI",
-    "ESE",
-    "SEI",
-    "LII",
-    "ILE",
-    "ESI",
-    "SEE",
-    "LSE",
-    "SLI",
-    "EIE",
-    "IEI",
-    "LSI",
-    "SLE",
-    "EII",
-    "IEE",
-)
 # How strongly a respondent of a type endorses items of a function in each block.
 BLOCK_LATENT = {
     "base": 4.5,

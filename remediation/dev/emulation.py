@@ -23,6 +23,8 @@ from django.db import connections
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 SCHEMA_FILE = SQL_DIR / "emulated_supabase.sql"
 REBUILT_FILE = SQL_DIR / "rebuilt_from_migrations.sql"
+# Supabase's roles and auth schema, loaded before either variant.
+BASE_FILE = SQL_DIR / "supabase_roles_and_auth.sql"
 VARIANTS = ("emulation", "rebuilt")
 SEED_MARKER = "-- @seed"
 
@@ -125,6 +127,8 @@ def load_emulated_schema(
         reset = present is not None and present != variant
     if reset:
         drop_pipeline_schema(using=using)
+    with connections[using].cursor() as cursor:
+        cursor.execute(BASE_FILE.read_text(encoding="utf-8"))
     if variant == "rebuilt":
         with connections[using].cursor() as cursor:
             cursor.execute(REBUILT_FILE.read_text(encoding="utf-8"))
