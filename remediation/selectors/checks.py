@@ -74,6 +74,7 @@ Q_NULL_TOKENS = (
 Q_NO_FC_SCORES = (
     "SELECT COUNT(*) FROM assessment_sessions s WHERE s.status = 'completed'"
     " AND s.completed_at >= NOW() - INTERVAL '7 days'"
+    " AND EXISTS (SELECT 1 FROM fc_responses r WHERE r.session_id = s.id)"
     " AND NOT EXISTS (SELECT 1 FROM fc_scores f WHERE f.session_id = s.id)"
 )
 Q_POLICIES = (
@@ -197,7 +198,7 @@ def _check_no_fc_scores() -> Check:
     status = _banded(n, 10)
     return Check(
         "no_fc_scores",
-        "Completed sessions of the last 7 days without fc_scores",
+        "Completed sessions of the last 7 days with FC responses but no fc_scores",
         status,
         str(n),
         "0 pass, ≤ 10 warn, > 10 fail",

@@ -1,14 +1,17 @@
 """The runbook checks that depend on what the engine really writes: the CHECK constraints
-against every value the engine can write under this database's config."""
+against every value the engine can write under this database's config, and sessions with
+FC responses but no FC scores."""
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from remediation.selectors import checks as runbook_checks
-from tests.factories import load_reference_data, pipeline_sql, relax_checks
+from tests.factories import load_reference_data, make_session, pipeline_sql, relax_checks
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -102,6 +105,63 @@ def test_relaxed_constraints_pass(ref):
     c = check("check_constraints")
     assert (c.status, c.figure) == ("PASS", "0")
     assert pipeline_sql("SELECT count(*) FROM profiles", fetch="one")[0] == 0
+
+
+# --- Sessions with FC responses but no FC scores --------------------------------------------
+def _recent(n: int, first_seed: int = 0) -> list[str]:
+    return [
+        make_session(seed=first_seed + i, completed_at=timezone.now() - timedelta(days=1))
+        for i in range(n)
+    ]
+
+
+def _fc_block_and_option() -> tuple[str, str]:
+    block = pipeline_sql(
+        "INSERT INTO fc_blocks (version, code, title, order_index)"
+        " VALUES ('v1.2', 'B1', 'b', 1) RETURNING id::text",
+        fetch="one",
+    )[0]
+    option = pipeline_sql(
+        "INSERT INTO fc_options (block_id, option_code, prompt, weights_json, order_index)"
+        """ VALUES (%s, 'A', 'a', '{"Ti": 1}', 1) RETURNING id::text""",
+        [block],
+        fetch="one",
+    )[0]
+    return block, option
+
+
+def _fc_responses(ids: list[str]) -> None:
+    block, option = _fc_block_and_option()
+    for sid in ids:
+        pipeline_sql(
+            "INSERT INTO fc_responses (session_id, block_id, option_id) VALUES (%s, %s, %s)",
+            [sid, block, option],
+        )
+
+
+def test_sessions_without_fc_responses_do_not_count(ref):
+    _recent(12)  # the incident: no FC responses at all, so there is nothing to score
+    c = check("no_fc_scores")
+    assert (c.status, c.figure) == ("PASS", "0")
+
+
+def test_sessions_with_fc_responses_and_no_scores_count(ref):
+    with_fc = _recent(3)
+    _recent(5, first_seed=10)  # no FC responses: not counted
+    _fc_responses(with_fc)
+    assert (check("no_fc_scores").status, check("no_fc_scores").figure) == ("WARN", "3")
+    pipeline_sql(
+        "INSERT INTO fc_scores (session_id, version, fc_kind, scores_json, blocks_answered)"
+        """ VALUES (%s, 'v1.2', 'functions', '{"Ti": 100}', 1)""",
+        [with_fc[0]],
+    )
+    assert check("no_fc_scores").figure == "2"
+
+
+def test_more_than_ten_sessions_with_fc_responses_and_no_scores_fail(ref):
+    ids = _recent(11)
+    _fc_responses(ids)
+    assert (check("no_fc_scores").status, check("no_fc_scores").figure) == ("FAIL", "11")
 
 
 @pytest.mark.django_db(databases="__all__", transaction=True)

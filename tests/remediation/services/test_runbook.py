@@ -58,6 +58,27 @@ def _block():
     )
 
 
+def _with_fc_responses(ids):
+    """The sessions answered one FC block (FC responses that were never scored)."""
+    block = pipeline_sql(
+        "INSERT INTO fc_blocks (version, code, title, order_index)"
+        " VALUES ('v1.2', 'R', 'r', 1) RETURNING id::text",
+        fetch="one",
+    )[0]
+    option = pipeline_sql(
+        "INSERT INTO fc_options (block_id, option_code, prompt, weights_json, order_index)"
+        """ VALUES (%s, 'A', 'a', '{"Ti": 1}', 1) RETURNING id::text""",
+        [block],
+        fetch="one",
+    )[0]
+    for sid in ids:
+        pipeline_sql(
+            "INSERT INTO fc_responses (session_id, block_id, option_id) VALUES (%s, %s, %s)",
+            [sid, block, option],
+        )
+    return ids
+
+
 CASES = [
     # key, setup for PASS, expected pass status, setup for the other outcome, expected status
     ("policy_count", lambda: None, "PASS", apply_plan_policy, "WARN"),
@@ -77,7 +98,13 @@ CASES = [
         lambda: gates.results_version_set(version="v1.2.0"),
         "FAIL",
     ),
-    ("no_fc_scores", lambda: _fc_scores_for(_recent(3)), "PASS", lambda: _recent(11), "FAIL"),
+    (
+        "no_fc_scores",
+        lambda: _fc_scores_for(_with_fc_responses(_recent(3))),
+        "PASS",
+        lambda: _with_fc_responses(_recent(11)),
+        "FAIL",
+    ),
     ("policies", lambda: None, "INFO", apply_plan_policy, "WARN"),
     ("check_constraints", relax_checks, "PASS", lambda: None, "FAIL"),
     (
@@ -135,7 +162,7 @@ def test_null_share_token_thresholds(ref):
 
 
 def test_no_fc_scores_warn_band(ref):
-    _recent(4)
+    _with_fc_responses(_recent(4))
     assert status_of("no_fc_scores") == "WARN"
 
 
