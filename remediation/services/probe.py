@@ -67,7 +67,7 @@ def probe_write_path() -> dict[str, Any]:
     sample = _engine_row()
     cells = [ProbeCell(role, claim, *_probe(role, claim, own, sample)) for role, claim in cases]
     forged = cells[-1]
-    notes = [sample["note"]]
+    notes = []
     if policies and forged.insert_category not in REFUSED_BEFORE_RLS:
         later = (
             ""
@@ -84,6 +84,7 @@ def probe_write_path() -> dict[str, Any]:
             "service_role has BYPASSRLS: its writes ignore every policy, so the plan's policy "
             "changes nothing for the real edge function."
         )
+    notes.append(sample["note"])  # last: the warnings come first
     return {
         "own_role": own,
         "bypassrls": bypass,

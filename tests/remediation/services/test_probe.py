@@ -57,7 +57,7 @@ def test_service_role_meets_what_the_engine_row_meets_fix_by_fix(rebuilt):
             "fc_answered_ct": 18,  # its 18 fc_map answers, fewer than fc_expected_min 24
             "fc_coverage_bucket": "low",
         },
-        "note": matrix["notes"][0],
+        "note": matrix["notes"][-1],
     }
     assert cells_of(matrix)[SERVICE]["insert"] == "refused: 42501 rls"
     set_fixes("0005")  # Fix A: RLS lets service_role through; the CHECKs refuse the row
@@ -86,7 +86,7 @@ def test_without_an_orphan_the_probe_says_it_writes_a_synthetic_session():
     load_reference_data()
     matrix = probe.probe_write_path()
     assert matrix["session"]["synthetic"] is True and matrix["session"]["session_id"] is None
-    assert "synthetic session (there is no orphaned session" in matrix["notes"][0]
+    assert "synthetic session (there is no orphaned session" in matrix["notes"][-1]
     assert matrix["session"]["values"]["fc_coverage_bucket"] == "low"
     assert cells_of(matrix)[SERVICE]["insert"] == "refused: 42501 rls"
     pipeline_sql("ALTER ROLE service_role BYPASSRLS")
@@ -100,7 +100,7 @@ def test_a_test_session_without_answers_falls_back_and_says_why():
     sid = make_session(answers={}, completed_at=timezone.now() - timedelta(hours=1))
     matrix = probe.probe_write_path()
     assert matrix["session"]["synthetic"] is True
-    assert f"the test session {sid} cannot be scored" in matrix["notes"][0]
+    assert f"the test session {sid} cannot be scored" in matrix["notes"][-1]
 
 
 @pytest.mark.django_db(databases="__all__")
