@@ -41,6 +41,8 @@ class PipelineContext:
     loaded_at: float = field(default_factory=time.monotonic)
     # The live shape of the tables the write path writes (remediation.pipeline.schema).
     tables: dict[str, TableShape] = field(default_factory=dict)
+    # The scoring key the scorer was compiled from (what the engine can be asked).
+    scoring_key: list[scoring.KeyEntry] = field(default_factory=list)
 
     @property
     def profile_token_needed(self) -> bool:
@@ -102,7 +104,7 @@ def load_context(using: str = "pipeline") -> PipelineContext:
     scorer = scoring.Scorer(key, scoring.EngineConfig.from_mapping(config), prototypes)
     with connections[using].cursor() as cur:
         tables = read_shapes(cur)
-    return PipelineContext(config, scorer, calibration, fc_options, tables=tables)
+    return PipelineContext(config, scorer, calibration, fc_options, tables=tables, scoring_key=key)
 
 
 def portal_event(name: str, session_id: str, **fields: Any) -> Event:

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from django.db import DatabaseError, connections
 
+from remediation.pipeline.constraints import Violation, violations
 from scoring import Event
 
 
@@ -28,6 +29,9 @@ class DbErrorInfo:
     detail: str = ""
     context: str = ""
     statement: str = ""  # the write that failed: profile write, session update, FC score write
+    # 23514: every CHECK constraint the attempted row violates (PostgreSQL reports only the
+    # first), the reported one first; constraint/column/value above are that first one.
+    violations: tuple[Violation, ...] = ()
 
 
 class FinalizeRefused(Exception):
@@ -70,6 +74,7 @@ def classify_error(
         found = re.search(r'(?:table|relation) "([^"]+)"', message)
         table = found.group(1) if found else ""
     value = ""
+    violations: tuple[Violation, ...] = ()
     low = message.lower()
     if sqlstate == "42501" and "row-level security" in low:
         category = "rls"
@@ -97,11 +102,28 @@ def classify_error(
         column = column or _constraint_column(constraint, table or "profiles", using)
         if attempted_row and column in attempted_row:
             value = str(attempted_row[column])
-        explanation = (
-            f"The CHECK constraint {constraint or '?'} on {table or 'profiles'} refused "
-            + (f"{column} = {value!r}" if column else "the row")
-            + " (23514)."
-        )
+        refused = _all_violations(attempted_row, table or "profiles", using)
+        reported = [v for v in refused if v.constraint == constraint]
+        if constraint and not reported:
+            reported = [Violation(constraint, column, value)]
+        refused = reported + [v for v in refused if v.constraint != constraint]
+        if reported and reported[0].column:
+            column, value = reported[0].column, reported[0].value
+        names = list(dict.fromkeys(v.constraint for v in refused))
+        if len(names) > 1:
+            explanation = (
+                f"{len(names)} CHECK constraints on {table or 'profiles'} refuse the row (23514;"
+                " PostgreSQL reports only the first): "
+                + "; ".join(f"{v.constraint} refuses {v.column} = {v.value!r}" for v in refused)
+                + "."
+            )
+        else:
+            explanation = (
+                f"The CHECK constraint {constraint or '?'} on {table or 'profiles'} refused "
+                + (f"{column} = {value!r}" if column else "the row")
+                + " (23514)."
+            )
+        violations = tuple(refused)
     elif sqlstate == "54001" or "trigger" in context.lower() or _trigger_in_context(context, using):
         category = "trigger"
         fn = _function_in_context(context)
@@ -127,7 +149,19 @@ def classify_error(
         detail=detail,
         context=context[:2000],
         statement=statement,
+        violations=violations,
     )
+
+
+def _all_violations(row: dict[str, Any] | None, table: str, using: str) -> list[Violation]:
+    """Every CHECK on the table that the attempted row violates (none without a row)."""
+    if not row:
+        return []
+    try:
+        with connections[using].cursor() as cur:
+            return violations(cur, row, table=table, using=using)
+    except DatabaseError:
+        return []
 
 
 def _constraint_column(constraint: str, table: str, using: str) -> str:

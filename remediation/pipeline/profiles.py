@@ -16,6 +16,7 @@ import scoring
 from remediation.pipeline.context import FC_VERSION, PipelineContext, portal_event
 from remediation.pipeline.fc import score_fc
 from remediation.pipeline.outcomes import SessionOutcome
+from remediation.pipeline.reads import fc_responses_many, read_answers_many
 from remediation.pipeline.sql import as_service_role, json_default, uuid_array
 from scoring import UnscorableSession
 
@@ -61,26 +62,70 @@ def score_units(
             continue
         logged = {e.name for e in o.events}
         o.events.extend(e for e in result.events if e.name not in logged)
-        stored = scoring.stored_confidence(result, ctx.scorer.config, ctx.calibration_models)
-        pre_profile = (o.pre_image or {}).get("profile")
-        row = scoring.build_profile_row(
-            result,
-            stored,
-            sid,
-            now,
-            existing_submitted_at=_ts(pre_profile, "submitted_at"),
-            had_profile=pre_profile is not None,
-            existing_created_at=_ts(pre_profile, "created_at"),
-        )
-        if ctx.profile_token_needed:
-            # NOT NULL is checked on the proposed row, before ON CONFLICT: always send one.
-            existing_token = (pre_profile or {}).get("share_token")
-            row["share_token"] = existing_token or o.share_token or uuid.uuid4().hex
-        # Only the columns this database has (a rebuilt one lacks some the engine fills).
-        row = {k: v for k, v in row.items() if ctx.has("profiles", k)}
+        row = profile_row(ctx, result, sid, now, (o.pre_image or {}).get("profile"), o.share_token)
         o.type_code = result.type_code
         units.append(Unit(sid, row, len(answers[sid])))
     return units
+
+
+def profile_row(
+    ctx: PipelineContext,
+    result: scoring.EngineResult,
+    session_id: str,
+    now: datetime,
+    pre_profile: dict[str, Any] | None = None,
+    session_token: str = "",
+) -> dict[str, Any]:
+    """The profiles row the write path upserts for an engine result: stored confidence,
+    build_profile_row, the share token where the table needs one, only existing columns."""
+    stored = scoring.stored_confidence(result, ctx.scorer.config, ctx.calibration_models)
+    row = scoring.build_profile_row(
+        result,
+        stored,
+        session_id,
+        now,
+        existing_submitted_at=_ts(pre_profile, "submitted_at"),
+        had_profile=pre_profile is not None,
+        existing_created_at=_ts(pre_profile, "created_at"),
+    )
+    if ctx.profile_token_needed:
+        # NOT NULL is checked on the proposed row, before ON CONFLICT: always send one.
+        existing_token = (pre_profile or {}).get("share_token")
+        row["share_token"] = existing_token or session_token or uuid.uuid4().hex
+    # Only the columns this database has (a rebuilt one lacks some the engine fills).
+    return {k: v for k, v in row.items() if ctx.has("profiles", k)}
+
+
+def engine_row(
+    ctx: PipelineContext, cur: Any, session_id: str, now: datetime, using: str = "pipeline"
+) -> tuple[dict[str, Any] | None, SessionOutcome]:
+    """The profile row the write path would upsert for one session, and its outcome so far.
+
+    The same reads and steps as write_batch (effective answers, FC responses scored as
+    service_role, score_prism, stored confidence) without the lock, the upsert or the
+    session update. Scoring FC writes fc_scores, as the write path does: call it inside a
+    transaction the caller rolls back. The row is None when the write path would refuse
+    the session (no answers, nothing to score); the outcome says why.
+    """
+    o = SessionOutcome(session_id, "pending")
+    cur.execute(
+        "SELECT s.share_token, (SELECT to_jsonb(p)::text FROM profiles p"
+        " WHERE p.session_id = s.id) FROM assessment_sessions s WHERE s.id = %s",
+        [session_id],
+    )
+    found = cur.fetchone()
+    if found is None:
+        o.refuse("unknown_session", f"no session with id {session_id}")
+        return None, o
+    o.share_token = found[0] or ""
+    o.pre_image = {"profile": json.loads(found[1]) if found[1] else None}
+    answers = read_answers_many(cur, [session_id])
+    if not answers.get(session_id):
+        o.refuse("no_answers", "the session has no answers to score")
+        return None, o
+    fc_rows = fc_responses_many(cur, [session_id])
+    units = score_units(cur, ctx, {session_id: o}, [session_id], answers, fc_rows, now, using)
+    return (units[0].row if units else None), o
 
 
 def _fc_scores(

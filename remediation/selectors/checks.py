@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import DatabaseError, connections
+from django.utils import timezone
 
-from remediation.pipeline.context import FC_VERSION
+from remediation.pipeline.constraints import Violation, check_constraints, violations
+from remediation.pipeline.context import FC_VERSION, load_context
+from remediation.pipeline.samples import engine_sample_rows, engine_values
 from remediation.pipeline.transaction import pipeline_transaction
 from remediation.selectors.sessions import ORPHAN_SQL
 
@@ -71,6 +74,7 @@ Q_NULL_TOKENS = (
 Q_NO_FC_SCORES = (
     "SELECT COUNT(*) FROM assessment_sessions s WHERE s.status = 'completed'"
     " AND s.completed_at >= NOW() - INTERVAL '7 days'"
+    " AND EXISTS (SELECT 1 FROM fc_responses r WHERE r.session_id = s.id)"
     " AND NOT EXISTS (SELECT 1 FROM fc_scores f WHERE f.session_id = s.id)"
 )
 Q_POLICIES = (
@@ -79,8 +83,11 @@ Q_POLICIES = (
 )
 Q_BYPASS = "SELECT rolbypassrls FROM pg_roles WHERE rolname = 'service_role'"
 Q_CHECKS = (
-    "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
-    " WHERE conrelid = 'public.profiles'::regclass AND contype = 'c' ORDER BY conname"
+    "SELECT conname, pg_get_expr(conbin, conrelid) FROM pg_constraint"
+    " WHERE conrelid = 'public.profiles'::regclass AND contype = 'c' ORDER BY conname;\n"
+    "-- then per constraint and per row the engine writes here (rolled back, nothing written):\n"
+    "SELECT NOT coalesce((<expression>), true)"
+    " FROM jsonb_populate_record(NULL::public.profiles, '<engine row>'::jsonb) AS profiles"
 )
 Q_TRIGGERS = (
     "SELECT t.tgname, p.proname, pg_get_triggerdef(t.oid), pg_get_functiondef(p.oid)"
@@ -100,7 +107,6 @@ Q_NUMERIC_ONLY = (
     "SELECT COUNT(*), COUNT(DISTINCT session_id) FROM assessment_responses"
     " WHERE answer_value IS NULL AND answer_numeric IS NOT NULL"
 )
-ENGINE_VOCABULARY = {"overlay_neuro": "none", "overlay_state": "none", "fc_coverage_bucket": "full"}
 
 
 def _check_policy_count() -> Check:
@@ -192,7 +198,7 @@ def _check_no_fc_scores() -> Check:
     status = _banded(n, 10)
     return Check(
         "no_fc_scores",
-        "Completed sessions of the last 7 days without fc_scores",
+        "Completed sessions of the last 7 days with FC responses but no fc_scores",
         status,
         str(n),
         "0 pass, ≤ 10 warn, > 10 fail",
@@ -243,21 +249,45 @@ def _check_bypass() -> Check:
 
 
 def _check_constraints() -> Check:
-    rows = [list(r) for r in _rows(Q_CHECKS)]
-    rejecting = []
-    for name, definition in rows:
-        for column, value in ENGINE_VOCABULARY.items():
-            if column in definition and f"'{value}'" not in definition:
-                rejecting.append(f"{name} rejects {column} = '{value}'")
+    """Every value the engine can write here, against every CHECK on profiles, by PostgreSQL."""
+    ctx = load_context()
+    rows = engine_sample_rows(ctx, timezone.now())
+    rejecting: list[Violation] = []
+    table_rows: list[list[Any]] = []
+    with connections["pipeline"].cursor() as cur:
+        constraints = check_constraints(cur)
+        for c in constraints:
+            if not any(col in row for _, row in rows for col in c.columns):
+                table_rows.append([c.name, c.definition, "not written by the engine"])
+                continue
+            refused = [v for _, row in rows for v in violations(cur, row, [c])]
+            refused = list(dict.fromkeys(refused))
+            rejecting.extend(refused)
+            verdict = "; ".join(f"refuses {v.column} = {v.value!r}" for v in refused)
+            table_rows.append([c.name, c.definition, verdict or "accepts the engine's values"])
+    checked = {col for c in constraints for col in c.columns}
+    written = engine_values(rows, checked)
+    tested = "; ".join(f"{col} {', '.join(map(repr, vals))}" for col, vals in written.items())
+    basis = (
+        f"The engine writes here (scoring_config fc_expected_min = "
+        f"{ctx.scorer.config.fc_expected_min:g}, {len(rows)} sample sessions): {tested or 'none'}."
+    )
+    detail = (
+        "; ".join(f"{v.constraint} rejects {v.column} = {v.value!r}" for v in rejecting)
+        + ". "
+        + basis
+        if rejecting
+        else "Every CHECK constraint accepts every value the engine writes. " + basis
+    )
     return Check(
         "check_constraints",
-        "CHECK constraints on profiles vs the v1.2.1 vocabulary",
+        "CHECK constraints on profiles vs the values the engine writes",
         FAIL if rejecting else PASS,
         str(len(rejecting)),
-        "0 constraints rejecting the engine's values",
+        "0 (constraint, value) pairs rejecting a value the engine writes",
         Q_CHECKS,
-        "; ".join(rejecting) or "The engine's values ('none', 'full'/'low') are accepted.",
-        rows,
+        detail,
+        table_rows,
     )
 
 

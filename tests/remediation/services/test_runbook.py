@@ -58,6 +58,27 @@ def _block():
     )
 
 
+def _with_fc_responses(ids):
+    """The sessions answered one FC block (FC responses that were never scored)."""
+    block = pipeline_sql(
+        "INSERT INTO fc_blocks (version, code, title, order_index)"
+        " VALUES ('v1.2', 'R', 'r', 1) RETURNING id::text",
+        fetch="one",
+    )[0]
+    option = pipeline_sql(
+        "INSERT INTO fc_options (block_id, option_code, prompt, weights_json, order_index)"
+        """ VALUES (%s, 'A', 'a', '{"Ti": 1}', 1) RETURNING id::text""",
+        [block],
+        fetch="one",
+    )[0]
+    for sid in ids:
+        pipeline_sql(
+            "INSERT INTO fc_responses (session_id, block_id, option_id) VALUES (%s, %s, %s)",
+            [sid, block, option],
+        )
+    return ids
+
+
 CASES = [
     # key, setup for PASS, expected pass status, setup for the other outcome, expected status
     ("policy_count", lambda: None, "PASS", apply_plan_policy, "WARN"),
@@ -77,7 +98,13 @@ CASES = [
         lambda: gates.results_version_set(version="v1.2.0"),
         "FAIL",
     ),
-    ("no_fc_scores", lambda: _fc_scores_for(_recent(3)), "PASS", lambda: _recent(11), "FAIL"),
+    (
+        "no_fc_scores",
+        lambda: _fc_scores_for(_with_fc_responses(_recent(3))),
+        "PASS",
+        lambda: _with_fc_responses(_recent(11)),
+        "FAIL",
+    ),
     ("policies", lambda: None, "INFO", apply_plan_policy, "WARN"),
     ("check_constraints", relax_checks, "PASS", lambda: None, "FAIL"),
     (
@@ -135,7 +162,7 @@ def test_null_share_token_thresholds(ref):
 
 
 def test_no_fc_scores_warn_band(ref):
-    _recent(4)
+    _with_fc_responses(_recent(4))
     assert status_of("no_fc_scores") == "WARN"
 
 
@@ -149,18 +176,28 @@ def test_the_trigger_check_finds_the_recursive_trigger(ref):
 
 
 def test_the_probe_matrix_without_and_with_bypassrls_and_with_the_plans_policy(ref):
+    # The probe writes the engine's row for the test session: the CHECKs refuse it wherever
+    # RLS lets it through (the portal's own role too).
+    sid = make_session(completed_at=timezone.now() - timedelta(hours=1))
     matrix = probe.probe_write_path()
+    assert matrix["session"]["session_id"] == sid and matrix["session"]["synthetic"] is False
     cells = {(c["role"], c["claim"]): c for c in matrix["cells"]}
     assert cells[("service_role", "service_role")]["insert"] == "refused: 42501 rls"
     assert cells[("anon", "anon")]["insert"] == "refused: 42501 rls"
-    assert cells[(matrix["own_role"], "(none: the portal's own connection)")]["insert"] == "allowed"
-    assert matrix["bypassrls"] is False and matrix["notes"] == []
-    # The plan's policy: the real service_role can write, and so can a forged claim.
+    own = cells[(matrix["own_role"], "(none: the portal's own connection)")]
+    assert own["insert"].startswith("refused: 23514 check profiles_")
+    assert matrix["bypassrls"] is False and len(matrix["notes"]) == 1
+    assert matrix["notes"][-1].startswith(
+        f"Every INSERT writes the engine's row for the test session {sid}"
+    )
+    # The plan's policy: the real service_role gets past RLS, and so does a forged claim;
+    # both meet the CHECK constraints next.
     apply_plan_policy()
     matrix = probe.probe_write_path()
     cells = {(c["role"], c["claim"]): c for c in matrix["cells"]}
-    assert cells[("service_role", "service_role")]["insert"] == "allowed"
-    assert cells[("authenticated", "service_role (forged)")]["insert"] == "allowed"
+    assert cells[("service_role", "service_role")]["insert"].startswith("refused: 23514 check")
+    forged = cells[("authenticated", "service_role (forged)")]
+    assert forged["insert"].startswith("refused: 23514 check")
     assert cells[("authenticated", "authenticated")]["insert"] == "refused: 42501 rls"
     assert any("forged claim gets through" in n and "TO service_role" in n for n in matrix["notes"])
     # Hosted Supabase: service_role bypasses RLS, the policy changes nothing for it.
@@ -168,9 +205,15 @@ def test_the_probe_matrix_without_and_with_bypassrls_and_with_the_plans_policy(r
     pipeline_sql("ALTER ROLE service_role BYPASSRLS")
     matrix = probe.probe_write_path()
     cells = {(c["role"], c["claim"]): c for c in matrix["cells"]}
-    assert cells[("service_role", "service_role")]["insert"] == "allowed"
+    assert cells[("service_role", "service_role")]["insert"].startswith("refused: 23514 check")
     assert cells[("authenticated", "service_role (forged)")]["insert"] == "refused: 42501 rls"
     assert any("BYPASSRLS" in n for n in matrix["notes"])
+    assert not any("forged claim" in n for n in matrix["notes"])
+    # The values fit: service_role writes the engine's row.
+    relax_checks()
+    matrix = probe.probe_write_path()
+    cells = {(c["role"], c["claim"]): c for c in matrix["cells"]}
+    assert cells[("service_role", "service_role")]["insert"] == "allowed"
     assert pipeline_sql("SELECT count(*) FROM profiles", fetch="one")[0] == 0  # all rolled back
 
 
