@@ -362,6 +362,37 @@ def _check_numeric_only() -> Check:
     )
 
 
+Q_OPTIONAL_COLUMNS = (
+    "SELECT table_name, column_name FROM information_schema.columns"
+    " WHERE table_schema = 'public' AND table_name = ANY(%s)"
+)
+
+
+def _check_optional_columns() -> Check:
+    """Which of the optional columns the portal writes this database has (it writes only those)."""
+    from remediation.pipeline.schema import OPTIONAL_COLUMNS
+
+    present = {(t, c) for t, c in _rows(Q_OPTIONAL_COLUMNS, [list(OPTIONAL_COLUMNS)])}
+    rows = [
+        [table, column, "present" if (table, column) in present else "absent"]
+        for table, columns in OPTIONAL_COLUMNS.items()
+        for column in columns
+    ]
+    absent = [f"{t}.{c}" for t, c, state in rows if state == "absent"]
+    return Check(
+        "optional_columns",
+        "Optional columns the portal writes (it writes only those that exist)",
+        INFO,
+        f"{len(rows) - len(absent)} of {len(rows)} present",
+        "any: the live schema decides",
+        Q_OPTIONAL_COLUMNS,
+        ("Absent here, so never written or shown: " + ", ".join(absent))
+        if absent
+        else "All present.",
+        rows,
+    )
+
+
 CHECKS: list[Callable[[], Check]] = [
     _check_policy_count,
     _check_rls,
@@ -377,6 +408,7 @@ CHECKS: list[Callable[[], Check]] = [
     _check_grants,
     _check_system_status,
     _check_numeric_only,
+    _check_optional_columns,
 ]
 
 

@@ -179,3 +179,21 @@ def test_after_fix_d_the_check_passes(pipeline_db):
         set_fixes("0004")
         restore_checks()
         pipeline_sql("DROP SCHEMA IF EXISTS opsportal CASCADE")
+
+
+def test_the_optional_columns_check_shows_what_the_live_schema_has(schema_variant):
+    from remediation.selectors.checks import run_checks
+
+    check = {c.key: c for c in run_checks()}["optional_columns"]
+    states = {(t, c): s for t, c, s in check.rows}
+    for table, column in (
+        ("assessment_sessions", "finalized_at"),
+        ("assessment_sessions", "share_token_expires_at"),
+        ("profiles", "share_token"),
+    ):
+        expected = "present" if schema_variant.has(table, column) else "absent"
+        assert states[(table, column)] == expected, (schema_variant.name, table, column)
+    if schema_variant.name == "rebuilt":
+        assert "profiles.share_token" in check.detail and check.figure.startswith("4 of 7")
+    else:
+        assert check.detail == "All present." and check.figure == "7 of 7 present"
