@@ -176,3 +176,32 @@ def test_manage_py_fix_apply_a_with_a_form_prints_and_records_it(pipeline_clean)
     with pytest.raises(CommandError, match="--form is for `fix apply A` only"):
         call_command("fix", "rollback", "A", "--form", "plan", stdout=StringIO())
     assert executor.applied_form() == "strict"
+
+
+def test_the_page_offers_both_forms_applies_the_chosen_one_and_says_what_it_found(
+    client, engineer, pipeline_clean
+):
+    from django.urls import reverse
+
+    client.force_login(engineer)
+    page = client.get(reverse("admin:runbook")).content.decode()
+    assert 'id="fix-a-form-plan"' in page and 'id="fix-a-form-strict"' in page
+    assert "a forged service_role claim from anon or authenticated does not get through" in page
+    assert "including a forged claim" in page  # what the plan's form lets through
+
+    url = reverse("admin:runbook_action", args=["apply_a"])
+    bad = client.post(url, {"form": "loose"}, follow=True).content.decode()
+    assert "Unknown Fix A form loose" in bad and executor.applied() == set()
+
+    done = client.post(url, {"form": "strict"}, follow=True).content.decode()
+    assert f"created the policy &quot;{STRICT_NAME}&quot;" in done
+    assert 'id="fix-a-form">the strict form' in done
+    assert RunbookRecord.objects.get(kind="change").results["form"] == "strict"
+    client.post(reverse("admin:runbook_action", args=["rollback_a"]))
+    assert executor.applied() == set()
+
+    pipeline_sql(HAND_MADE)
+    before = policies()
+    again = client.post(url, {"form": "plan"}, follow=True).content.decode()
+    assert f"a policy named &quot;{PLAN_POLICY_NAME}&quot; was already there" in again
+    assert "nothing changed" in again and policies() == before
