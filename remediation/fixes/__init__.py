@@ -6,5 +6,6 @@
 
 `executor.run(name, reverse=...)` applies or rolls back one fix (`executor.execute` also
 takes Fix A's form and returns what the fix did); `executor.applied()` says which are
-applied. A fix that refuses raises `refusal.FixRefused` and changes nothing. A new fix is a new migration module here and an entry in FIXES.
+applied. A fix that refuses raises `refusal.FixRefused` and changes nothing. A new fix is
+a new migration module here and an entry in FIXES.
 """

@@ -125,14 +125,22 @@ def backward(apps, schema_editor):
             "SELECT to_regclass(%s), to_regclass('public.profiles')", [f"{schema}.fix_preimages"]
         )
         table, profiles = cur.fetchone()
-        if table is None:
-            context.note("Fix A: nothing stored; nothing changed")
+        rows = []
+        if table is not None:
+            cur.execute(
+                f"SELECT object, definition FROM {schema}.fix_preimages"
+                " WHERE fix = 'A' ORDER BY object"
+            )
+            rows = cur.fetchall()
+        if not rows:
+            # Applied before Fix A recorded what it found: whether the policy was created by
+            # it or by hand cannot be told, so it is left alone rather than guessed at.
+            context.note(
+                "Fix A: nothing was recorded about what it created (applied by an older"
+                " version); no policy was dropped: drop it by hand if Fix A created it"
+            )
             return
-        cur.execute(
-            f"SELECT object, definition FROM {schema}.fix_preimages"
-            " WHERE fix = 'A' AND object <> 'form' ORDER BY object"
-        )
-        stored = cur.fetchall()
+        stored = [(obj, definition) for obj, definition in rows if obj != "form"]
         if profiles is not None:
             for obj, definition in stored:
                 kind, _, name = obj.partition(":")

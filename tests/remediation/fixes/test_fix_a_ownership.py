@@ -205,3 +205,13 @@ def test_the_page_offers_both_forms_applies_the_chosen_one_and_says_what_it_foun
     again = client.post(url, {"form": "plan"}, follow=True).content.decode()
     assert f"a policy named &quot;{PLAN_POLICY_NAME}&quot; was already there" in again
     assert "nothing changed" in again and policies() == before
+
+
+def test_an_older_fix_a_that_recorded_nothing_is_rolled_back_without_guessing(pipeline_clean):
+    executor.run("A")
+    pipeline_sql("DELETE FROM opsportal.fix_preimages WHERE fix = 'A'")  # as an older Fix A left it
+    with_policy = policies()
+    result = executor.execute("A", reverse=True)
+    assert result.ran and not executor.is_applied("A")
+    assert "no policy was dropped: drop it by hand if Fix A created it" in result.notes[0]
+    assert policies() == with_policy
