@@ -12,10 +12,13 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from remediation.admin.base import ReadOnlyAdmin
 from remediation.admin.permissions import RUN_RUNBOOK, has_perm
 from remediation.fixes import executor
+from remediation.fixes.forms import FORMS
 from remediation.models import RunbookRecord
 from remediation.selectors.checks import FAIL, STRICT_POLICY_SQL, Check, run_checks
 from remediation.selectors.runbook import steps
@@ -61,6 +64,13 @@ def current_state(checks: dict[str, Check]) -> dict[str, Any]:
         state["error"] = str(exc).splitlines()[0]
         state["applied"] = set()
     state["fix_a"] = "A" in state["applied"]
+    state["fix_a_form"] = None
+    if state["fix_a"]:
+        try:
+            chosen = executor.applied_form()
+        except DatabaseError:
+            chosen = None
+        state["fix_a_form"] = FORMS.get(chosen or "")
     for key in ("results_version", "system_status"):
         if key in checks:
             state[key] = checks[key].figure
@@ -95,6 +105,7 @@ def runbook_page(request: HttpRequest) -> HttpResponse:
         "steps": step_list,
         "can_run": can_run_runbook(request),
         "strict_policy": STRICT_POLICY_SQL,
+        "fix_a_forms": list(FORMS.values()),
         "fixes": [(name, executor.FIXES[name], executor.TITLES[name]) for name in executor.FIXES],
     }
     return TemplateResponse(request, "admin/remediation/runbook.html", context)
@@ -126,10 +137,65 @@ def _verify(request: HttpRequest, label: str) -> str:
     return f"Verification saved for session {result['session_id']}."
 
 
+class ActionRefused(Exception):
+    """An action that changed nothing; its message (safe HTML) is shown as an error."""
+
+    def __init__(self, html: SafeString) -> None:
+        super().__init__(str(html))
+        self.html = html
+
+
+def refusal_html(result: dict[str, Any]) -> SafeString:
+    """A refused fix as the page says it: what, why, and each offending row as a link to
+    its session (at most the fix's row cap per constraint, then "and N more")."""
+    refusal = result["refusal"]
+    violations = refusal.get("violations") or []
+    if not violations:
+        return format_html("{} (nothing was changed)", result["change"])
+    html = format_html(
+        "Fix {} {} refused; nothing was changed.", result["fix"], result.get("action", "")
+    )
+    for v in violations:
+        links = format_html_join(
+            ", ",
+            "{}",
+            (
+                (
+                    format_html(
+                        '<a href="{}">{}</a>',
+                        reverse("admin:remediation_assessmentsession_change", args=[sid]),
+                        sid,
+                    )
+                    if sid
+                    else format_html("profile {}", pid),
+                )
+                for pid, sid in v["rows"]
+            ),
+        )
+        more = v["total"] - len(v["rows"])
+        html += format_html(
+            " {} ({}): {} profile{} written since would violate it, their sessions: {}{}.",
+            v["constraint"],
+            v["definition"],
+            v["total"],
+            "" if v["total"] == 1 else "s",
+            links,
+            format_html(" and {} more", more) if more > 0 else "",
+        )
+    return format_html("{} Re-score or correct those rows first, or keep the fix.", html)
+
+
 def _fix(name: str, *, reverse: bool) -> Any:
     def handler(request: HttpRequest, label: str) -> str:
-        result = fix_apply(name, reverse=reverse)
+        form = None
+        if name == "A" and not reverse:
+            form = request.POST.get("form") or None
+            if form is not None and form not in FORMS:
+                raise ActionRefused(format_html("Unknown Fix A form {}: plan or strict.", form))
+        result = fix_apply(name, reverse=reverse, form=form)
         _save(request, "change", result, label)
+        if result["outcome"] == "refused":
+            raise ActionRefused(refusal_html(result))
         after = result["diagnosis_after"]
         return f"{result['change']}. The test session now: {after['category']} {after['sqlstate']}".strip()
 
@@ -185,6 +251,8 @@ def runbook_action(request: HttpRequest, action: str) -> HttpResponse:
         messages.success(request, ACTIONS[action](request, request.POST.get("label", "").strip()))
     except InvalidSessionId as exc:
         messages.error(request, str(exc))
+    except ActionRefused as exc:
+        messages.error(request, exc.html)
     except DatabaseError as exc:
         messages.error(request, f"The database refused: {str(exc).splitlines()[0]}")
     return HttpResponseRedirect(reverse("admin:runbook"))

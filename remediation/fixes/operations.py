@@ -11,12 +11,45 @@ REST API.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.db import migrations
 
 PIPELINE_HINTS = {"target_db": "pipeline"}
+
+
+@dataclass
+class FixContext:
+    """What the executor passes to a fix's migration (the chosen form) and what the
+    migration reports back (notes: what it did, or that it left something alone)."""
+
+    form: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+_CURRENT: ContextVar[FixContext | None] = ContextVar("pipeline_fix_context", default=None)
+
+
+@contextmanager
+def fix_context_set(context: FixContext) -> Iterator[FixContext]:
+    token = _CURRENT.set(context)
+    try:
+        yield context
+    finally:
+        _CURRENT.reset(token)
+
+
+def fix_context() -> FixContext:
+    """The running fix's context (a throwaway one outside the executor)."""
+    return _CURRENT.get() or FixContext()
 
 
 def run_sql(sql: str, reverse_sql: str) -> migrations.RunPython:
@@ -49,6 +82,15 @@ def portal_schema() -> str:
     if not name.isidentifier() or name.lower() != name:
         raise ValueError(f"PIPELINE_PORTAL_SCHEMA must be a lower-case identifier, got {name!r}")
     return name
+
+
+def preimages_table_sql() -> str:
+    """The table where each fix stores what it found and what it created."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {portal_schema()}.fix_preimages (fix text NOT NULL,"
+        " object text NOT NULL, definition text NOT NULL,"
+        " stored_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (fix, object))"
+    )
 
 
 def ensure_portal_schema(connection: Any) -> None:

@@ -86,7 +86,10 @@ def _causes(checks: dict[str, Check]) -> dict[str, tuple[bool, str]]:
 def _fix_steps(checks: dict[str, Check], diagnosis: dict[str, Any]) -> list[dict[str, Any]]:
     changes = {
         r.results.get("fix"): r
-        for r in RunbookRecord.objects.filter(kind="change").exclude(results__fix=None)
+        # Oldest first, so each fix keeps its newest record.
+        for r in RunbookRecord.objects.filter(kind="change")
+        .exclude(results__fix=None)
+        .order_by("created_at", "pk")
     }
     when = diagnosis["checked_at"]
     now_text = f"test session: {diagnosis['category']} {diagnosis['sqlstate']}".strip() + (
@@ -104,6 +107,9 @@ def _fix_steps(checks: dict[str, Check], diagnosis: dict[str, Any]) -> list[dict
             before = record.results.get("diagnosis_before", {}).get("category", "?")
             after = record.results.get("diagnosis_after", {}).get("category", "?")
             before_after = f"diagnosis before: {before}, after: {after}"
+            if record.results.get("outcome") == "refused":
+                action = record.results.get("action", "run")
+                before_after = f"the last {action} was refused; nothing changed ({before_after})"
         out.append(
             {
                 "key": f"fix_{fix.lower()}",

@@ -1,30 +1,57 @@
 """Applying and rolling back the pipeline fixes, with the test session's diagnosis before
-and after as evidence."""
+and after as evidence. A refusal is a result too (outcome "refused"), recorded like any
+other run by the caller."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from remediation.fixes import executor
+from remediation.fixes.forms import FORMS
+from remediation.fixes.refusal import FixRefused
 from remediation.selectors.sessions import newest_orphan_id
 from remediation.services.runbook import test_session_diagnose
 
 
-def fix_apply(name: str, *, reverse: bool = False) -> dict[str, Any]:
-    """Apply (or roll back) one fix through the migration executor; evidence for the record."""
+def fix_apply(name: str, *, reverse: bool = False, form: str | None = None) -> dict[str, Any]:
+    """Apply (or roll back) one fix through the migration executor; evidence for the record.
+
+    `form` chooses Fix A's form ("plan", the default, or "strict"). The result's `outcome`
+    is "applied", "rolled back", "unchanged" (already in that state) or "refused"; a refusal
+    carries the fix's reasons and rows under `refusal`, and nothing was changed.
+    """
+    executor.migration(name)  # validates the name before anything is diagnosed
     sid = newest_orphan_id()
     before = test_session_diagnose(sid)
-    changed = executor.run(name, reverse=reverse)
-    after = test_session_diagnose(sid)
     verb = "rolled back" if reverse else "applied"
-    note = (
-        ""
-        if changed
-        else f" (it was already {'not applied' if reverse else 'applied'}: nothing changed)"
-    )
+    base = {"fix": name, "action": "rollback" if reverse else "apply"}
+    try:
+        done = executor.execute(name, reverse=reverse, form=form)
+    except FixRefused as refusal:
+        after = test_session_diagnose(sid)
+        return {
+            **base,
+            "outcome": "refused",
+            "change": f"Fix {name} {'rollback' if reverse else 'apply'} refused: {refusal.message}",
+            "refusal": refusal.as_dict(),
+            "diagnosis_before": before,
+            "diagnosis_after": after,
+        }
+    after = test_session_diagnose(sid)
+    where = f"{executor.FIXES[name]} on the pipeline database"
+    if done.form:
+        where += f", {FORMS[done.form].label}"
+    if not done.ran:
+        state = "not applied" if reverse else "applied"
+        note = f" (it was already {state}: nothing changed)"
+    else:
+        note = "".join(f". {n}" for n in done.notes)
     return {
-        "fix": name,
-        "change": f"Fix {name} {verb} ({executor.FIXES[name]} on the pipeline database){note}",
+        **base,
+        "outcome": verb if done.ran else "unchanged",
+        "form": done.form,
+        "notes": done.notes,
+        "change": f"Fix {name} {verb} ({where}){note}",
         "diagnosis_before": before,
         "diagnosis_after": after,
     }

@@ -16,7 +16,7 @@ from remediation.selectors.sessions import newest_orphan_id
 from remediation.services.audit import audit_record
 from remediation.services.sessions import session_diagnose, session_finalize
 
-_AUDITED = ("change", "diagnosis_before", "diagnosis_after", "fix")
+_AUDITED = ("change", "diagnosis_before", "diagnosis_after", "fix", "form", "refusal")
 
 
 def runbook_record_save(
@@ -29,7 +29,10 @@ def runbook_record_save(
         f"runbook.{kind}",
         target=label or kind,
         sessions=[results["session_id"]] if results.get("session_id") else [],
-        outcome=str(results.get("change", "saved"))[:60],
+        # A refused change is audited as "refused" (the reasons are in the detail).
+        outcome="refused"
+        if results.get("outcome") == "refused"
+        else str(results.get("change", "saved"))[:60],
         detail={k: v for k, v in results.items() if k in _AUDITED},
     )
     record = RunbookRecord.objects.create(

@@ -8,15 +8,18 @@ Each constraint is read from the catalog at apply time and its exact definition 
 <PIPELINE_PORTAL_SCHEMA>.fix_preimages; the new one is `(<old>) OR <column> IN (<engine
 values>)`, so every value allowed before is still allowed and no row is rewritten. A
 constraint that is missing, or already accepts the values, is left alone. The reverse
-restores the stored definitions, and refuses (naming the rows) when rows written since
-would violate them.
+restores the stored definitions, all or none: when rows written since would violate any
+of them it raises FixRefused (the constraints, the offending rows and their total) and
+changes nothing.
 """
 
+import re
 from typing import ClassVar
 
 from django.db import migrations
 
 from remediation.fixes.operations import PIPELINE_HINTS, execute_with_lock_timeout, portal_schema
+from remediation.fixes.refusal import ROW_CAP, FixRefused, Violation
 
 VOCABULARY = {
     "profiles_overlay_neuro_check": ("overlay_neuro", ["none"]),
@@ -56,32 +59,66 @@ $$;""")
     execute_with_lock_timeout(schema_editor, statements)
 
 
+def _body(definition: str) -> str:
+    """The boolean expression of a stored `CHECK (...) [NOT VALID]` definition."""
+    return re.sub(r"^CHECK ", "", re.sub(r" NOT VALID$", "", definition))
+
+
 def backward(apps, schema_editor):
+    """Restore the stored definitions, all or none: when rows written since would violate
+    any of them, refuse (FixRefused naming the constraint and the rows) before changing
+    anything. The table is locked first so no row slips in between the check and the ALTER."""
     schema = portal_schema()
-    statement = f"""
-DO $$
-DECLARE
-  pre record;
-  bad text;
-BEGIN
-  IF to_regclass('{schema}.fix_preimages') IS NULL THEN
-    RETURN;
-  END IF;
-  FOR pre IN SELECT object, definition FROM {schema}.fix_preimages WHERE fix = 'D' ORDER BY object LOOP
-    EXECUTE format('SELECT string_agg(id::text, '', '') FROM (SELECT id FROM public.profiles WHERE NOT (%s) LIMIT 20) x',
-                   regexp_replace(regexp_replace(pre.definition, ' NOT VALID$', ''), '^CHECK ', '')) INTO bad;
-    IF bad IS NOT NULL THEN
-      RAISE EXCEPTION 'Fix D cannot be rolled back: profiles written since would violate % (%): %',
-        pre.object, pre.definition, bad
-        USING HINT = 'Re-score or correct those rows first, or keep Fix D.';
-    END IF;
-    EXECUTE format('ALTER TABLE public.profiles DROP CONSTRAINT IF EXISTS %I, ADD CONSTRAINT %I %s',
-                   pre.object, pre.object, pre.definition);
-  END LOOP;
-  DELETE FROM {schema}.fix_preimages WHERE fix = 'D';
-END
-$$;"""
-    execute_with_lock_timeout(schema_editor, [statement])
+    with schema_editor.connection.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s)", [f"{schema}.fix_preimages"])
+        if cur.fetchone()[0] is None:
+            return
+        cur.execute(
+            f"SELECT object, definition FROM {schema}.fix_preimages WHERE fix = 'D' ORDER BY object"
+        )
+        stored = cur.fetchall()
+    if not stored:
+        return
+    execute_with_lock_timeout(
+        schema_editor, ["LOCK TABLE public.profiles IN ACCESS EXCLUSIVE MODE"]
+    )
+    violations = []
+    with schema_editor.connection.cursor() as cur:
+        for name, definition in stored:
+            cur.execute(
+                "SELECT id::text, session_id::text, count(*) OVER () FROM public.profiles"
+                f" WHERE NOT ({_body(definition)}) ORDER BY id LIMIT {ROW_CAP}"
+            )
+            rows = cur.fetchall()
+            if rows:
+                violations.append(
+                    Violation(name, definition, rows[0][2], [(r[0], r[1]) for r in rows])
+                )
+    if violations:
+        named = "; ".join(
+            f"{v.constraint} ({v.definition}): {v.total} rows, profile ids "
+            + ", ".join(r[0] for r in v.rows)
+            + (f" and {v.total - len(v.rows)} more" if v.total > len(v.rows) else "")
+            for v in violations
+        )
+        raise FixRefused(
+            "D",
+            f"Fix D cannot be rolled back: profiles written since would violate {named}."
+            " Re-score or correct those rows first, or keep Fix D.",
+            reason="violations",
+            violations=violations,
+        )
+    execute_with_lock_timeout(
+        schema_editor,
+        [
+            *(
+                f'ALTER TABLE public.profiles DROP CONSTRAINT IF EXISTS "{name}",'
+                f' ADD CONSTRAINT "{name}" {definition}'
+                for name, definition in stored
+            ),
+            f"DELETE FROM {schema}.fix_preimages WHERE fix = 'D'",
+        ],
+    )
 
 
 class Migration(migrations.Migration):
