@@ -197,6 +197,27 @@ def clear_path(pipeline_db):
         yield
 
 
+@pytest.fixture
+def fresh_variant(schema_variant):
+    """schema_variant for a test that changes the pipeline catalog (policies, grants,
+    constraints, triggers, roles): the variant is loaded again from its SQL afterwards."""
+    from tests.factories import reload_variant
+
+    yield schema_variant
+    reload_variant(schema_variant.name)
+
+
+@pytest.fixture
+def clear_variant(schema_variant):
+    """clear_path on each variant: the reference data loaded and nothing blocking a profile
+    write (tests.factories.clear_write_path for the variant); yields the SchemaVariant."""
+    from tests.factories import clear_write_path, load_reference_data
+
+    load_reference_data()
+    with clear_write_path(schema_variant.name):
+        yield schema_variant
+
+
 # --- Personas: the portal's roles, as setup_roles creates them -------------------------------
 @pytest.fixture
 def roles(db):

@@ -16,10 +16,12 @@ from remediation.dev.emulation import table_columns
 
 __all__ = [
     "apply_plan_policy",
+    "clear_write_path",
     "load_reference_data",
     "make_session",
     "pipeline_sql",
     "relax_checks",
+    "reload_variant",
 ]
 
 
@@ -138,15 +140,48 @@ def restore_checks() -> None:
 
 
 @contextlib.contextmanager
-def clear_write_path():
-    """Committed: service_role BYPASSRLS and relaxed CHECKs; both restored on exit."""
-    pipeline_sql("ALTER ROLE service_role BYPASSRLS")
-    relax_checks()
+def clear_write_path(variant: str | None = None):
+    """Committed: nothing blocks a profile write of the engine; restored on exit.
+
+    Without `variant` (the emulation): service_role BYPASSRLS and relaxed CHECKs, both
+    put back on exit. With a variant name, on that variant: the emulation as above; the
+    rebuilt variant's service_role bypasses RLS already, but its writes also meet the
+    recursive update_fc_metrics_trigger (54001), so Fix E is applied too. On exit the
+    variant is loaded again from its SQL (reload_variant): exactly its catalog, whatever
+    the test added (constraints, revoked grants, fixes).
+    """
+    if variant not in (None, "emulation", "rebuilt"):
+        raise ValueError(f"unknown schema variant {variant!r}")
+    if variant == "rebuilt":
+        from remediation.fixes import executor
+
+        relax_checks()
+        executor.run("E")
+    else:
+        pipeline_sql("ALTER ROLE service_role BYPASSRLS")
+        relax_checks()
     try:
         yield
     finally:
-        pipeline_sql("ALTER ROLE service_role NOBYPASSRLS")
-        restore_checks()
+        if variant is None:
+            pipeline_sql("ALTER ROLE service_role NOBYPASSRLS")
+            restore_checks()
+        else:
+            reload_variant(variant)
+
+
+def reload_variant(variant: str) -> None:
+    """Committed: drop the pipeline tables and load `variant` again from its SQL (the suite's
+    knobs), with its seeded rows; the fixes' records in the pipeline database are dropped."""
+    from django.conf import settings
+
+    from remediation.dev.emulation import load_emulated_schema, seed_variant_rows
+
+    load_emulated_schema(
+        variant=variant, reset=True, service_role_bypassrls=False, fc_metrics_trigger=False
+    )
+    seed_variant_rows(variant)
+    pipeline_sql(f"DROP SCHEMA IF EXISTS {settings.PIPELINE_PORTAL_SCHEMA} CASCADE")
 
 
 def rollback_run(run_id: int) -> dict:

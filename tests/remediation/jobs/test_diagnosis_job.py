@@ -29,11 +29,12 @@ def _diagnose_all(ids, batch_size=2):
     return jobs.run_until_done(run.pk)
 
 
-def test_on_the_default_schema_every_session_is_diagnosed_rls(pipeline_db):
-    load_reference_data()  # the incident: no BYPASSRLS, no policy
+def test_on_each_variant_every_session_is_diagnosed_with_its_first_blocker(schema_variant):
+    load_reference_data()  # the emulation: no BYPASSRLS, no policy; rebuilt: the CHECK
+    blocker = schema_variant.first_blocker
     ids = [make_session(seed=i) for i in range(5)]
     expected = _single(ids)
-    assert {d.category for d in expected.values()} == {"rls"}
+    assert {d.category for d in expected.values()} == {blocker}
     assert SessionDiagnosis.objects.count() == 0
     profiles = _profiles()
 
@@ -43,16 +44,16 @@ def test_on_the_default_schema_every_session_is_diagnosed_rls(pipeline_db):
     items = {str(i.session_id): i for i in run.items.all()}
     for sid, d in expected.items():
         assert (items[sid].outcome, items[sid].reason) == ("diagnosed", d.category)
-        assert items[sid].sqlstate == "42501"
+        assert items[sid].sqlstate == schema_variant.first_blocker_sqlstate
         stored = SessionDiagnosis.objects.get(session_id=sid)
         assert (stored.category, stored.sqlstate) == (d.category, d.sqlstate)
         assert stored.explanation == d.explanation
-    assert run.message == "5 diagnosed: 5 rls"
+    assert run.message == f"5 diagnosed: 5 {blocker}"
     assert _profiles() == profiles
     assert AuditEvent.objects.filter(action="diagnosis.start", target=f"run #{run.pk}").exists()
 
 
-def test_under_a_clear_path_the_diagnosis_is_would_succeed_and_nothing_is_written(clear_path):
+def test_under_a_clear_path_the_diagnosis_is_would_succeed_and_nothing_is_written(clear_variant):
     ids = [make_session(seed=10 + i) for i in range(3)]
     unscorable = make_session(seed=50, answers={20: "Agree"})
     expected = _single([*ids, unscorable])
@@ -73,13 +74,13 @@ def test_under_a_clear_path_the_diagnosis_is_would_succeed_and_nothing_is_writte
     assert _profiles() == profiles == 0
 
 
-def test_a_second_diagnosis_replaces_the_first(pipeline_db):
+def test_a_second_diagnosis_replaces_the_first(schema_variant):
     load_reference_data()
     sid = make_session(seed=60)
     _diagnose_all([sid])
     first = SessionDiagnosis.objects.get(session_id=sid)
-    assert first.category == "rls"
-    with clear_write_path():
+    assert first.category == schema_variant.first_blocker
+    with clear_write_path(schema_variant.name):
         _diagnose_all([sid])
     assert SessionDiagnosis.objects.filter(session_id=sid).count() == 1
     second = SessionDiagnosis.objects.get(session_id=sid)

@@ -21,14 +21,10 @@ pytestmark = pytest.mark.django_db(databases="__all__")
 
 
 @pytest.fixture
-def clear():
-    """A write path that lets every session through (inside the test's transaction)."""
-    load_reference_data()
-    pipeline_sql("ALTER ROLE service_role BYPASSRLS")
-    pipeline_sql(
-        "ALTER TABLE profiles DROP CONSTRAINT profiles_overlay_neuro_check,"
-        " DROP CONSTRAINT profiles_overlay_state_check, DROP CONSTRAINT profiles_fc_coverage_bucket_check"
-    )
+def clear(clear_variant):
+    """A write path that lets every session through, on each schema variant (committed;
+    the variant is loaded again afterwards, so the constraints a test adds do not leak)."""
+    return clear_variant
 
 
 def _sessions(n, start=0):
@@ -89,19 +85,23 @@ def test_end_state_follows_the_rule(kind, counts, expected):
 
 
 # --- Backfills end in the state their sessions call for ------------------------------------
-def test_a_run_where_all_50_sessions_fail_ends_all_failed_and_the_cli_exits_non_zero():
-    load_reference_data()  # the emulated schema as shipped: no BYPASSRLS, no policy -> 42501
+def test_a_run_where_all_50_sessions_fail_ends_all_failed_and_the_cli_exits_non_zero(
+    schema_variant,
+):
+    load_reference_data()  # each variant as shipped: its first blocker refuses every write
+    blocker, sqlstate = schema_variant.first_blocker, schema_variant.first_blocker_sqlstate
     ids = _sessions(50)
     data, error = _cli("--ids", *ids, "--batch-size", "20")
     run = BackfillRun.objects.get()
     assert run.state == "failed" and run.get_state_display() == "all failed"
     assert (run.processed, run.created, run.existing, run.failed) == (50, 0, 0, 50)
-    assert run.failed_by_reason == {"rls": 50}
-    assert set(run.items.values_list("sqlstate", flat=True)) == {"42501"}
+    assert run.failed_by_reason == {blocker: 50}
+    assert set(run.items.values_list("sqlstate", flat=True)) == {sqlstate}
     assert (data["state"], data["state_label"], data["failed"]) == ("failed", "all failed", 50)
     assert error is not None and error.returncode == 1
     assert (
-        str(error) == f"Backfill #{run.pk}: all 50 sessions failed (rls 50); no profile was written"
+        str(error)
+        == f"Backfill #{run.pk}: all 50 sessions failed ({blocker} 50); no profile was written"
     )
     assert [r["state"] for r in run.rounds] == ["failed"]
     assert run.rounds[0]["counts"] == {"failed": 50}
@@ -166,11 +166,11 @@ def test_a_stopped_run_is_not_a_success_for_the_cli(clear):
     )
 
 
-def test_a_diagnosis_run_that_diagnosed_every_session_rls_succeeded():
-    load_reference_data()  # every write is refused with 42501
+def test_a_diagnosis_run_that_diagnosed_every_session_refused_succeeded(schema_variant):
+    load_reference_data()  # every write is refused by the variant's first blocker
     ids = _sessions(4)
     run = bf.run_until_done(bf.diagnosis_start(session_ids=ids, enqueue=False).pk)
-    assert set(run.items.values_list("reason", flat=True)) == {"rls"}
+    assert set(run.items.values_list("reason", flat=True)) == {schema_variant.first_blocker}
     assert (run.state, run.counts, run.failed) == ("succeeded", {"diagnosed": 4}, 0)
 
 
@@ -278,7 +278,7 @@ def test_a_run_that_ended_before_rounds_were_kept_gets_its_first_round_on_retry(
 
 
 @pytest.mark.django_db(databases="__all__", transaction=True)
-def test_a_session_busy_elsewhere_for_every_round_counts_as_failed(clear_path):
+def test_a_session_busy_elsewhere_for_every_round_counts_as_failed(clear_variant):
     import psycopg
     from django.db import connections
 
