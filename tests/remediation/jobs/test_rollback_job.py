@@ -14,6 +14,7 @@ from remediation import jobs
 from remediation.jobs.rollback import _restore_one
 from remediation.management.commands.backfill import Command as BackfillCommand
 from remediation.models import AuditEvent, BackfillItem, BackfillRun
+from remediation.selectors.triggers import rewritten_columns
 from tests.factories import make_session, pipeline_sql, rollback_run
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
@@ -166,19 +167,12 @@ def test_a_redelivered_rollback_batch_counts_restored_and_restores_nothing_twice
     )
     again = jobs.run_until_done(rollback.pk)
     report = BackfillRun.objects.get(pk=run.pk).rollback_report
-    if clear_variant.name == "rebuilt":
-        # PRODUCT BUG today (reported, remediation/jobs/rollback.py): the restored session
-        # row carries the trigger's updated_at, not the pre-image's, so the redelivered
-        # batch takes every restored session for "changed since" and the run ends failed.
-        # When the restore recognises its own rows, this branch goes and the one below holds.
-        assert again.state == "failed", again.message
-        assert again.counts == {"conflict": 3}
-        assert set(again.items.values_list("reason", flat=True)) == {"session,profile"}
-    else:
-        assert again.state == "succeeded", again.message
-        assert again.counts == {"restored": 3}
-        assert set(again.items.values_list("outcome", flat=True)) == {"restored"}
-        assert report["restored"] == 3 and report["conflicts"] == []
+    # On the rebuilt variant the restored session row carries the trigger's updated_at; the
+    # restore ignores the columns a BEFORE UPDATE trigger rewrites and recognises its rows.
+    assert again.state == "succeeded", again.message
+    assert again.counts == {"restored": 3}
+    assert set(again.items.values_list("outcome", flat=True)) == {"restored"}
+    assert report["restored"] == 3 and report["conflicts"] == []
     # No row was written again (xmin unchanged) and the rows are still the pre-images.
     assert _row_versions(ids) == versions
     assert _session_rows(ids) == restored
@@ -193,11 +187,9 @@ def test_restore_one_twice_is_restored_both_times(clear_variant):
     assert (first.outcome, first.reason) == ("restored", "")
     versions = _row_versions([sid])
     source.refresh_from_db()
-    second = _restore_one(sid, source)
-    # PRODUCT BUG on the rebuilt variant (reported; see the redelivered-batch test above):
-    # the second restore sees the trigger's updated_at and calls its own row a conflict.
-    expected = {"emulation": ("restored", ""), "rebuilt": ("conflict", "session,profile")}
-    assert (second.outcome, second.reason) == expected[clear_variant.name]
+    # The job passes the columns a trigger rewrites (the rebuilt variant's updated_at).
+    second = _restore_one(sid, source, tuple(sorted(rewritten_columns("assessment_sessions"))))
+    assert (second.outcome, second.reason) == ("restored", "")
     assert _row_versions([sid]) == versions
     assert _changed_columns(before, _session_rows([sid])) == _not_restored(clear_variant, [sid])
     assert _profile_ids([sid]) == set()
