@@ -326,16 +326,13 @@ def _answer_fc(session_id: str, seed: dict) -> None:
 
 
 @pytest.mark.django_db(databases="__all__", transaction=True)
-def test_a_session_is_all_or_nothing_alone_and_in_a_batch(pipeline_db):
+def test_a_session_is_all_or_nothing_alone_and_in_a_batch(clear_path):
     """Issue 14, item 5: a session's FC scores, profile and session update commit together
     or not at all. A refused profile write takes the session's FC scores with it, in a batch
     as well as alone, while the batch's other sessions are written whole."""
     from remediation import jobs, reference_data
     from remediation.services import fc
 
-    load_reference_data()
-    pipeline_sql("ALTER ROLE service_role BYPASSRLS")
-    relax_checks()
     seed = json.loads(reference_data.fc_seed_path().read_text())
     fc.fc_set_load(seed)
     good, bad = make_session(seed=1), make_session(seed=2)
