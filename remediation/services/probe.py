@@ -85,7 +85,9 @@ def probe_write_path() -> dict[str, Any]:
             "changes nothing for the real edge function."
         )
     notes.append(sample["note"])  # last: the warnings come first
+    forms = _forms(own, sample)
     return {
+        "forms": forms,
         "own_role": own,
         "bypassrls": bypass,
         "policies": policies,
@@ -141,12 +143,55 @@ def _engine_row() -> dict[str, Any]:
     }
 
 
-def _probe(role: str, claim: str, own: str, sample: dict[str, Any]) -> tuple[str, str, str]:
+def _forms(own: str, sample: dict[str, Any]) -> list[dict[str, Any]]:
+    """What each form of Fix A lets through, each alone: in a transaction that is rolled
+    back, the policies on profiles are replaced by that form's policy, then the forged claim
+    and the real service_role try the engine's row."""
+    from remediation.fixes.forms import FORMS
+
+    out = []
+    for form in FORMS.values():
+        cells = {}
+        for role, claim in (
+            ("authenticated", "service_role (forged)"),
+            ("service_role", "service_role"),
+        ):
+            _select, insert, category = _probe(role, claim, own, sample, policy_sql=form.sql)
+            cells[claim] = {"insert": insert, "passed_rls": category not in REFUSED_BEFORE_RLS}
+        out.append(
+            {
+                "form": form.key,
+                "label": form.label,
+                "forged": cells["service_role (forged)"],
+                "service_role": cells["service_role"],
+            }
+        )
+    return out
+
+
+_ONLY_THIS_POLICY = """
+DO $$
+DECLARE p record;
+BEGIN
+  FOR p IN SELECT policyname FROM pg_policies WHERE schemaname = 'public' AND tablename = 'profiles' LOOP
+    EXECUTE format('DROP POLICY %I ON public.profiles', p.policyname);
+  END LOOP;
+END
+$$;
+"""
+
+
+def _probe(
+    role: str, claim: str, own: str, sample: dict[str, Any], *, policy_sql: str = ""
+) -> tuple[str, str, str]:
     results = []
     category = ""
     for op in ("select", "insert"):
         try:
             with pipeline_transaction(), connections["pipeline"].cursor() as cur:
+                if policy_sql:  # rolled back with everything else
+                    cur.execute(_ONLY_THIS_POLICY)
+                    cur.execute(policy_sql)
                 row = dict(sample["row"])
                 if op == "insert" and sample["synthetic"]:
                     cur.execute(

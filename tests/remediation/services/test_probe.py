@@ -132,3 +132,27 @@ def test_a_forged_claim_refused_by_rls_is_not_flagged():
     assert cells_of(matrix)[FORGED]["insert"] == "refused: 42501 rls"
     assert cells_of(matrix)[SERVICE]["insert"].startswith("refused: 23514 check")
     assert not any("forged claim" in n for n in matrix["notes"])
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_the_probe_shows_what_each_fix_a_form_lets_through(pipeline_db):
+    """Issue 14, item 3: the plan's form lets a forged service_role claim through, the strict
+    form does not; tried alone and rolled back, so the table's policies are untouched."""
+    from remediation.services.probe import probe_write_path
+    from tests.factories import load_reference_data, make_session, pipeline_sql
+
+    load_reference_data()
+    make_session()
+    policies = "SELECT count(*) FROM pg_policies WHERE tablename = 'profiles'"
+    before = pipeline_sql(policies, fetch="one")[0]
+    forms = {f["form"]: f for f in probe_write_path()["forms"]}
+    assert forms["plan"]["forged"]["passed_rls"] is True
+    assert forms["strict"]["forged"]["passed_rls"] is False
+    assert "42501" in forms["strict"]["forged"]["insert"]
+    # The real service_role passes the policy under both forms (the engine's row may then
+    # meet a CHECK: that is a later blocker, not the policy).
+    assert (
+        forms["plan"]["service_role"]["passed_rls"]
+        and forms["strict"]["service_role"]["passed_rls"]
+    )
+    assert pipeline_sql(policies, fetch="one")[0] == before
