@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from remediation.admin.permissions import FINALIZE, has_perm
+from remediation.admin.permissions import FINALIZE, has_perm, log_change
 from remediation.models import AssessmentSession, FinalizeAttempt
 from remediation.selectors import stored_diagnoses
 from remediation.services import InvalidSessionId, normalize_session_id, session_finalize
@@ -71,7 +71,7 @@ def _run(
         )
         level, text = attempt_message(attempt)
         model_admin.message_user(request, text, level)
-        model_admin.log_change(
+        log_change(
             request,
             session,
             f"Finalize ({backend}{', re-score' if rescore else ''}): {attempt.outcome}"

@@ -87,7 +87,7 @@ class AlertAdmin(ReadOnlyAdmin):
     actions = ("acknowledge",)
 
     def has_acknowledge_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("remediation.change_alert")
+        return has_perm(request, "remediation.change_alert")
 
     @admin.action(permissions=["acknowledge"], description="Acknowledge selected alerts")
     def acknowledge(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
