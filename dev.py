@@ -147,6 +147,11 @@ def cmd_up(argv: list[str]) -> int:
     say(f"IR-07 runbook:     http://127.0.0.1:{port}/admin/runbook/")
     say(f"pipeline health:   http://127.0.0.1:{port}/admin/health/")
     say("Ctrl-C stops the portal, the job cluster and the edge-function emulator")
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops the children like Ctrl-C does
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         while all(p.poll() is None for p in essential):
             time.sleep(0.5)
