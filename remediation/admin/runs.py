@@ -85,6 +85,7 @@ OUTCOME_WORDS = {
     "rescored": "re-scored",
     "existing": "already had a profile",
     "failed": "failed",
+    "unknown": "unknown (no answer, no profile yet)",
     "skipped": "skipped (dry run)",
     "restored": "restored",
     "conflict": "changed since and left alone",
@@ -182,7 +183,7 @@ class BackfillRunAdmin(ReadOnlyAdmin):
         if not str(object_id).isdigit():
             raise Http404("no such backfill run")
         run = get_object_or_404(BackfillRun, pk=int(object_id))
-        failing = run.items.filter(outcome="failed").order_by("ordinal")[:100]
+        failing = run.items.filter(outcome__in=["failed", "unknown"]).order_by("ordinal")[:100]
         context = {
             **self.admin_site.each_context(request),
             "title": str(run).rsplit(" (", 1)[0],

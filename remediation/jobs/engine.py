@@ -21,8 +21,10 @@ run's figures are recounted from its items (each session once, by its latest out
   diagnosed or already had a profile.
 
 What counts as a failure depends on what the kind promises (`FAILURE_OUTCOMES`): for a
-backfill "failed", which includes sessions still busy elsewhere after BUSY_ROUNDS tries and
-unknown sessions, while a dry run's "skipped" (would be written) is not a failure; for a
+backfill "failed", which includes sessions still busy elsewhere after the busy retries and
+unknown session ids, and "unknown" (an edge call with no whole answer and no profile yet:
+counted with the failures, shown as its own figure, settled from the database by "retry
+failed"), while a dry run's "skipped" (would be written) is not a failure; for a
 rollback "failed" and "conflict" (a row changed since the run was left alone: that
 session's restore did not happen); for a diagnosis only "failed" (the diagnosis itself
 could not be made): a diagnosis run that diagnosed every session succeeded, whatever the
@@ -113,7 +115,9 @@ LOCK_CLASS = 72_0001  # advisory-lock namespace of runs
 # Item outcomes that mean the kind did not do what it promises for that session (see the
 # module docstring); every other settled outcome is not a failure. Kinds not listed: "failed".
 FAILURE_OUTCOMES: dict[str, frozenset[str]] = {
-    BackfillRun.Kind.FINALIZE: frozenset({"failed"}),  # busy too long ends as failed/"busy"
+    # busy too long ends as failed/"busy"; "unknown" (the edge function got the request, no
+    # answer, no profile yet) is not a success either: it keeps a run from "succeeded".
+    BackfillRun.Kind.FINALIZE: frozenset({"failed", "unknown"}),
     BackfillRun.Kind.ROLLBACK: frozenset({"failed", "conflict"}),
     BackfillRun.Kind.DIAGNOSIS: frozenset({"failed"}),
 }

@@ -91,7 +91,7 @@ class FinalizeJob(JobKind):
         return (
             f"{run.processed} processed: {run.created} created, {run.rescored} re-scored, "
             f"{run.existing} already had a profile, {run.failed} failed, {run.skipped} skipped"
-        )
+        ) + (f", {unknown} unknown" if (unknown := (run.counts or {}).get("unknown")) else "")
 
 
 register(FinalizeJob())
@@ -173,8 +173,10 @@ def _run_edge(run: BackfillRun, ids: list[str]) -> list[pw.SessionOutcome]:
         attempt = edge_finalize(
             session_id=sid, rescore=run.rescore, source="backfill", run_id=run.pk, actor="backfill"
         )
-        written = attempt.outcome in ("created", "rescored", "existing")
-        o.outcome = attempt.outcome if written else "failed"
+        # "unknown" stays unknown (the function may have run): "retry failed" settles it
+        # by reading the database before it posts anything again.
+        kept = attempt.outcome in ("created", "rescored", "existing", "unknown")
+        o.outcome = attempt.outcome if kept else "failed"
         o.reason, o.explanation = attempt.reason, attempt.explanation
         o.profile_id = str(attempt.profile_id) if attempt.profile_id else None
         o.type_code, o.results_url = attempt.type_code, attempt.results_url
@@ -183,6 +185,56 @@ def _run_edge(run: BackfillRun, ids: list[str]) -> list[pw.SessionOutcome]:
                 o.post_fingerprint = pw.fingerprints(cur, [sid]).get(sid)
         out.append(o)
     return out
+
+
+def settle_unknown(run: BackfillRun, items: list[BackfillItem]) -> list[BackfillItem]:
+    """Read the database for `unknown` items (the edge function got the request, no answer
+    came back whole): a session whose profile now has the configured results version gets
+    the outcome created (re-scored when its pre-image had a profile) with the reason
+    `unknown_settled` and its fingerprint, so a rollback covers it. Returns the settled
+    items (saved); the others are left as they are, for the caller to post again."""
+    from remediation.selectors.config import configured_results_version
+
+    unknown = {str(i.session_id): i for i in items if i.outcome == BackfillItem.Outcome.UNKNOWN}
+    if not unknown:
+        return []
+    expected = configured_results_version()
+    with connections["pipeline"].cursor() as cur:
+        cur.execute(
+            "SELECT p.session_id::text, p.id::text, coalesce(p.type_code, ''), s.share_token"
+            " FROM profiles p JOIN assessment_sessions s ON s.id = p.session_id"
+            " WHERE p.session_id = ANY(%s::text::uuid[]) AND p.results_version = %s",
+            [pw.uuid_array(list(unknown)), expected],
+        )
+        found = {row[0]: row[1:] for row in cur.fetchall()}
+        prints = pw.fingerprints(cur, list(found))
+    settled = []
+    for sid, (profile_id, type_code, token) in found.items():
+        item = unknown[sid]
+        had = bool((item.pre_image or {}).get("profile"))
+        item.outcome = BackfillItem.Outcome.RESCORED if had else BackfillItem.Outcome.CREATED
+        item.reason = "unknown_settled"
+        item.error = (
+            "No answer came back whole, but the database shows the profile: counted as "
+            "written, not posted again."
+        )
+        item.profile_id, item.type_code = profile_id, type_code
+        item.results_url = pw.results_url(sid, token)[:500]
+        item.post_fingerprint = prints.get(sid)
+        settled.append(item)
+    BackfillItem.objects.bulk_update(
+        settled,
+        [
+            "outcome",
+            "reason",
+            "error",
+            "profile_id",
+            "type_code",
+            "results_url",
+            "post_fingerprint",
+        ],
+    )
+    return settled
 
 
 def backfill_start(

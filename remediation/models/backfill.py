@@ -133,6 +133,10 @@ class BackfillItem(models.Model):
         FAILED = "failed"
         SKIPPED = "skipped"  # dry run: would be written
         BUSY = "busy"  # another worker held the session: retried at the end
+        # The edge function got the request and no answer came back whole (read timeout,
+        # connection lost) and no profile yet: not a success; "retry failed" reads the
+        # database first and posts again only for sessions still without a profile.
+        UNKNOWN = "unknown"
         RESTORED = "restored"  # rollback: the pre-image is back
         CONFLICT = "conflict"  # rollback: changed since the run, left alone
         DIAGNOSED = "diagnosed"  # diagnosis: stored (the reason says what it found)
