@@ -279,9 +279,12 @@ AXES_RESET_ON_SUCCESS = True
 # own addresses in X-Forwarded-For and finds no client behind a single TLS proxy).
 AXES_CLIENT_IP_CALLABLE = "opsportal.security.client_ip"
 
-# Support staff may start backfills up to this many sessions; engineers (the
-# run_large_backfill permission) up to BACKFILL_MAX_SESSIONS.
+# Support staff (without the run_large_backfill permission) may start backfills of at most
+# this many sessions in all within SUPPORT_BACKFILL_WINDOW_MINUTES (per person, over all
+# their runs; dry runs write nothing and do not count), and no re-score runs; engineers
+# up to BACKFILL_MAX_SESSIONS per run.
 SUPPORT_MAX_BACKFILL = env.int("SUPPORT_MAX_BACKFILL", default=500)
+SUPPORT_BACKFILL_WINDOW_MINUTES = env.int("SUPPORT_BACKFILL_WINDOW_MINUTES", default=60)
 
 # Optional error reporting; events are scrubbed of secrets before they leave.
 SENTRY_DSN = Secret(env.str("SENTRY_DSN", default=""))

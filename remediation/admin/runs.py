@@ -14,7 +14,13 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from remediation import jobs
-from remediation.admin.backfills import NewBackfillForm, can_run, params_from, start
+from remediation.admin.backfills import (
+    NewBackfillForm,
+    can_rescore,
+    can_run,
+    params_from,
+    start,
+)
 from remediation.admin.base import ReadOnlyAdmin, csv_response
 from remediation.admin.permissions import (
     ROLLBACK_BACKFILL,
@@ -152,7 +158,11 @@ class BackfillRunAdmin(ReadOnlyAdmin):
     ) -> HttpResponse:
         if not can_run(request):
             raise PermissionDenied
-        form = NewBackfillForm(request.POST or None, request.FILES or None)
+        form = NewBackfillForm(
+            request.POST or None,
+            request.FILES or None,
+            can_rescore=can_rescore(request),
+        )
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             response = start(

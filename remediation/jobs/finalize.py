@@ -260,6 +260,7 @@ def backfill_start(
     params = {k: v for k, v in (params or {}).items() if v not in (None, "")}
     session_ids = resolve_selection(selection, params, ids, rescore)
     _check_size(len(session_ids), limit)
+    _check_person(actor, len(session_ids), rescore=rescore, dry_run=dry_run)
     run = run_create(
         kind=BackfillRun.Kind.FINALIZE,
         session_ids=session_ids,
@@ -302,6 +303,62 @@ def _check_parameters(backend: str, batch_size: int, throttle_per_minute: int | 
         raise RunError("batch size must be between 1 and 5000")
     if throttle_per_minute is not None and throttle_per_minute <= 0:
         raise RunError("the throttle must be a positive number of sessions per minute")
+
+
+LARGE_BACKFILL = "remediation.run_large_backfill"  # the Engineer role's permission
+
+
+def support_quota(user: Any, now: datetime | None = None) -> tuple[int, datetime | None, int]:
+    """(sessions this person may still start now, when the next ones free up, the cap):
+    SUPPORT_MAX_BACKFILL over all finalize runs the person started within the last
+    SUPPORT_BACKFILL_WINDOW_MINUTES (dry runs write nothing and do not count)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = now or timezone.now()
+    window = timedelta(minutes=settings.SUPPORT_BACKFILL_WINDOW_MINUTES)
+    cap = settings.SUPPORT_MAX_BACKFILL
+    recent = list(
+        BackfillRun.objects.filter(
+            kind=BackfillRun.Kind.FINALIZE,
+            started_by=user,
+            dry_run=False,
+            created_at__gt=now - window,
+        )
+        .order_by("created_at")
+        .values_list("created_at", "estimated_total")
+    )
+    used = sum(n for _, n in recent)
+    frees = recent[0][0] + window if recent else None
+    return max(0, cap - used), frees, cap
+
+
+def _check_person(actor: Any, count: int, *, rescore: bool, dry_run: bool) -> None:
+    """Support (a user without run_large_backfill): no re-score runs, and the per-person
+    limit within the window. The command line and the system (not users) are not limited."""
+    from django.utils import timezone
+
+    from remediation.jobs.engine import RunError
+
+    if not getattr(actor, "is_authenticated", False) or actor.has_perm(LARGE_BACKFILL):
+        return
+    if rescore:
+        raise RunError("re-score runs need the Engineer role (run_large_backfill)")
+    if dry_run:
+        return
+    left, frees, cap = support_quota(actor)
+    if count > left:
+        minutes = settings.SUPPORT_BACKFILL_WINDOW_MINUTES
+        when = (
+            f"; more become available from {timezone.localtime(frees):%H:%M}"
+            if frees and count <= cap
+            else ""
+        )
+        raise RunError(
+            f"{count} sessions selected; you may start {left} more now (at most {cap} "
+            f"sessions within {minutes} minutes, over all your runs){when}"
+        )
 
 
 def _check_size(count: int, limit: int | None) -> None:
