@@ -137,6 +137,10 @@ BACKFILL_MAX_SESSIONS = env.int("BACKFILL_MAX_SESSIONS", default=100_000)
 BACKFILL_STALE_SECONDS = env.int("BACKFILL_STALE_SECONDS", default=120)
 # Longest pause a throttled run takes inside one task between batches.
 BACKFILL_MAX_SLEEP = env.float("BACKFILL_MAX_SLEEP", default=60.0)
+# A session another transaction holds ("busy") is tried again after 0.5 s, 1 s, 2 s, … (at
+# most 15 s apart), for at most this many seconds of waiting in all; then it fails as busy.
+BACKFILL_BUSY_RETRY_SECONDS = env.float("BACKFILL_BUSY_RETRY_SECONDS", default=60.0)
+BACKFILL_BUSY_BACKOFF_BASE = env.float("BACKFILL_BUSY_BACKOFF_BASE", default=0.5)
 
 # --- Health and alerts ----------------------------------------------------------------
 # Conversion alerts are computed over this trailing window (hours), once it holds at

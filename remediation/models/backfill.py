@@ -154,6 +154,9 @@ class BackfillItem(models.Model):
     results_url = models.CharField(max_length=500, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     tries = models.PositiveSmallIntegerField(default=0)
+    # A busy session (held by another transaction) is not tried again before this time:
+    # the engine backs off, over at most BACKFILL_BUSY_RETRY_SECONDS in all.
+    not_before = models.DateTimeField(null=True, blank=True)
     # Rows as they were before the run touched them ({} = the row did not exist), and
     # fingerprints of the rows the run wrote, to detect later changes by someone else.
     pre_image = models.JSONField(null=True, blank=True)
