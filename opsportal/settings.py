@@ -137,6 +137,10 @@ BACKFILL_MAX_SESSIONS = env.int("BACKFILL_MAX_SESSIONS", default=100_000)
 BACKFILL_STALE_SECONDS = env.int("BACKFILL_STALE_SECONDS", default=120)
 # Longest pause a throttled run takes inside one task between batches.
 BACKFILL_MAX_SLEEP = env.float("BACKFILL_MAX_SLEEP", default=60.0)
+# A session another transaction holds ("busy") is tried again after 0.5 s, 1 s, 2 s, … (at
+# most 15 s apart), for at most this many seconds of waiting in all; then it fails as busy.
+BACKFILL_BUSY_RETRY_SECONDS = env.float("BACKFILL_BUSY_RETRY_SECONDS", default=60.0)
+BACKFILL_BUSY_BACKOFF_BASE = env.float("BACKFILL_BUSY_BACKOFF_BASE", default=0.5)
 
 # --- Health and alerts ----------------------------------------------------------------
 # Conversion alerts are computed over this trailing window (hours), once it holds at
@@ -279,9 +283,12 @@ AXES_RESET_ON_SUCCESS = True
 # own addresses in X-Forwarded-For and finds no client behind a single TLS proxy).
 AXES_CLIENT_IP_CALLABLE = "opsportal.security.client_ip"
 
-# Support staff may start backfills up to this many sessions; engineers (the
-# run_large_backfill permission) up to BACKFILL_MAX_SESSIONS.
+# Support staff (without the run_large_backfill permission) may start backfills of at most
+# this many sessions in all within SUPPORT_BACKFILL_WINDOW_MINUTES (per person, over all
+# their runs; dry runs write nothing and do not count), and no re-score runs; engineers
+# up to BACKFILL_MAX_SESSIONS per run.
 SUPPORT_MAX_BACKFILL = env.int("SUPPORT_MAX_BACKFILL", default=500)
+SUPPORT_BACKFILL_WINDOW_MINUTES = env.int("SUPPORT_BACKFILL_WINDOW_MINUTES", default=60)
 
 # Optional error reporting; events are scrubbed of secrets before they leave.
 SENTRY_DSN = Secret(env.str("SENTRY_DSN", default=""))

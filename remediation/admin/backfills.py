@@ -49,6 +49,20 @@ class BackfillParamsForm(forms.Form):
         required=False, help_text="Re-score sessions that already have a profile"
     )
 
+    def __init__(self, *args: Any, can_rescore: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.can_rescore = can_rescore
+        if not can_rescore:
+            self.fields["rescore"].disabled = True
+            self.fields["rescore"].help_text = "Re-score runs need the Engineer role"
+
+    def clean_rescore(self) -> bool:
+        # A disabled field ignores the POST; a hand-crafted one is refused all the same.
+        asked = bool(self.data.get(self.add_prefix("rescore"))) if self.is_bound else False
+        if asked and not self.can_rescore:
+            raise forms.ValidationError("Re-score runs need the Engineer role.")
+        return bool(self.cleaned_data.get("rescore"))
+
 
 class NewBackfillForm(BackfillParamsForm):
     """Start a backfill from a completion-date window, pasted ids or an uploaded CSV of ids."""
@@ -98,13 +112,16 @@ def params_from(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def start(request: HttpRequest, **kwargs: Any) -> HttpResponse | None:
-    from django.conf import settings
+def can_rescore(request: HttpRequest) -> bool:
+    return has_perm(request, RUN_LARGE_BACKFILL)
 
-    # Support staff start backfills up to SUPPORT_MAX_BACKFILL sessions; engineers more.
-    limit = None if request.user.has_perm(RUN_LARGE_BACKFILL) else settings.SUPPORT_MAX_BACKFILL
+
+def start(request: HttpRequest, **kwargs: Any) -> HttpResponse | None:
+    # Support staff: SUPPORT_MAX_BACKFILL sessions per person within
+    # SUPPORT_BACKFILL_WINDOW_MINUTES, no re-score (backfill_start checks both for users
+    # without run_large_backfill); engineers up to BACKFILL_MAX_SESSIONS per run.
     try:
-        run = jobs.backfill_start(actor=request.user, limit=limit, **kwargs)
+        run = jobs.backfill_start(actor=request.user, **kwargs)
     except jobs.RunError as exc:
         messages.error(request, f"Backfill not started: {exc}")
         return None
@@ -153,7 +170,10 @@ def backfill_selected_action(
     if not can_run(request):
         raise PermissionDenied
     ids = [str(pk) for pk in queryset.values_list("pk", flat=True)]
-    form = BackfillParamsForm(request.POST if request.POST.get("confirm") == "yes" else None)
+    form = BackfillParamsForm(
+        request.POST if request.POST.get("confirm") == "yes" else None,
+        can_rescore=can_rescore(request),
+    )
     if request.POST.get("confirm") == "yes" and form.is_valid():
         return start(request, selection="ids", ids=ids, **params_from(form.cleaned_data))
     from django.contrib.admin import helpers
@@ -190,7 +210,9 @@ def backfill_filter_view(model_admin: admin.ModelAdmin[Any], request: HttpReques
     except jobs.RunError as exc:
         messages.error(request, str(exc))
         return HttpResponseRedirect(reverse("admin:remediation_orphanedsession_changelist"))
-    form = BackfillParamsForm(request.POST if request.method == "POST" else None)
+    form = BackfillParamsForm(
+        request.POST if request.method == "POST" else None, can_rescore=can_rescore(request)
+    )
     if request.method == "POST" and form.is_valid():
         response = start(
             request, selection="filter", params=params, **params_from(form.cleaned_data)

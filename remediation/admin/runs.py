@@ -14,7 +14,13 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from remediation import jobs
-from remediation.admin.backfills import NewBackfillForm, can_run, params_from, start
+from remediation.admin.backfills import (
+    NewBackfillForm,
+    can_rescore,
+    can_run,
+    params_from,
+    start,
+)
 from remediation.admin.base import ReadOnlyAdmin, csv_response
 from remediation.admin.permissions import (
     ROLLBACK_BACKFILL,
@@ -85,6 +91,7 @@ OUTCOME_WORDS = {
     "rescored": "re-scored",
     "existing": "already had a profile",
     "failed": "failed",
+    "unknown": "unknown (no answer, no profile yet)",
     "skipped": "skipped (dry run)",
     "restored": "restored",
     "conflict": "changed since and left alone",
@@ -151,7 +158,11 @@ class BackfillRunAdmin(ReadOnlyAdmin):
     ) -> HttpResponse:
         if not can_run(request):
             raise PermissionDenied
-        form = NewBackfillForm(request.POST or None, request.FILES or None)
+        form = NewBackfillForm(
+            request.POST or None,
+            request.FILES or None,
+            can_rescore=can_rescore(request),
+        )
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             response = start(
@@ -182,7 +193,7 @@ class BackfillRunAdmin(ReadOnlyAdmin):
         if not str(object_id).isdigit():
             raise Http404("no such backfill run")
         run = get_object_or_404(BackfillRun, pk=int(object_id))
-        failing = run.items.filter(outcome="failed").order_by("ordinal")[:100]
+        failing = run.items.filter(outcome__in=["failed", "unknown"]).order_by("ordinal")[:100]
         context = {
             **self.admin_site.each_context(request),
             "title": str(run).rsplit(" (", 1)[0],

@@ -10,9 +10,12 @@ The service-role key travels only in the request headers, never in a message.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -20,7 +23,12 @@ from urllib.parse import urlparse
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+)
 from urllib3.util.retry import Retry
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -35,6 +43,8 @@ class EdgeCall:
     body: dict[str, Any] | None = None
     detail: str = ""
     tries: int = 0
+    # The request reached the function, which may have run: settle by reading the database.
+    sent: bool = True
 
 
 class _CappedRetry(Retry):
@@ -124,27 +134,109 @@ def _tries(resp: requests.Response) -> int:
     return len(getattr(retries, "history", ()) or ()) + 1
 
 
+MAX_BODY_BYTES = 1_000_000  # a finalizeAssessment answer is a few kB; more is not an answer
+
+
 def post_finalize(session_id: str, http: requests.Session | None = None) -> EdgeCall:
-    """POST finalizeAssessment for one session; every failure becomes an EdgeCall kind."""
+    """POST finalizeAssessment for one session; every failure becomes an EdgeCall kind.
+
+    Nothing raises out of here: every exception requests, urllib3, http.client or the JSON
+    decoder can raise (a body that breaks off, a bad Content-Encoding, an invalid or huge
+    header, a closed connection, JSON nested too deep to decode) is an outcome, and its
+    detail names only the exception's type (the key is in the request headers, and so in
+    the locals of requests' frames: an exception that escaped would carry it to a
+    traceback). The body is read with a deadline (EDGE_READ_TIMEOUT in all, not per read),
+    so a server that drips a byte at a time cannot hold the call forever.
+    """
     http = http or http_session()
     timeout = (settings.EDGE_CONNECT_TIMEOUT, settings.EDGE_READ_TIMEOUT)
     payload = json.dumps({"session_id": session_id})
+    started = time.monotonic()
     try:
         resp = http.post(
-            function_url(), data=payload, headers=_headers(), timeout=timeout, allow_redirects=False
+            function_url(),
+            data=payload,
+            headers=_headers(),
+            timeout=timeout,
+            allow_redirects=False,
+            stream=True,
         )
-        text = resp.text
     except requests.exceptions.ReadTimeout:
-        return EdgeCall(
-            "timeout", detail=f"no response within {settings.EDGE_READ_TIMEOUT:g}s", tries=1
-        )
+        return _timed_out()
     except (requests.exceptions.ConnectionError, requests.exceptions.ConnectTimeout) as exc:
         tries = settings.EDGE_MAX_RETRIES + 1 if _never_sent(exc) else 1
-        return EdgeCall("connection", detail=_connection_detail(exc), tries=tries)
-    except requests.RequestException as exc:  # broken body, bad header, decoding: no secret in it
         return EdgeCall(
-            "connection", detail=f"the response broke off: {type(exc).__name__}", tries=1
+            "connection", detail=_connection_detail(exc), tries=tries, sent=not _unconnected(exc)
         )
+    except Exception as exc:  # bad header, invalid URL, …: the type only, never the message
+        return EdgeCall(
+            "connection", detail=f"the request failed: {type(exc).__name__}", tries=1, sent=False
+        )
+    try:
+        return _answer(resp, session_id, started)
+    finally:
+        with contextlib.suppress(Exception):
+            resp.close()
+
+
+def _timed_out() -> EdgeCall:
+    return EdgeCall(
+        "timeout", detail=f"no response within {settings.EDGE_READ_TIMEOUT:g}s", tries=1
+    )
+
+
+def _read_body(resp: requests.Response, started: float) -> bytes | EdgeCall:
+    """The body within the deadline and MAX_BODY_BYTES, or the EdgeCall saying why not."""
+    deadline = started + settings.EDGE_READ_TIMEOUT
+    chunks: list[bytes] = []
+    size = 0
+    # A read blocks until its chunk is full: at the deadline the connection is closed under
+    # it (the read then raises, and that is a timeout).
+    guard = threading.Timer(max(0.0, deadline - time.monotonic()), _abort, [resp])
+    guard.daemon = True
+    guard.start()
+    try:
+        for chunk in resp.iter_content(8192):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return EdgeCall(
+                    "malformed_response",
+                    resp.status_code,
+                    detail=f"the response is larger than {MAX_BODY_BYTES} bytes",
+                    tries=_tries(resp),
+                )
+            if time.monotonic() > deadline:
+                return _timed_out()
+    except Exception as exc:  # ChunkedEncodingError, ContentDecodingError, ProtocolError, …
+        if time.monotonic() >= deadline or "timed out" in str(exc):
+            return _timed_out()
+        return _broke_off(exc)
+    finally:
+        guard.cancel()
+    if time.monotonic() >= deadline:
+        return _timed_out()  # closed by the guard: what was read is not the whole answer
+    return b"".join(chunks)
+
+
+def _abort(resp: requests.Response) -> None:
+    """Wake a read blocked on the socket (a close from another thread would not)."""
+    # http.client hands the socket to its response: HTTPResponse.fp (buffered) → SocketIO.
+    fp = getattr(getattr(resp.raw, "_fp", None), "fp", None)
+    sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    with contextlib.suppress(Exception):
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(Exception):
+        resp.close()
+
+
+def _broke_off(exc: BaseException) -> EdgeCall:
+    # The request was sent: the function may have run, so this is never re-POSTed.
+    return EdgeCall("connection", detail=f"the response broke off: {type(exc).__name__}", tries=1)
+
+
+def _answer(resp: requests.Response, session_id: str, started: float) -> EdgeCall:
     tries = _tries(resp)
     if resp.is_redirect or 300 <= resp.status_code < 400:
         host = urlparse(resp.headers.get("Location", "")).netloc or "(same host)"
@@ -153,15 +245,20 @@ def post_finalize(session_id: str, http: requests.Session | None = None) -> Edge
         )
     if resp.status_code == 429:
         return EdgeCall("rate_limited", 429, detail="rate limited (429)", tries=tries)
+    raw = _read_body(resp, started)
+    if isinstance(raw, EdgeCall):
+        return raw
+    text = raw.decode("utf-8", errors="replace")
     if resp.status_code >= 400:
         return EdgeCall("http_error", resp.status_code, detail=_snippet(text), tries=tries)
     try:
-        body = resp.json()
-    except ValueError:
+        body = json.loads(text)
+    except (ValueError, RecursionError, MemoryError) as exc:
+        what = "nested too deep" if isinstance(exc, RecursionError) else "not JSON"
         return EdgeCall(
             "malformed_response",
             resp.status_code,
-            detail=f"not JSON: {_snippet(text, 80)!r}",
+            detail=f"{what}: {_snippet(text, 80)!r}",
             tries=tries,
         )
     problem = validate_body(body, session_id)
@@ -174,6 +271,15 @@ def _never_sent(exc: Exception) -> bool:
     """A connect error that exhausted its retries: the request never reached the function."""
     inner = exc.args[0] if exc.args else None
     return isinstance(inner, MaxRetryError) and isinstance(inner.reason, ConnectTimeoutError)
+
+
+def _unconnected(exc: Exception) -> bool:
+    """No connection was made (refused, unresolvable, connect timeout): nothing was sent."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    inner = exc.args[0] if exc.args else None
+    reason = getattr(inner, "reason", inner)
+    return isinstance(reason, (NewConnectionError, ConnectTimeoutError, NameResolutionError))
 
 
 def _connection_detail(exc: Exception) -> str:

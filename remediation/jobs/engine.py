@@ -9,8 +9,11 @@ moves the cursor and enqueues the next task. django-q2 delivers at least once, s
 - a per-run advisory lock on the portal database keeps two workers off one run;
 - a heartbeat is written per batch; the watchdog marks runs whose worker died
   `interrupted` and resumes them from the cursor;
-- sessions another worker holds come back "busy" and go to the back of the queue a few
-  times before they count as failed.
+- sessions another worker holds come back "busy" and go to the back of the queue, each
+  with a time before which it is not tried again (backoff: BACKFILL_BUSY_BACKOFF_BASE,
+  doubling, at most BUSY_MAX_DELAY apart); a batch never takes a session before its time
+  (when only such sessions are left, the worker waits for the first of them); after
+  BACKFILL_BUSY_RETRY_SECONDS of waiting in all a session still busy counts as failed.
 
 How a run ends (`end_state`, the only place that decides it): when no item is left, the
 run's figures are recounted from its items (each session once, by its latest outcome) and
@@ -21,8 +24,10 @@ run's figures are recounted from its items (each session once, by its latest out
   diagnosed or already had a profile.
 
 What counts as a failure depends on what the kind promises (`FAILURE_OUTCOMES`): for a
-backfill "failed", which includes sessions still busy elsewhere after BUSY_ROUNDS tries and
-unknown sessions, while a dry run's "skipped" (would be written) is not a failure; for a
+backfill "failed", which includes sessions still busy elsewhere after the busy retries and
+unknown session ids, and "unknown" (an edge call with no whole answer and no profile yet:
+counted with the failures, shown as its own figure, settled from the database by "retry
+failed"), while a dry run's "skipped" (would be written) is not a failure; for a
 rollback "failed" and "conflict" (a row changed since the run was left alone: that
 session's restore did not happen); for a diagnosis only "failed" (the diagnosis itself
 could not be made): a diagnosis run that diagnosed every session succeeded, whatever the
@@ -108,12 +113,32 @@ TRANSITIONS: dict[str, set[str]] = {
 ENDED = {State.SUCCEEDED, State.FINISHED_WITH_FAILURES, State.FAILED}  # went through every item
 TERMINAL = ENDED | {State.CANCELLED, State.ERRORED}  # "retry failed" is allowed from these
 STOPPED = TERMINAL | {State.PAUSED, State.INTERRUPTED}
-BUSY_ROUNDS = 5  # times a session held elsewhere is tried again before it counts as failed
+BUSY_MAX_DELAY = 15.0  # seconds: the longest wait between two tries of a busy session
+
+
+def busy_delay(tries: int) -> float:
+    """The wait before a busy session's next try, after `tries` busy tries: exponential
+    from BACKFILL_BUSY_BACKOFF_BASE, at most BUSY_MAX_DELAY."""
+    return float(min(settings.BACKFILL_BUSY_BACKOFF_BASE * 2 ** (tries - 1), BUSY_MAX_DELAY))
+
+
+def busy_rounds() -> int:
+    """How many times a busy session is tried before it counts as failed ("busy"): as many
+    as fit the backoff into BACKFILL_BUSY_RETRY_SECONDS of waiting in all."""
+    waited, tries = 0.0, 1
+    while tries < 1000 and waited + busy_delay(tries) <= settings.BACKFILL_BUSY_RETRY_SECONDS:
+        waited += busy_delay(tries)
+        tries += 1
+    return tries
+
+
 LOCK_CLASS = 72_0001  # advisory-lock namespace of runs
 # Item outcomes that mean the kind did not do what it promises for that session (see the
 # module docstring); every other settled outcome is not a failure. Kinds not listed: "failed".
 FAILURE_OUTCOMES: dict[str, frozenset[str]] = {
-    BackfillRun.Kind.FINALIZE: frozenset({"failed"}),  # busy too long ends as failed/"busy"
+    # busy too long ends as failed/"busy"; "unknown" (the edge function got the request, no
+    # answer, no profile yet) is not a success either: it keeps a run from "succeeded".
+    BackfillRun.Kind.FINALIZE: frozenset({"failed", "unknown"}),
     BackfillRun.Kind.ROLLBACK: frozenset({"failed", "conflict"}),
     BackfillRun.Kind.DIAGNOSIS: frozenset({"failed"}),
 }
@@ -346,15 +371,19 @@ def open_retry_round(run: BackfillRun, retried: list[BackfillItem], now: datetim
     run.finished_at = None
 
 
-def requeue(run: BackfillRun, items: list[BackfillItem]) -> None:
-    """Give items new ordinals past the end, so the cursor reaches them again."""
+def requeue(run: BackfillRun, items: list[BackfillItem], *, backoff: bool = False) -> None:
+    """Give items new ordinals past the end, so the cursor reaches them again; with
+    `backoff` (busy sessions) not before busy_delay(tries) from now."""
     top = run.items.order_by("-ordinal").values_list("ordinal", flat=True).first() or 0
+    now = timezone.now()
     for offset, item in enumerate(items, start=1):
         item.ordinal = top + offset
         item.outcome = BackfillItem.Outcome.PENDING
         item.reason = item.sqlstate = item.error = item.constraint_name = ""
+        item.not_before = now + timedelta(seconds=busy_delay(item.tries)) if backoff else None
     BackfillItem.objects.bulk_update(
-        items, ["ordinal", "outcome", "reason", "sqlstate", "error", "constraint_name"]
+        items,
+        ["ordinal", "outcome", "reason", "sqlstate", "error", "constraint_name", "not_before"],
     )
     run.cursor = min(run.cursor, top + 1)
 
@@ -405,26 +434,50 @@ def _process_locked(run: BackfillRun, enqueue_next: bool) -> str:
     if not items:
         return _finish(run, kind)
     now = timezone.now()
+    # Busy sessions backing off: the batch stops before the first one not due yet.
+    due = next((n for n, i in enumerate(items) if i.not_before and i.not_before > now), None)
+    if due == 0:
+        return _wait_for(run, items[0], now, enqueue_next)
+    if due is not None:
+        items = items[:due]
     by_sid = {str(i.session_id): i for i in items}
     try:
         outcomes = kind.process(run, items, now)
     except PauseRun as exc:
         transition(run.pk, State.PAUSED, message=str(exc))
         return "paused"
-    record_outcomes(run, kind, by_sid, outcomes, now, busy_rounds=BUSY_ROUNDS)
-    # Sessions another worker held go to the back of the queue, a few times.
+    rounds = busy_rounds()
+    record_outcomes(run, kind, by_sid, outcomes, now, busy_rounds=rounds)
+    # Sessions another worker held go to the back of the queue, backing off.
     busy = [by_sid[o.session_id] for o in outcomes if o.outcome == "busy"]
-    retry = [i for i in busy if i.tries < BUSY_ROUNDS]
+    retry = [i for i in busy if i.tries < rounds]
     with transaction.atomic():
         locked = BackfillRun.objects.select_for_update().get(pk=run.pk)
         locked.cursor = items[-1].ordinal + 1
         if retry:
-            requeue(locked, retry)
+            requeue(locked, retry, backoff=True)
         locked.batch_token = secrets.token_hex(8)
         locked.heartbeat_at = timezone.now()
         locked.save()
         token = locked.batch_token
     _throttle(run, len(items), time.monotonic() - started)
+    if enqueue_next:
+        enqueue_batch(run.pk, token)
+    return "next"
+
+
+def _wait_for(run: BackfillRun, item: BackfillItem, now: datetime, enqueue_next: bool) -> str:
+    """Only busy sessions not due yet are left: wait for the first (at most
+    BACKFILL_MAX_SLEEP), then hand the run to the next task (the cursor does not move)."""
+    assert item.not_before is not None
+    wait = (item.not_before - now).total_seconds()
+    time.sleep(max(0.0, min(wait, settings.BACKFILL_MAX_SLEEP)))
+    with transaction.atomic():
+        locked = BackfillRun.objects.select_for_update().get(pk=run.pk)
+        locked.batch_token = secrets.token_hex(8)
+        locked.heartbeat_at = timezone.now()
+        locked.save()
+        token = locked.batch_token
     if enqueue_next:
         enqueue_batch(run.pk, token)
     return "next"

@@ -91,7 +91,7 @@ class FinalizeJob(JobKind):
         return (
             f"{run.processed} processed: {run.created} created, {run.rescored} re-scored, "
             f"{run.existing} already had a profile, {run.failed} failed, {run.skipped} skipped"
-        )
+        ) + (f", {unknown} unknown" if (unknown := (run.counts or {}).get("unknown")) else "")
 
 
 register(FinalizeJob())
@@ -173,8 +173,10 @@ def _run_edge(run: BackfillRun, ids: list[str]) -> list[pw.SessionOutcome]:
         attempt = edge_finalize(
             session_id=sid, rescore=run.rescore, source="backfill", run_id=run.pk, actor="backfill"
         )
-        written = attempt.outcome in ("created", "rescored", "existing")
-        o.outcome = attempt.outcome if written else "failed"
+        # "unknown" stays unknown (the function may have run): "retry failed" settles it
+        # by reading the database before it posts anything again.
+        kept = attempt.outcome in ("created", "rescored", "existing", "unknown")
+        o.outcome = attempt.outcome if kept else "failed"
         o.reason, o.explanation = attempt.reason, attempt.explanation
         o.profile_id = str(attempt.profile_id) if attempt.profile_id else None
         o.type_code, o.results_url = attempt.type_code, attempt.results_url
@@ -183,6 +185,56 @@ def _run_edge(run: BackfillRun, ids: list[str]) -> list[pw.SessionOutcome]:
                 o.post_fingerprint = pw.fingerprints(cur, [sid]).get(sid)
         out.append(o)
     return out
+
+
+def settle_unknown(run: BackfillRun, items: list[BackfillItem]) -> list[BackfillItem]:
+    """Read the database for `unknown` items (the edge function got the request, no answer
+    came back whole): a session whose profile now has the configured results version gets
+    the outcome created (re-scored when its pre-image had a profile) with the reason
+    `unknown_settled` and its fingerprint, so a rollback covers it. Returns the settled
+    items (saved); the others are left as they are, for the caller to post again."""
+    from remediation.selectors.config import configured_results_version
+
+    unknown = {str(i.session_id): i for i in items if i.outcome == BackfillItem.Outcome.UNKNOWN}
+    if not unknown:
+        return []
+    expected = configured_results_version()
+    with connections["pipeline"].cursor() as cur:
+        cur.execute(
+            "SELECT p.session_id::text, p.id::text, coalesce(p.type_code, ''), s.share_token"
+            " FROM profiles p JOIN assessment_sessions s ON s.id = p.session_id"
+            " WHERE p.session_id = ANY(%s::text::uuid[]) AND p.results_version = %s",
+            [pw.uuid_array(list(unknown)), expected],
+        )
+        found = {row[0]: row[1:] for row in cur.fetchall()}
+        prints = pw.fingerprints(cur, list(found))
+    settled = []
+    for sid, (profile_id, type_code, token) in found.items():
+        item = unknown[sid]
+        had = bool((item.pre_image or {}).get("profile"))
+        item.outcome = BackfillItem.Outcome.RESCORED if had else BackfillItem.Outcome.CREATED
+        item.reason = "unknown_settled"
+        item.error = (
+            "No answer came back whole, but the database shows the profile: counted as "
+            "written, not posted again."
+        )
+        item.profile_id, item.type_code = profile_id, type_code
+        item.results_url = pw.results_url(sid, token)[:500]
+        item.post_fingerprint = prints.get(sid)
+        settled.append(item)
+    BackfillItem.objects.bulk_update(
+        settled,
+        [
+            "outcome",
+            "reason",
+            "error",
+            "profile_id",
+            "type_code",
+            "results_url",
+            "post_fingerprint",
+        ],
+    )
+    return settled
 
 
 def backfill_start(
@@ -208,6 +260,7 @@ def backfill_start(
     params = {k: v for k, v in (params or {}).items() if v not in (None, "")}
     session_ids = resolve_selection(selection, params, ids, rescore)
     _check_size(len(session_ids), limit)
+    _check_person(actor, len(session_ids), rescore=rescore, dry_run=dry_run)
     run = run_create(
         kind=BackfillRun.Kind.FINALIZE,
         session_ids=session_ids,
@@ -250,6 +303,62 @@ def _check_parameters(backend: str, batch_size: int, throttle_per_minute: int | 
         raise RunError("batch size must be between 1 and 5000")
     if throttle_per_minute is not None and throttle_per_minute <= 0:
         raise RunError("the throttle must be a positive number of sessions per minute")
+
+
+LARGE_BACKFILL = "remediation.run_large_backfill"  # the Engineer role's permission
+
+
+def support_quota(user: Any, now: datetime | None = None) -> tuple[int, datetime | None, int]:
+    """(sessions this person may still start now, when the next ones free up, the cap):
+    SUPPORT_MAX_BACKFILL over all finalize runs the person started within the last
+    SUPPORT_BACKFILL_WINDOW_MINUTES (dry runs write nothing and do not count)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = now or timezone.now()
+    window = timedelta(minutes=settings.SUPPORT_BACKFILL_WINDOW_MINUTES)
+    cap = settings.SUPPORT_MAX_BACKFILL
+    recent = list(
+        BackfillRun.objects.filter(
+            kind=BackfillRun.Kind.FINALIZE,
+            started_by=user,
+            dry_run=False,
+            created_at__gt=now - window,
+        )
+        .order_by("created_at")
+        .values_list("created_at", "estimated_total")
+    )
+    used = sum(n for _, n in recent)
+    frees = recent[0][0] + window if recent else None
+    return max(0, cap - used), frees, cap
+
+
+def _check_person(actor: Any, count: int, *, rescore: bool, dry_run: bool) -> None:
+    """Support (a user without run_large_backfill): no re-score runs, and the per-person
+    limit within the window. The command line and the system (not users) are not limited."""
+    from django.utils import timezone
+
+    from remediation.jobs.engine import RunError
+
+    if not getattr(actor, "is_authenticated", False) or actor.has_perm(LARGE_BACKFILL):
+        return
+    if rescore:
+        raise RunError("re-score runs need the Engineer role (run_large_backfill)")
+    if dry_run:
+        return
+    left, frees, cap = support_quota(actor)
+    if count > left:
+        minutes = settings.SUPPORT_BACKFILL_WINDOW_MINUTES
+        when = (
+            f"; more become available from {timezone.localtime(frees):%H:%M}"
+            if frees and count <= cap
+            else ""
+        )
+        raise RunError(
+            f"{count} sessions selected; you may start {left} more now (at most {cap} "
+            f"sessions within {minutes} minutes, over all your runs){when}"
+        )
 
 
 def _check_size(count: int, limit: int | None) -> None:

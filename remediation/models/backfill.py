@@ -133,6 +133,10 @@ class BackfillItem(models.Model):
         FAILED = "failed"
         SKIPPED = "skipped"  # dry run: would be written
         BUSY = "busy"  # another worker held the session: retried at the end
+        # The edge function got the request and no answer came back whole (read timeout,
+        # connection lost) and no profile yet: not a success; "retry failed" reads the
+        # database first and posts again only for sessions still without a profile.
+        UNKNOWN = "unknown"
         RESTORED = "restored"  # rollback: the pre-image is back
         CONFLICT = "conflict"  # rollback: changed since the run, left alone
         DIAGNOSED = "diagnosed"  # diagnosis: stored (the reason says what it found)
@@ -150,6 +154,9 @@ class BackfillItem(models.Model):
     results_url = models.CharField(max_length=500, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     tries = models.PositiveSmallIntegerField(default=0)
+    # A busy session (held by another transaction) is not tried again before this time:
+    # the engine backs off, over at most BACKFILL_BUSY_RETRY_SECONDS in all.
+    not_before = models.DateTimeField(null=True, blank=True)
     # Rows as they were before the run touched them ({} = the row did not exist), and
     # fingerprints of the rows the run wrote, to detect later changes by someone else.
     pre_image = models.JSONField(null=True, blank=True)

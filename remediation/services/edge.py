@@ -98,22 +98,35 @@ def _call_and_settle(
             "profile write failed and it did not say so."
         )
         attempt.error_message = attempt.explanation
-    elif call.kind == "timeout":
+    elif call.kind == "timeout" or (call.kind == "connection" and call.sent):
+        # The request reached the function and no answer came back whole: it may have run.
+        what = (
+            f"Timed out ({call.detail})"
+            if call.kind == "timeout"
+            else f"The connection broke after the request was sent ({call.detail})"
+        )
         if fresh:
             _succeed(attempt, after, before, session_id)
-            attempt.reason = "timeout_settled"
-            attempt.explanation = f"Timed out ({call.detail}); the database shows the profile."
+            attempt.reason = "timeout_settled" if call.kind == "timeout" else "broken_settled"
+            attempt.explanation = f"{what}; the database shows the profile."
             return
         attempt.outcome = FinalizeAttempt.Outcome.UNKNOWN
-        attempt.reason = "timeout"
+        attempt.reason = "timeout" if call.kind == "timeout" else "connection_lost"
         attempt.explanation = (
-            f"Timed out ({call.detail}) and no profile yet: the function may still be "
-            "running. Not posted again; read the session later or diagnose it."
+            f"{what} and no profile yet: the function may still be running. Not posted "
+            "again; read the session later or diagnose it."
         )
         attempt.error_message = attempt.explanation
+    elif call.kind == "malformed_response" and fresh:
+        # The database is the truth: the profile is there, only the answer was garbled.
+        _succeed(attempt, after, before, session_id)
+        attempt.reason = "malformed_settled"
+        attempt.explanation = (
+            f"{explain(call)} The database shows the fresh profile, so it counts as written."
+        )
     else:
         _fail(attempt, call.kind, explain(call))
-        if fresh and call.kind != "malformed_response":
+        if fresh:
             attempt.explanation += " (a profile exists in the database all the same)"
 
 

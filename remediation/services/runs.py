@@ -12,6 +12,7 @@ from remediation.jobs.engine import (
     IllegalTransition,
     RunError,
     open_retry_round,
+    settle,
     transition,
 )
 from remediation.models import BackfillItem, BackfillRun
@@ -48,24 +49,67 @@ def run_cancel(run_id: int, *, actor: Any = None) -> BackfillRun:
 
 
 def run_retry_failed(run_id: int, *, actor: Any = None) -> BackfillRun:
-    """Put failed (and busy) sessions back at the end of a stopped run and enqueue it again:
-    a new round. The earlier rounds' figures stay in `run.rounds`; the headline figures are
-    recounted (the retried sessions have no outcome until the new round gives them one)."""
+    """Put failed, busy and unknown sessions back at the end of a stopped run and enqueue it
+    again: a new round. The earlier rounds' figures stay in `run.rounds`; the headline
+    figures are recounted (the retried sessions have no outcome until the new round gives
+    them one).
+
+    `unknown` sessions (the edge function got the request, no answer came back whole) are
+    settled first by reading the database: those whose profile is there now count as
+    created (or re-scored) in the new round and are not posted again; only those still
+    without a profile are retried."""
+    from remediation.jobs.finalize import settle_unknown
+
+    Outcome = BackfillItem.Outcome
     with transaction.atomic():
         run = BackfillRun.objects.select_for_update().get(pk=run_id)
         if run.state not in TERMINAL:
             raise IllegalTransition(f"run #{run_id} is {run.state}; retry when it has stopped")
-        failed = list(
-            run.items.filter(outcome__in=[BackfillItem.Outcome.FAILED, BackfillItem.Outcome.BUSY])
+        candidates = list(
+            run.items.filter(outcome__in=[Outcome.FAILED, Outcome.BUSY, Outcome.UNKNOWN])
         )
-        if not failed:
+        if not candidates:
             raise RunError("no failed sessions to retry")
-        open_retry_round(run, failed, timezone.now())
+        unknown = [i for i in candidates if i.outcome == Outcome.UNKNOWN]
+        still = {i.pk for i in unknown}
+        if unknown and run.kind == BackfillRun.Kind.FINALIZE and not run.dry_run:
+            # Read what the database shows before the round opens; saved after it opened,
+            # so the round counts them.
+            settled = _settled_preview(run, unknown)
+            still -= {i.pk for i in settled}
+        else:
+            settled = []
+        retried = [i for i in candidates if i.outcome != Outcome.UNKNOWN or i.pk in still]
+        open_retry_round(run, retried, timezone.now())
+        if settled:
+            settle_unknown(run, settled)
+            settle(run)  # the headline figures: what is true now
+            run.rounds[-1]["sessions"] = len(retried) + len(settled)
         run.save()
+    words = f"retrying {len(retried)} failed sessions"
+    if settled:
+        words = (
+            f"{len(settled)} unknown sessions settled from the database (their profile is "
+            f"there; not posted again), {words}"
+        )
     run = transition(
-        run_id,
-        State.ENQUEUED,
-        message=f"round {len(run.rounds)}: retrying {len(failed)} failed sessions",
-        new_token=True,
+        run_id, State.ENQUEUED, message=f"round {len(run.rounds)}: {words}", new_token=True
     )
     return _audited("retry_failed", run, actor)
+
+
+def _settled_preview(run: BackfillRun, unknown: list[BackfillItem]) -> list[BackfillItem]:
+    """The unknown items whose fresh profile the database shows now (read, not saved)."""
+    from django.db import connections
+
+    from remediation import pipeline as pw
+    from remediation.selectors.config import configured_results_version
+
+    with connections["pipeline"].cursor() as cur:
+        cur.execute(
+            "SELECT session_id::text FROM profiles"
+            " WHERE session_id = ANY(%s::text::uuid[]) AND results_version = %s",
+            [pw.uuid_array([str(i.session_id) for i in unknown]), configured_results_version()],
+        )
+        present = {row[0] for row in cur.fetchall()}
+    return [i for i in unknown if str(i.session_id) in present]

@@ -456,3 +456,107 @@ def test_setup_roles_is_idempotent():
     codes = set(Group.objects.get(name="Support").permissions.values_list("codename", flat=True))
     assert {"finalize_session", "run_backfill"} <= codes and "run_runbook" not in codes
     assert Group.objects.filter(name__in=["Viewer", "Support", "Engineer"]).count() == 3
+
+
+def _loopback_faults():
+    from tests.remediation.integrations.test_edge_client import FAULTS
+
+    return {f"server: {name}": respond for name, (respond, _kind) in FAULTS.items()}
+
+
+EMULATOR_FAULTS = {
+    "emulator: hang": {"hang_seconds": 1.2},
+    "emulator: 502": {"status": 502},
+    "emulator: malformed JSON": {"malformed_json": True},
+    "emulator: 429": {"rate_limit_times": 5, "retry_after": "0.05"},
+    "emulator: redirect": {"redirect_to": "http://attacker.invalid/steal"},
+    "emulator: no fault": {},
+}
+
+
+@pytest.fixture
+def edge_fault(request):
+    """A function URL that misbehaves as the parameter says: a loopback server or the emulator."""
+    name = request.param
+    if name in EMULATOR_FAULTS:
+        from remediation.dev.edge_emulator import Faults, start_in_thread
+
+        server = start_in_thread()
+        server.faults = Faults(**EMULATOR_FAULTS[name])
+    else:
+        from tests.remediation.integrations.test_edge_client import Server
+
+        server = Server(_loopback_faults()[name])
+        import threading
+
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.url
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    "edge_fault", [*_loopback_faults(), *EMULATOR_FAULTS], indirect=True, ids=str
+)
+def test_no_edge_fault_gives_a_technical_500_or_shows_the_key_even_with_debug_on(
+    world, caplog, edge_fault
+):
+    from django_q.models import OrmQ
+
+    caplog.set_level(logging.DEBUG)
+    sid = make_session(seed=41)
+    admin = Client(raise_request_exception=False)
+    admin.force_login(User.objects.create_superuser("root", "r@example.org", "pw-123456789"))
+    with override_settings(
+        DEBUG=True,
+        SUPABASE_SERVICE_ROLE_KEY=Secret(CANARY),
+        SUPABASE_URL=edge_fault,
+        EDGE_CONNECT_TIMEOUT=1.0,
+        EDGE_READ_TIMEOUT=0.8,
+        EDGE_MAX_RETRIES=1,
+        EDGE_BACKOFF_BASE=0.01,
+        EDGE_RETRY_AFTER_CAP=0.1,
+    ):
+        responses = [
+            admin.post(
+                reverse("admin:remediation_assessmentsession_finalize", args=[sid]),
+                {"backend": "edge"},
+            ),
+            admin.post(
+                reverse("admin:remediation_orphanedsession_changelist"),
+                {
+                    "action": "backfill_selected",
+                    "_selected_action": [sid],
+                    "confirm": "yes",
+                    "backend": "edge",
+                    "batch_size": "10",
+                },
+            ),
+        ]
+        run = BackfillRun.objects.filter(backend="edge").latest("created_at")
+        bf.enqueue_batch(run.pk, run.batch_token)
+        run = bf.run_until_done(run.pk)
+        assert run.state != "errored", run.message  # every fault is a session's outcome
+        item = run.items.get()
+        assert item.outcome in ("failed", "unknown", "created", "existing"), item.outcome
+        for url in (
+            reverse("admin:remediation_assessmentsession_change", args=[sid]),
+            reverse("admin:remediation_backfillrun_change", args=[run.pk]),
+            reverse("admin:remediation_finalizeattempt_changelist"),
+        ):
+            responses.append(admin.get(url))
+    for resp in responses:
+        assert resp.status_code in (200, 302), resp.status_code
+        body = b"".join(resp.streaming_content) if resp.streaming else resp.content
+        assert CANARY.encode() not in body
+        assert b"Traceback" not in body
+    attempts = FinalizeAttempt.objects.filter(session_id=sid)
+    assert attempts.count() == 2  # the page's finalize and the backfill's: each recorded
+    assert all(a.outcome for a in attempts)
+    assert CANARY not in caplog.text
+    stored = [
+        json.dumps({f.name: str(getattr(a, f.name)) for f in a._meta.fields}) for a in attempts
+    ]
+    assert not any(CANARY in s for s in stored)
+    tasks = [json.dumps(q.task, default=str) for q in OrmQ.objects.all()]
+    assert tasks and not any(CANARY in t for t in tasks)

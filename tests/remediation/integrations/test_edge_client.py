@@ -189,3 +189,129 @@ def test_a_body_that_breaks_off_is_an_outcome_without_the_key(serve):
     assert CANARY not in call.detail and CANARY not in edge.explain(call)
     assert CANARY not in repr(call)
     assert len(server.requests) == 1  # the request was sent: never re-POSTed
+
+
+# --- A misbehaving server: every fault is an outcome, none carries the key -------------------
+def _raw(handler: BaseHTTPRequestHandler, data: bytes) -> None:
+    handler.wfile.write(data)
+    handler.wfile.flush()
+    handler.close_connection = True
+
+
+def chunked_cut(h: BaseHTTPRequestHandler, n: int) -> None:
+    _raw(
+        h,
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"400\r\n" + b'{"ok": true, "status": "su',
+    )
+
+
+def bad_encoding(h: BaseHTTPRequestHandler, n: int) -> None:
+    body = b"this is not gzip at all"
+    _raw(
+        h,
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body,
+    )
+
+
+def invalid_header(h: BaseHTTPRequestHandler, n: int) -> None:
+    _raw(h, b"HTTP/1.1 200 OK\r\nContent-Length: lots\r\n\r\n{}")
+
+
+def no_colon(h: BaseHTTPRequestHandler, n: int) -> None:
+    _raw(h, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nNo colon here\r\n\r\n{}")
+
+
+def huge_header(h: BaseHTTPRequestHandler, n: int) -> None:
+    _raw(h, b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 200_000 + b"\r\nContent-Length: 2\r\n\r\n{}")
+
+
+def many_headers(h: BaseHTTPRequestHandler, n: int) -> None:
+    headers = b"".join(b"X-H%d: v\r\n" % i for i in range(500))
+    _raw(h, b"HTTP/1.1 200 OK\r\n" + headers + b"Content-Length: 2\r\n\r\n{}")
+
+
+def closes(h: BaseHTTPRequestHandler, n: int) -> None:
+    h.close_connection = True  # no status line at all
+
+
+def garbage_status(h: BaseHTTPRequestHandler, n: int) -> None:
+    _raw(h, b"SMTP ready\r\n\r\n")
+
+
+def deep_json(h: BaseHTTPRequestHandler, n: int) -> None:
+    send(h, 200, b"[" * 200_000 + b"]" * 200_000)
+
+
+def huge_body(h: BaseHTTPRequestHandler, n: int) -> None:
+    send(h, 200, b'{"pad": "' + b"x" * 3_000_000 + b'"}')
+
+
+def bad_charset(h: BaseHTTPRequestHandler, n: int) -> None:
+    h.send_response(502)
+    h.send_header("Content-Type", "text/html; charset=no-such-charset")
+    h.send_header("Content-Length", "4")
+    h.end_headers()
+    h.wfile.write(b"\xff\xfe<b")
+
+
+def slow_drip(h: BaseHTTPRequestHandler, n: int) -> None:
+    h.send_response(200)
+    h.send_header("Content-Type", "application/json")
+    h.send_header("Content-Length", "100")
+    h.end_headers()
+    try:
+        for _ in range(100):  # each byte well within the read timeout, all of them not
+            h.wfile.write(b" ")
+            h.wfile.flush()
+            time.sleep(0.1)
+    except OSError:
+        pass  # the client hung up, as it should
+
+
+FAULTS = {
+    "chunked body ends mid-body": (chunked_cut, "connection"),
+    "bad Content-Encoding": (bad_encoding, "connection"),
+    # http.client reads to the end on an unparsable length: what arrives is not the answer.
+    "invalid Content-Length header": (invalid_header, "malformed_response"),
+    "a header line without a colon": (no_colon, "malformed_response"),
+    "huge header": (huge_header, "connection"),
+    "500 headers": (many_headers, "connection"),
+    "connection closed without an answer": (closes, "connection"),
+    "not HTTP at all": (garbage_status, "connection"),
+    "JSON nested 200 000 deep": (deep_json, "malformed_response"),
+    "a 3 MB body": (huge_body, "malformed_response"),
+    "unknown charset on a 502": (bad_charset, "http_error"),
+    "slow drip past the read timeout": (slow_drip, "timeout"),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_every_fault_of_a_misbehaving_server_is_an_outcome_without_the_key(serve, fault):
+    respond, kind = FAULTS[fault]
+    server = serve(respond, EDGE_READ_TIMEOUT=0.8, EDGE_MAX_RETRIES=2)
+    started = time.monotonic()
+    call = edge.post_finalize(SID)  # never raises
+    elapsed = time.monotonic() - started
+    assert isinstance(call, edge.EdgeCall)
+    assert call.kind == kind, (fault, call)
+    assert elapsed < 3.0, f"{fault}: {elapsed:.1f}s"
+    assert CANARY not in repr(call) and CANARY not in edge.explain(call)
+    if kind in ("connection", "timeout"):
+        # The request reached the server: it may have run; never POSTed again.
+        assert len(server.requests) == 1, fault
+
+
+def test_a_key_requests_refuses_to_send_is_an_outcome_without_the_key(serve):
+    serve(success, SUPABASE_SERVICE_ROLE_KEY=Secret(CANARY + "\n"))
+    call = edge.post_finalize(SID)
+    assert call.kind == "connection" and "InvalidHeader" in call.detail
+    assert CANARY not in repr(call)
+
+
+def test_a_key_http_client_cannot_encode_is_an_outcome_without_the_key(serve):
+    serve(success, SUPABASE_SERVICE_ROLE_KEY=Secret(CANARY + "\u2019"))
+    call = edge.post_finalize(SID)
+    assert call.kind == "connection" and CANARY not in repr(call)

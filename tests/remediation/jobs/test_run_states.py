@@ -4,11 +4,14 @@ failed"; the CLI's exit status; retry rounds that keep the earlier rounds' figur
 from __future__ import annotations
 
 import json
+import threading
+import time
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import override_settings
 from django.urls import reverse
 
 from remediation import jobs as bf
@@ -278,6 +281,7 @@ def test_a_run_that_ended_before_rounds_were_kept_gets_its_first_round_on_retry(
 
 
 @pytest.mark.django_db(databases="__all__", transaction=True)
+@override_settings(BACKFILL_BUSY_RETRY_SECONDS=1.5, BACKFILL_BUSY_BACKOFF_BASE=0.2)
 def test_a_session_busy_elsewhere_for_every_round_counts_as_failed(clear_variant):
     import psycopg
     from django.db import connections
@@ -294,11 +298,48 @@ def test_a_session_busy_elsewhere_for_every_round_counts_as_failed(clear_variant
     ) as other:
         other.execute("BEGIN")
         other.execute("SELECT 1 FROM assessment_sessions WHERE id = %s FOR UPDATE", [held])
+        started = time.monotonic()
         run = bf.run_until_done(_start(ids, batch_size=3).pk)
+        elapsed = time.monotonic() - started
         other.execute("ROLLBACK")
     assert (run.state, run.created, run.failed) == ("finished_with_failures", 2, 1)
     assert run.failed_by_reason == {"busy": 1}
-    assert run.items.get(session_id=held).tries == bf.engine.BUSY_ROUNDS
+    # Backoff 0.2 + 0.4 + 0.8 s fits 1.5 s of waiting; the next wait (1.6 s) does not.
+    assert bf.engine.busy_rounds() == 4
+    assert run.items.get(session_id=held).tries == 4
+    assert 1.4 <= elapsed < 10, elapsed
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_a_session_held_for_4_seconds_is_written_once_it_is_free(clear_variant):
+    """The default backoff (0.5, 1, 2, 4 s, …, over 60 s) outlasts a 4 s lock."""
+    import psycopg
+    from django.db import connections
+
+    ids = _sessions(3)
+    held = ids[0]
+    conf = connections["pipeline"].settings_dict
+    other = psycopg.connect(
+        host=conf["HOST"],
+        port=conf["PORT"] or None,
+        user=conf["USER"],
+        password=conf["PASSWORD"] or None,
+        dbname=conf["NAME"],
+    )
+    other.execute("BEGIN")
+    other.execute("SELECT 1 FROM assessment_sessions WHERE id = %s FOR UPDATE", [held])
+    release = threading.Timer(4.0, other.rollback)
+    release.start()
+    try:
+        started = time.monotonic()
+        run = bf.run_until_done(_start(ids, batch_size=3).pk)
+        elapsed = time.monotonic() - started
+    finally:
+        release.join()
+        other.close()
+    assert (run.state, run.created, run.failed) == ("succeeded", 3, 0)
+    assert 1 < run.items.get(session_id=held).tries < bf.engine.busy_rounds()
+    assert 4.0 <= elapsed < 20, elapsed
 
 
 def test_the_cli_rollback_exits_non_zero_when_a_session_was_left_alone(clear):

@@ -134,6 +134,46 @@ def test_malformed_json_is_classified(emulator):
     assert emulator.requests_seen == 1
 
 
+def test_a_malformed_answer_with_the_fresh_profile_in_the_database_counts_as_created(
+    emulator, clear_path
+):
+    sid = make_session()
+    _faults(emulator, malformed_json=True)
+    attempt = session_finalize(session_id=sid, backend="edge")
+    assert (attempt.outcome, attempt.reason) == ("created", "malformed_settled")
+    assert attempt.results_version == "v1.2.1" and attempt.profile_id
+    assert "malformed" in attempt.explanation and "database shows" in attempt.explanation
+    assert emulator.requests_seen == 1
+
+
+def test_a_connection_lost_after_the_request_was_sent_is_unknown_not_failed(pipeline_db):
+    load_reference_data()
+    sid = make_session()
+
+    class Hangup(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.close_connection = True  # read the request, answer nothing
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hangup)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with override_settings(
+            SUPABASE_URL=f"http://127.0.0.1:{server.server_address[1]}",
+            SUPABASE_SERVICE_ROLE_KEY=Secret(CANARY),
+            EDGE_MAX_RETRIES=2,
+        ):
+            attempt = session_finalize(session_id=sid, backend="edge")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (attempt.outcome, attempt.reason) == ("unknown", "connection_lost")
+    assert "Not posted again" in attempt.explanation
+
+
 def test_a_redirect_to_another_host_is_not_followed(emulator):
     sid = make_session()
     _faults(emulator, redirect_to="http://attacker.invalid/steal")
