@@ -9,7 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
@@ -127,11 +127,15 @@ class FcBlockAdmin(_ManagedFcAdmin):
     def version_view(self, request: HttpRequest, version: str) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
+        if "\x00" in version or len(version) > 100:
+            raise Http404("no such FC set version")
         blocks = list(
             FcBlock.objects.filter(version=version)
             .order_by("order_index")
             .prefetch_related("options")
         )
+        if not blocks:
+            raise Http404(f"no FC set {version}")
         functions = list(scoring.FUNCTIONS)
         table = [
             {
