@@ -1,10 +1,12 @@
-"""Request hygiene for every page: crafted URLs get a 400.
+"""Request hygiene for every page: crafted URLs get a 400, every response a CSP header.
 
 - HostileRequestMiddleware: a NUL byte in the path or query string (PostgreSQL text refuses
   it: a lookup with one was a 500) and a date-hierarchy part (`<field>__year`, `__month`,
   `__day`) that is not a short number (Django's changelist turns ValueError into its
   "?e=1" redirect but lets OverflowError through: a 500) answer 400 Bad Request before any
   view runs. Every admin list with a date hierarchy, the portal's and django-axes', is covered.
+- ContentSecurityPolicyMiddleware: `Content-Security-Policy: settings.CONTENT_SECURITY_POLICY`
+  on every response that has none (first in MIDDLEWARE, so WhiteNoise's files get it too).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 DATE_PART = re.compile(r"__(year|month|day)$")
@@ -42,3 +45,15 @@ class HostileRequestMiddleware:
                 f"Bad request: {reason}.", content_type="text/plain; charset=utf-8"
             )
         return self.get_response(request)
+
+
+class ContentSecurityPolicyMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.policy = settings.CONTENT_SECURITY_POLICY
+
+    def __call__(self, request: HttpRequest) -> Any:
+        response = self.get_response(request)
+        if self.policy and "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = self.policy
+        return response

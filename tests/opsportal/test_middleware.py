@@ -3,6 +3,8 @@ Content-Security-Policy, with nothing inline in it that the policy would block."
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.conf import settings
 from django.contrib import admin
@@ -88,3 +90,71 @@ def test_the_fc_version_page_is_404_for_unknown_or_malformed_versions(admin_clie
         assert client.get("/admin/remediation/fcblock/version/%00/").status_code == 404
     fc_set_load(read_set(reference_data.fc_seed_path()))
     assert admin_client.get("/admin/remediation/fcblock/version/v1.2/").status_code == 200
+
+
+# --- Content-Security-Policy ------------------------------------------------------------
+
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)(?![^>]*type=\"application/json\")[^>]*>", re.I)
+INLINE_STYLE = re.compile(r"<style\b|\sstyle\s*=", re.I)
+HANDLER = re.compile(r"<[^>]+\son[a-z]+\s*=", re.I)
+JS_URL = re.compile(r"href\s*=\s*[\"']\s*javascript:", re.I)
+
+
+def test_the_policy_allows_only_the_portals_own_scripts_and_styles():
+    policy = settings.CONTENT_SECURITY_POLICY
+    assert "script-src 'self';" in policy and "style-src 'self';" in policy
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    assert "object-src 'none'" in policy and "frame-ancestors 'none'" in policy
+
+
+def test_the_inline_patterns_catch_what_the_policy_blocks():
+    assert HANDLER.search('<form method="post"\n onsubmit="return confirm(1)">')
+    assert INLINE_STYLE.search('<div class="submit-row" style="text-align:left">')
+    assert INLINE_STYLE.search("<style>tr{}</style>") and INLINE_SCRIPT.search(
+        "<script>x()</script>"
+    )
+    assert not INLINE_SCRIPT.search('<script src="/static/admin/js/theme.js"></script>')
+    assert not HANDLER.search('<form data-confirm="Sure?">')
+
+
+def test_every_admin_page_carries_the_csp_and_nothing_inline(client, portal):  # noqa: F811
+    user = User.objects.create_superuser("root", "root@example.org", "pw-123456789")
+    client.force_login(user)
+    client.raise_request_exception = False
+    pages = admin_pages(portal, user)
+    assert len(pages) > 60
+    problems = []
+    for url, query in pages:
+        resp = client.get(url, query)
+        label = f"GET {url} {query or ''}".strip()
+        if resp.get("Content-Security-Policy") != settings.CONTENT_SECURITY_POLICY:
+            problems.append(f"{label}: no Content-Security-Policy header")
+        if resp.streaming or "text/html" not in resp.get("Content-Type", ""):
+            continue
+        html = resp.content.decode()
+        for name, pattern in (
+            ("inline script", INLINE_SCRIPT),
+            ("inline style", INLINE_STYLE),
+            ("event handler attribute", HANDLER),
+            ("javascript: link", JS_URL),
+        ):
+            if match := pattern.search(html):
+                problems.append(f"{label}: {name}: {html[match.start() : match.start() + 120]}")
+    assert problems == []
+    run_page = client.get(
+        reverse("admin:remediation_backfillrun_change", args=[portal["undone"].pk])
+    )
+    assert b"/static/remediation/portal.js" in run_page.content
+
+
+def test_login_error_and_plain_pages_carry_the_csp(client):
+    client.raise_request_exception = False
+    for url, status in (
+        ("/admin/login/", 200),
+        ("/healthz", None),  # 200 or 503 (no snapshot yet): the header either way
+        ("/admin/remediation/fcblock/version/%00/", 400),
+        ("/no-such-page/", 404),
+    ):
+        resp = client.get(url)
+        assert status is None or resp.status_code == status, url
+        assert resp["Content-Security-Policy"] == settings.CONTENT_SECURITY_POLICY, url
