@@ -134,8 +134,6 @@ class FcBlockAdmin(_ManagedFcAdmin):
             .order_by("order_index")
             .prefetch_related("options")
         )
-        if not blocks:
-            raise Http404(f"no FC set {version}")
         functions = list(scoring.FUNCTIONS)
         table = [
             {
