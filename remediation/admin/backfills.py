@@ -25,6 +25,7 @@ from remediation.admin.permissions import (
 from remediation.selectors.triggers import trigger_context
 
 SAMPLE_SIZE = 10
+MAX_CSV_BYTES = 5_000_000  # an uploaded CSV of ids: about 130,000 session ids
 
 
 def can_run(request: HttpRequest) -> bool:
@@ -89,7 +90,12 @@ class NewBackfillForm(BackfillParamsForm):
             if data.get("ids"):
                 data["selection"], data["session_ids"] = "ids", jobs.parse_id_list(data["ids"])
             elif data.get("csv_file"):
-                raw = data["csv_file"].read(5_000_000)
+                raw = data["csv_file"].read(MAX_CSV_BYTES + 1)
+                if len(raw) > MAX_CSV_BYTES:
+                    raise forms.ValidationError(
+                        f"The CSV file is larger than {MAX_CSV_BYTES:,} bytes; split it into"
+                        " several runs."
+                    )
                 try:
                     text = raw.decode("utf-8-sig")
                 except UnicodeDecodeError:

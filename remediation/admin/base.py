@@ -178,8 +178,23 @@ def _parse_date(value: str) -> date | None:
         return None
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection); OWASP's
+# remedy is a leading single quote, which the spreadsheet shows as text and never evaluates.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell that a spreadsheet would evaluate, prefixed with a single quote; other
+    values (numbers, dates, ids) unchanged: a number's minus sign is not a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def csv_response(filename: str, header: list[str], rows: Any) -> Any:
-    """A streamed CSV download: the header, then each row of the iterable as it comes."""
+    """A streamed CSV download: the header, then each row of the iterable as it comes.
+
+    Every export goes through here, so every text cell is neutralised (csv_cell)."""
     import csv
 
     from django.http import StreamingHttpResponse
@@ -191,9 +206,9 @@ def csv_response(filename: str, header: list[str], rows: Any) -> Any:
     writer = csv.writer(Echo())
 
     def lines() -> Any:
-        yield writer.writerow(header)
+        yield writer.writerow([csv_cell(c) for c in header])
         for row in rows:
-            yield writer.writerow(row)
+            yield writer.writerow([csv_cell(c) for c in row])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

@@ -9,7 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
@@ -20,7 +20,13 @@ from remediation.admin.permissions import MANAGE_FC, has_perm, log_change
 from remediation.models import FcBlock, FcChange, FcOption
 from remediation.selectors.fc import coverage
 from remediation.services import fc
-from remediation.services.fc_sets import FcSetInvalid, read_set, validate_weights
+from remediation.services.fc_sets import (
+    MAX_SET_BYTES,
+    FcSetInvalid,
+    parse_set,
+    read_set,
+    validate_weights,
+)
 
 
 def can_manage(request: HttpRequest) -> bool:
@@ -121,6 +127,8 @@ class FcBlockAdmin(_ManagedFcAdmin):
     def version_view(self, request: HttpRequest, version: str) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
+        if "\x00" in version or len(version) > 100:
+            raise Http404("no such FC set version")
         blocks = list(
             FcBlock.objects.filter(version=version)
             .order_by("order_index")
@@ -155,9 +163,7 @@ class FcBlockAdmin(_ManagedFcAdmin):
         try:
             upload = request.FILES.get("file")
             if request.method == "POST" and upload is not None:
-                import json
-
-                data = json.loads(upload.read(2_000_000).decode("utf-8"))
+                data = parse_set(upload.read(MAX_SET_BYTES + 1), f"{upload.name}")
             else:
                 data = read_set(reference_data.fc_seed_path())
             if request.method == "POST" and request.POST.get("confirm") == "yes":

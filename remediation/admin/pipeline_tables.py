@@ -28,7 +28,7 @@ from remediation.models import (
 
 def _pretty_json(value: Any) -> SafeString:
     return format_html(
-        "<pre style='margin:0'>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False)
+        '<pre class="json-value">{}</pre>', json.dumps(value, indent=2, ensure_ascii=False)
     )
 
 

@@ -24,7 +24,7 @@ def parse_id_list(text: str) -> list[str]:
 
     Every bad line is reported at once, with its line number; nothing is dropped silently.
     """
-    rows = list(csv.reader(io.StringIO(text)))
+    rows = _csv_rows(text)
     column = 0
     if rows and any(c.strip().lower() in ("session_id", "id") for c in rows[0]):
         header = [c.strip().lower() for c in rows[0]]
@@ -52,6 +52,32 @@ def parse_id_list(text: str) -> list[str]:
     if not ids:
         raise SelectionError("no session ids given")
     return ids
+
+
+def _csv_rows(text: str) -> list[list[str]]:
+    """The rows of a CSV text; a malformed CSV is a SelectionError naming the line."""
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise SelectionError(f"line {line}: the text contains a NUL byte (not a CSV of ids)")
+    reader = csv.reader(io.StringIO(text), strict=True)
+    rows: list[list[str]] = []
+    while True:
+        first_line = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return rows
+        except csv.Error as exc:
+            message = str(exc)
+            if "field larger than field limit" in message:
+                raise SelectionError(
+                    f"line {first_line}: a field is longer than {csv.field_size_limit():,}"
+                    " characters (a session id has 36)"
+                ) from None
+            if "unexpected end of data" in message:
+                raise SelectionError(f"line {first_line}: a quoted field is never closed") from None
+            raise SelectionError(f"line {reader.line_num}: not valid CSV ({message})") from None
+        rows.append(row)
 
 
 def _day(value: Any) -> date | None:

@@ -48,3 +48,41 @@ def test_backfill_from_the_orphan_list(pipeline_db, admin_login, page):
             assert _orphan_count(page) == 4
         finally:
             kill_cluster(cluster)
+
+
+def test_pages_run_under_the_csp_and_rollback_asks_first(pipeline_db, admin_login, page):
+    """No page breaks the Content-Security-Policy (Chromium reports every violation); the
+    rollback button's confirmation, now a static script, still asks and can be cancelled."""
+    from remediation import jobs
+    from remediation.models import BackfillRun
+
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
+    load_reference_data()
+    with clear_write_path():
+        ids = [make_session(seed=i) for i in range(2)]
+        run = jobs.run_until_done(jobs.backfill_start(selection="ids", ids=ids, enqueue=False).pk)
+    admin_login("/admin/remediation/orphanedsession/")
+    for path in ("/admin/", "/admin/runbook/", "/admin/health/", "/admin/remediation/fcblock/"):
+        admin_login(path)
+        page.wait_for_selector("#site-name")
+    admin_login(f"/admin/remediation/backfillrun/{run.pk}/change/")
+    questions: list[str] = []
+
+    def dismiss(dialog) -> None:
+        questions.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    page.click("#run-rollback")
+    page.wait_for_timeout(500)
+    assert questions and questions[0].startswith("Start a rollback run")
+    assert not BackfillRun.objects.filter(kind="rollback").exists()
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        page.click("#run-rollback")
+    assert BackfillRun.objects.filter(kind="rollback").count() == 1
+    assert violations == []

@@ -80,9 +80,13 @@ class Command(BaseCommand):
             selection, ids = "ids", jobs.parse_id_list("\n".join(o["ids"]))
         elif o["csv"]:
             try:
-                text = o["csv"].read_text(encoding="utf-8")
+                text = o["csv"].read_text(encoding="utf-8-sig")
             except OSError as exc:
                 raise CommandError(f"cannot read {o['csv']}: {exc.strerror}") from exc
+            except UnicodeDecodeError as exc:
+                raise CommandError(
+                    f"{o['csv']} is not UTF-8 text (byte {exc.start}: {exc.reason})"
+                ) from exc
             selection, ids = "csv", jobs.parse_id_list(text)
         elif o["all_orphans"]:
             selection = "filter"
