@@ -73,6 +73,7 @@ def check_portal_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             errors.append(Error(f"{name} must be positive.", id="opsportal.E006"))
     if settings.EDGE_MAX_RETRIES < 0:
         errors.append(Error("EDGE_MAX_RETRIES must be 0 or more.", id="opsportal.E006"))
+    errors.extend(_check_batch_budget(settings.Q_CLUSTER.get("timeout")))
     if not settings.SUPABASE_SERVICE_ROLE_KEY:
         errors.append(
             Warning(
@@ -110,3 +111,35 @@ def _check_q_cluster(conf: dict[str, Any]) -> list[Any]:
     if not isinstance(conf.get("workers"), int) or conf["workers"] <= 0:
         errors.append(Error("Q_WORKERS must be a positive integer.", id="opsportal.E004"))
     return errors
+
+
+def slowest_edge_call() -> float:
+    """Seconds one edge call can take at most: every try connecting and reading to its
+    timeout, with the longest Retry-After wait between tries."""
+    tries = settings.EDGE_MAX_RETRIES + 1
+    return (
+        settings.EDGE_CONNECT_TIMEOUT + settings.EDGE_READ_TIMEOUT
+    ) * tries + settings.EDGE_RETRY_AFTER_CAP * settings.EDGE_MAX_RETRIES
+
+
+def _check_batch_budget(timeout: Any) -> list[Any]:
+    """A batch must end before django-q2 kills its task (Q_TIMEOUT): its budget plus the one
+    edge call that may start just before the budget runs out."""
+    budget = settings.BACKFILL_BATCH_SECONDS
+    if budget <= 0:
+        return [Error("BACKFILL_BATCH_SECONDS must be positive.", id="opsportal.E007")]
+    if not isinstance(timeout, int) or timeout <= 0:
+        return []  # E004 says it
+    slowest = slowest_edge_call()
+    if budget + slowest >= timeout:
+        return [
+            Error(
+                f"BACKFILL_BATCH_SECONDS ({budget:g}) plus the slowest edge call "
+                f"({slowest:g} s: EDGE_CONNECT_TIMEOUT + EDGE_READ_TIMEOUT per try, "
+                f"EDGE_MAX_RETRIES + 1 tries, EDGE_RETRY_AFTER_CAP between them) must stay "
+                f"below Q_TIMEOUT ({timeout}): otherwise django-q2 kills edge batches.",
+                hint="Lower the budget or the edge timeouts, or raise Q_TIMEOUT (and Q_RETRY).",
+                id="opsportal.E007",
+            )
+        ]
+    return []

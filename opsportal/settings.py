@@ -141,6 +141,13 @@ BACKFILL_MAX_SLEEP = env.float("BACKFILL_MAX_SLEEP", default=60.0)
 # most 15 s apart), for at most this many seconds of waiting in all; then it fails as busy.
 BACKFILL_BUSY_RETRY_SECONDS = env.float("BACKFILL_BUSY_RETRY_SECONDS", default=60.0)
 BACKFILL_BUSY_BACKOFF_BASE = env.float("BACKFILL_BUSY_BACKOFF_BASE", default=0.5)
+# A batch's time budget: a batch of edge calls stops taking sessions after this many
+# seconds (the rest go to the next task), so a task ends well before Q_TIMEOUT kills it;
+# the system check requires budget + the slowest edge call < Q_TIMEOUT.
+BACKFILL_BATCH_SECONDS = env.float("BACKFILL_BATCH_SECONDS", default=45.0)
+# Tests only: kill the worker at this commit boundary ("point" or "point@N"), as kill -9
+# would (remediation/jobs/crashpoints.py lists the points). Empty: never.
+CRASH_AT = env.str("OPSPORTAL_CRASH_AT", default="")
 
 # --- Health and alerts ----------------------------------------------------------------
 # Conversion alerts are computed over this trailing window (hours), once it holds at

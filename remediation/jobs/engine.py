@@ -7,6 +7,12 @@ moves the cursor and enqueues the next task. django-q2 delivers at least once, s
 - the run row is locked and the batch token compared: a duplicate or superseded delivery
   does nothing (a new token is issued with every batch);
 - a per-run advisory lock on the portal database keeps two workers off one run;
+- what a batch writes to the pipeline and the record of it commit together: the kind
+  writes a run-ledger entry per changed session in its pipeline transaction, and the
+  portal mirrors the entries in the one transaction that records the batch (outcomes,
+  attempts, figures, cursor, token), or later, from the ledger, when a crash came between
+  the two commits (remediation/jobs/ledger.py); the figures are always recounted from the
+  items, so they equal what the items say (crashpoints.py names every commit boundary);
 - a heartbeat is written per batch; the watchdog marks runs whose worker died
   `interrupted` and resumes them from the cursor;
 - sessions another worker holds come back "busy" and go to the back of the queue, each
@@ -59,7 +65,8 @@ from django.db import connections, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from remediation.jobs.items import record_outcomes
+from remediation.jobs import crashpoints, ledger
+from remediation.jobs.items import apply_outcomes, save_items
 from remediation.models import BackfillItem, BackfillRun
 from remediation.pipeline import SessionOutcome
 
@@ -165,16 +172,26 @@ class JobKind:
     def process(
         self, run: BackfillRun, items: list[BackfillItem], now: datetime
     ) -> list[SessionOutcome]:
-        """Do the batch's work; one outcome per item, in any order. Raise PauseRun (before
-        writing anything) to pause the run instead."""
+        """Do the batch's work; one outcome per item it got to, in any order. Items left
+        without an outcome (the batch's time budget ran out) go to the next batch. Raise
+        PauseRun (before writing anything) to pause the run instead. A kind that writes
+        the pipeline database writes the run ledger in the same transaction (ledger.write)."""
         raise NotImplementedError
+
+    def ledgered(self, run: BackfillRun) -> bool:
+        """Whether this run's batches write the run ledger (remediation/jobs/ledger.py)."""
+        return False
 
     def record(self, run: BackfillRun, outcomes: list[SessionOutcome], now: datetime) -> None:
         """Extra rows to write in the same portal transaction as the items (e.g. attempts)."""
 
+    def conclude(self, run: BackfillRun) -> None:
+        """Portal rows to write in the transaction that ends the run (e.g. a report)."""
+
     def finished(self, run: BackfillRun) -> None:
         """After the run went through its items, whichever of the three ends it reached
-        (succeeded, finished with failures, all failed), outside its transaction."""
+        (succeeded, finished with failures, all failed), outside its transaction: what may
+        be lost in a crash (the schedules make up for it)."""
 
     def summary(self, run: BackfillRun) -> str:
         counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted((run.counts or {}).items()))
@@ -381,9 +398,22 @@ def requeue(run: BackfillRun, items: list[BackfillItem], *, backoff: bool = Fals
         item.outcome = BackfillItem.Outcome.PENDING
         item.reason = item.sqlstate = item.error = item.constraint_name = ""
         item.not_before = now + timedelta(seconds=busy_delay(item.tries)) if backoff else None
+        # Nothing of this session was written: no pre-image to keep (a stored pre-image on
+        # a pending item means "claimed in this round": see finalize._run_edge).
+        item.pre_image = item.post_fingerprint = None
     BackfillItem.objects.bulk_update(
         items,
-        ["ordinal", "outcome", "reason", "sqlstate", "error", "constraint_name", "not_before"],
+        [
+            "ordinal",
+            "outcome",
+            "reason",
+            "sqlstate",
+            "error",
+            "constraint_name",
+            "not_before",
+            "pre_image",
+            "post_fingerprint",
+        ],
     )
     run.cursor = min(run.cursor, top + 1)
 
@@ -429,8 +459,12 @@ def process_batch(run_id: int, token: str, *, enqueue_next: bool = True) -> str:
 
 def _process_locked(run: BackfillRun, enqueue_next: bool) -> str:
     started = time.monotonic()
+    crashpoints.reached("batch.started")
     kind = kind_of(run)
-    items = list(run.items.filter(ordinal__gte=run.cursor).order_by("ordinal")[: run.batch_size])
+    mirror(run, kind)  # a batch whose portal record was lost: its ledger entries, first
+    run.refresh_from_db()
+    pending = run.items.filter(ordinal__gte=run.cursor, outcome=BackfillItem.Outcome.PENDING)
+    items = list(pending.order_by("ordinal")[: run.batch_size])
     if not items:
         return _finish(run, kind)
     now = timezone.now()
@@ -440,30 +474,88 @@ def _process_locked(run: BackfillRun, enqueue_next: bool) -> str:
         return _wait_for(run, items[0], now, enqueue_next)
     if due is not None:
         items = items[:due]
-    by_sid = {str(i.session_id): i for i in items}
     try:
         outcomes = kind.process(run, items, now)
     except PauseRun as exc:
         transition(run.pk, State.PAUSED, message=str(exc))
         return "paused"
-    rounds = busy_rounds()
-    record_outcomes(run, kind, by_sid, outcomes, now, busy_rounds=rounds)
-    # Sessions another worker held go to the back of the queue, backing off.
-    busy = [by_sid[o.session_id] for o in outcomes if o.outcome == "busy"]
-    retry = [i for i in busy if i.tries < rounds]
-    with transaction.atomic():
-        locked = BackfillRun.objects.select_for_update().get(pk=run.pk)
-        locked.cursor = items[-1].ordinal + 1
-        if retry:
-            requeue(locked, retry, backoff=True)
-        locked.batch_token = secrets.token_hex(8)
-        locked.heartbeat_at = timezone.now()
-        locked.save()
-        token = locked.batch_token
-    _throttle(run, len(items), time.monotonic() - started)
+    crashpoints.reached("pipeline.committed")
+    done = {o.session_id for o in outcomes}
+    # The cursor stops at the first item the batch did not get to (time budget).
+    left = [i.ordinal for i in items if str(i.session_id) not in done]
+    cursor = min(left) if left else items[-1].ordinal + 1
+    token = record_batch(run, kind, {str(i.session_id): i for i in items}, outcomes, now, cursor)
+    _throttle(run, len(done), time.monotonic() - started)
     if enqueue_next:
         enqueue_batch(run.pk, token)
     return "next"
+
+
+def record_batch(
+    run: BackfillRun,
+    kind: JobKind,
+    items: dict[str, BackfillItem],
+    outcomes: list[SessionOutcome],
+    now: datetime,
+    cursor: int | None = None,
+) -> str:
+    """The portal's record of a batch, in one transaction: item outcomes, the kind's rows
+    (attempts), busy sessions requeued, the figures recounted from the items, the cursor
+    (when given) and a new batch token; then the ledger entries it mirrored are forgotten.
+    Safe to repeat: an outcome from the ledger is applied to its item once (ledger_seq).
+    Returns the new token."""
+    rounds = busy_rounds()
+    applied = apply_outcomes(items, outcomes, now, busy_rounds=rounds)
+    retry = [
+        items[o.session_id]
+        for o in applied
+        if o.outcome == "busy" and items[o.session_id].tries < rounds
+    ]
+    with transaction.atomic():
+        locked = BackfillRun.objects.select_for_update().get(pk=run.pk)
+        save_items([items[o.session_id] for o in applied])
+        kind.record(locked, [o for o in applied if o.outcome != "busy"], now)
+        if cursor is not None:
+            locked.cursor = max(locked.cursor, cursor)
+        if retry:
+            requeue(locked, retry, backoff=True)
+        settle(locked)
+        locked.batch_token = secrets.token_hex(8)
+        locked.heartbeat_at = timezone.now()
+        locked.save()
+    crashpoints.reached("record.committed")
+    ledger.forget(run.ledger_key, [o.ledger_seq for o in outcomes if o.ledger_seq])
+    crashpoints.reached("ledger.forgotten")
+    return str(locked.batch_token)
+
+
+def mirror(run: BackfillRun, kind: JobKind | None = None) -> int:
+    """Record what the run ledger still holds for `run` (entries of a batch whose portal
+    record was lost to a crash) and forget those entries; the number of sessions whose
+    outcome this recorded. The cursor does not move: those items are no longer pending."""
+    kind = kind or kind_of(run)
+    if not kind.ledgered(run):
+        return 0
+    found = ledger.read(run.ledger_key)
+    if not found:
+        return 0
+    items = {
+        str(i.session_id): i
+        for i in run.items.filter(session_id__in=sorted({o.session_id for o in found}))
+    }
+    fresh = [
+        o
+        for o in found
+        if o.session_id in items and (items[o.session_id].ledger_seq or 0) < (o.ledger_seq or 0)
+    ]
+    record_batch(run, kind, items, found, timezone.now())  # applies only the fresh ones
+    if fresh:
+        logger.warning(
+            "run %s: %s outcomes recovered from the run ledger (a batch's record was lost)",
+            run.pk,
+            len(fresh),
+        )
+    return len(fresh)
 
 
 def _wait_for(run: BackfillRun, item: BackfillItem, now: datetime, enqueue_next: bool) -> str:
@@ -492,6 +584,7 @@ def _throttle(run: BackfillRun, count: int, elapsed: float) -> None:
 
 def _finish(run: BackfillRun, kind: JobKind) -> str:
     """No item left: end the run in the state its figures call for (end_state)."""
+    mirror(run, kind)
     with transaction.atomic():
         locked = BackfillRun.objects.select_for_update().get(pk=run.pk)
         if locked.state != State.RUNNING:
@@ -502,6 +595,8 @@ def _finish(run: BackfillRun, kind: JobKind) -> str:
             raise IllegalTransition(f"run #{run.pk} is {locked.state}; it cannot become {to}")
         _set_state(locked, to, message=kind.summary(locked))
         locked.save()
+        kind.conclude(locked)
+    crashpoints.reached("run.ended")
     logger.info("run %s (%s) %s: %s", run.pk, run.kind, locked.state, locked.message)
     kind.finished(locked)
     return "done"
@@ -536,6 +631,10 @@ def runs_watchdog(*, resume: bool = True) -> list[int]:
         except IllegalTransition:
             continue
         found.append(run.pk)
+        try:  # the dead worker's last batch may be in the ledger only: record it now
+            mirror(run)
+        except Exception:  # the pipeline database is down: the resumed batch does it
+            logger.exception("run %s: the run ledger could not be read", run.pk)
         if resume:
             transition(run.pk, State.ENQUEUED, new_token=True)
     return found

@@ -1,14 +1,24 @@
 """The backfill: give each selected session its profile, locally or through the edge function.
 
 Local: one pipeline transaction per batch writes every session as service_role (one
-savepoint each); the pre-images are committed to the portal database before any pipeline
-row changes, so "roll back this run" restores exactly those rows. Edge: one call per
-session, its pre-image stored before the call, its profile read back after it.
+savepoint each) and, in the same transaction, a run-ledger entry per session it wrote
+(pre-image, fingerprint, profile: remediation/jobs/ledger.py), so the writes and the record
+of them become durable together and "roll back this run" restores exactly those rows,
+whenever the worker was killed.
+
+Edge: the function writes in its own transaction, so the portal claims each session
+before the call (its pre-image committed on the item) and reads the profile back after it.
+A claimed item still pending in a later batch is a call whose outcome was lost: the
+database decides (a fresh profile that was not there before is the run's own work) before
+anything is posted again. A batch of edge calls stops taking sessions when its time budget
+(BACKFILL_BATCH_SECONDS) runs out; the rest go to the next task.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
@@ -16,8 +26,9 @@ from django.conf import settings
 from django.db import connections
 
 from remediation import pipeline as pw
+from remediation.jobs import crashpoints, ledger
 from remediation.jobs.engine import JobKind, PauseRun, register
-from remediation.jobs.items import insert_rows, set_items
+from remediation.jobs.items import insert_rows
 from remediation.models import BackfillItem, BackfillRun, FinalizeAttempt
 
 logger = logging.getLogger("remediation.jobs.finalize")
@@ -55,7 +66,7 @@ class FinalizeJob(JobKind):
     ) -> list[pw.SessionOutcome]:
         ids = [str(i.session_id) for i in items]
         if run.backend == "edge":
-            return _run_edge(run, ids)
+            return _run_edge(run, items)
         ctx = pw.load_context()
         if ctx.maintenance and not run.dry_run:
             status = ctx.system_status
@@ -63,7 +74,10 @@ class FinalizeJob(JobKind):
                 f"paused: scoring_config.system_status is {status.get('status')!r} "
                 f"({status.get('message') or 'no message'}); resume when it is 'ok'"
             )
-        return _run_local(run, ctx, ids, items, now)
+        return _run_local(run, ctx, ids, now)
+
+    def ledgered(self, run: BackfillRun) -> bool:
+        return run.backend == "local" and not run.dry_run
 
     def record(self, run: BackfillRun, outcomes: list[pw.SessionOutcome], now: datetime) -> None:
         """One FinalizeAttempt per locally backfilled session (the health figures count them)."""
@@ -107,7 +121,7 @@ def _attempt_row(
         "run_id": run.pk,
         "requested_by_name": run.started_by_name,
         "rescore": run.rescore,
-        "started_at": now,
+        "started_at": o.recorded_at or now,
         "finished_at": finished,
         "outcome": o.outcome,
         "reason": o.reason,
@@ -126,53 +140,49 @@ def _attempt_row(
 
 
 def _run_local(
-    run: BackfillRun,
-    ctx: pw.PipelineContext,
-    ids: list[str],
-    items: list[BackfillItem],
-    now: datetime,
+    run: BackfillRun, ctx: pw.PipelineContext, ids: list[str], now: datetime
 ) -> list[pw.SessionOutcome]:
-    by_sid = {str(i.session_id): i for i in items}
-
-    def store_pre_images(outcomes: list[pw.SessionOutcome]) -> None:
-        # Committed to the portal database before any pipeline row changes.
-        rows: list[BackfillItem] = []
-        for o in outcomes:
-            item = by_sid[o.session_id]
-            item.pre_image = o.pre_image
-            rows.append(item)
-        set_items(rows, {"pre_image": "jsonb"})
-
-    with pw.pipeline_transaction():
-        return pw.write_batch(
-            ctx,
-            ids,
-            rescore=run.rescore,
-            now=now,
-            lock="skip",
-            dry_run=run.dry_run,
-            before_write=None if run.dry_run else store_pre_images,
+    with pw.pipeline_transaction() as conn:
+        outcomes = pw.write_batch(
+            ctx, ids, rescore=run.rescore, now=now, lock="skip", dry_run=run.dry_run
         )
+        if not run.dry_run:
+            written = [o for o in outcomes if o.outcome in ("created", "rescored")]
+            with conn.cursor() as cur:
+                ledger.write(cur, run.ledger_key, written, now)
+            crashpoints.reached("pipeline.before_commit")
+    return outcomes
 
 
-def _run_edge(run: BackfillRun, ids: list[str]) -> list[pw.SessionOutcome]:
-    """One edge call per session; pre-images read and stored before each call."""
+def _run_edge(run: BackfillRun, items: list[BackfillItem]) -> list[pw.SessionOutcome]:
+    """One edge call per session, each claimed first (pre-image committed on its item),
+    until the batch's time budget runs out; a claim left by a lost outcome is settled from
+    the database instead of posting again."""
     from remediation.services.edge import edge_finalize
 
-    out = []
-    for sid in ids:
+    started = time.monotonic()
+    out: list[pw.SessionOutcome] = []
+    for item in items:
+        if out and time.monotonic() - started >= settings.BACKFILL_BATCH_SECONDS:
+            break  # the rest of the batch goes to the next task
+        sid = str(item.session_id)
         o = pw.SessionOutcome(sid, "pending")
         if run.dry_run:
             o.outcome, o.reason = "skipped", "dry_run"
             o.explanation = "dry run: would call finalizeAssessment"
             out.append(o)
             continue
+        if item.pre_image is not None and _settle_claim(item, o):
+            out.append(o)
+            continue
         with connections["pipeline"].cursor() as cur:
             o.pre_image = pw.read_pre_images(cur, [sid]).get(sid)
-        BackfillItem.objects.filter(run=run, session_id=sid).update(pre_image=o.pre_image)
+        BackfillItem.objects.filter(pk=item.pk).update(pre_image=o.pre_image)
+        crashpoints.reached("edge.claimed")
         attempt = edge_finalize(
             session_id=sid, rescore=run.rescore, source="backfill", run_id=run.pk, actor="backfill"
         )
+        crashpoints.reached("edge.called")
         # "unknown" stays unknown (the function may have run): "retry failed" settles it
         # by reading the database before it posts anything again.
         kept = attempt.outcome in ("created", "rescored", "existing", "unknown")
@@ -185,6 +195,41 @@ def _run_edge(run: BackfillRun, ids: list[str]) -> list[pw.SessionOutcome]:
                 o.post_fingerprint = pw.fingerprints(cur, [sid]).get(sid)
         out.append(o)
     return out
+
+
+def _settle_claim(item: BackfillItem, o: pw.SessionOutcome) -> bool:
+    """A claimed item whose outcome was lost (the worker died after claiming it): when the
+    database shows a profile of the configured version that differs from the pre-image, the
+    earlier call wrote it: the outcome is created (re-scored), not posted again. Otherwise
+    (no call was made, or it wrote nothing) False: the session is posted now."""
+    from remediation.selectors.config import configured_results_version
+
+    sid = str(item.session_id)
+    before = (item.pre_image or {}).get("profile")
+    with connections["pipeline"].cursor() as cur:
+        cur.execute(
+            "SELECT p.id::text, coalesce(p.type_code, ''), s.share_token, to_jsonb(p)::text"
+            " FROM profiles p JOIN assessment_sessions s ON s.id = p.session_id"
+            " WHERE p.session_id = %s::uuid AND p.results_version = %s",
+            [sid, configured_results_version()],
+        )
+        row = cur.fetchone()
+        if row is None:
+            return False
+        profile_id, type_code, token, image = row
+        if before is not None and json.loads(image) == before:
+            return False  # the profile is the one that was there before: nothing written
+        o.post_fingerprint = pw.fingerprints(cur, [sid]).get(sid)
+    o.outcome = "rescored" if before else "created"
+    o.reason = "claim_settled"
+    o.explanation = (
+        "the worker stopped after calling the edge function for this session; the database "
+        "shows the profile it wrote: counted as written, not posted again"
+    )
+    o.profile_id, o.type_code = profile_id, type_code
+    o.results_url = pw.results_url(sid, token)
+    o.pre_image = item.pre_image
+    return True
 
 
 def settle_unknown(run: BackfillRun, items: list[BackfillItem]) -> list[BackfillItem]:

@@ -8,15 +8,12 @@ pipeline write of a batch.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from django.db import connections, transaction
-from django.db.models import F
-from django.utils import timezone
+from django.db import connections
 
-from remediation.models import BackfillItem, BackfillRun
+from remediation.models import BackfillItem
 from remediation.pipeline import SessionOutcome
 
 
@@ -64,24 +61,26 @@ _RESULT_COLUMNS = {
     "post_fingerprint": "jsonb",
     "tries": "smallint",
     "notes": "jsonb",
+    "ledger_seq": "bigint",
 }
 
 
-def record_outcomes(
-    run: BackfillRun,
-    kind: Any,
-    by_sid: dict[str, BackfillItem],
+def apply_outcomes(
+    items: dict[str, BackfillItem],
     outcomes: list[SessionOutcome],
     now: datetime,
     *,
     busy_rounds: int,
-) -> None:
-    """Item outcomes, the kind's extra rows and the run's counters, in one transaction."""
-    counts: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    items = []
+) -> list[SessionOutcome]:
+    """Put each outcome on its item (not saved); the outcomes applied. An outcome from the
+    run ledger that its item already took (item.ledger_seq) is not applied again."""
+    applied = []
     for o in outcomes:
-        item = by_sid[o.session_id]
+        item = items.get(o.session_id)
+        if item is None:
+            continue
+        if o.ledger_seq is not None and (item.ledger_seq or 0) >= o.ledger_seq:
+            continue
         if o.outcome == "pending":
             o.outcome = "failed"
         if o.outcome == "busy" and item.tries + 1 >= busy_rounds:
@@ -92,31 +91,18 @@ def record_outcomes(
         item.constraint_name = o.error.constraint if o.error else ""
         item.profile_id = o.profile_id
         item.type_code, item.results_url = o.type_code, o.results_url[:500]
-        item.processed_at = now
+        item.processed_at = o.recorded_at or now
         item.tries += 1
         if o.pre_image is not None:
             item.pre_image = o.pre_image
         item.post_fingerprint = o.post_fingerprint
         item.notes = o.notes
-        items.append(item)
-        if o.outcome == "busy":
-            continue
-        counts[o.outcome] += 1
-        if o.outcome == "failed":
-            reasons[o.reason or "unknown"] += 1
-    with transaction.atomic():
-        set_items(items, _RESULT_COLUMNS)
-        kind.record(run, [o for o in outcomes if o.outcome != "busy"], now)
-        locked = BackfillRun.objects.select_for_update().get(pk=run.pk)
-        locked.processed = F("processed") + sum(counts.values())
-        for column in ("created", "rescored", "existing", "failed", "skipped"):
-            if counts[column]:
-                setattr(locked, column, F(column) + counts[column])
-        merged = Counter(locked.failed_by_reason or {})
-        merged.update(reasons)
-        locked.failed_by_reason = dict(merged)
-        total = Counter(locked.counts or {})
-        total.update(counts)
-        locked.counts = dict(total)
-        locked.heartbeat_at = timezone.now()
-        locked.save()
+        if o.ledger_seq is not None:
+            item.ledger_seq = o.ledger_seq
+        applied.append(o)
+    return applied
+
+
+def save_items(items: list[BackfillItem]) -> None:
+    """The outcome columns of `items`, in one statement (inside the caller's transaction)."""
+    set_items(items, _RESULT_COLUMNS)

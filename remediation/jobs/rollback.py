@@ -3,8 +3,12 @@
 The rollback run's items are the sessions the source run created or re-scored. Each one
 is restored from the source item's pre-image in its own pipeline transaction, but only
 when its rows still match the fingerprint the source run recorded: a row someone changed
-since is left alone and reported as a conflict. A redelivered batch finds the rows
-already restored (they equal the pre-image) and counts them as restored, never twice.
+since is left alone and reported as a conflict. Each restore writes its run-ledger entry in
+its own transaction (remediation/jobs/ledger.py), so a kill between the restore and the
+portal's record of it loses nothing; a redelivered batch finds the rows already restored
+(they equal the pre-image) and counts them as restored, never twice. The report on the
+source run (what was restored, what could not be) is written in the transaction that ends
+the rollback run.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from remediation import pipeline as pw
+from remediation.jobs import crashpoints, ledger
 from remediation.jobs.engine import STOPPED, JobKind, RunError, register, run_create, started_by
 from remediation.models import BackfillItem, BackfillRun
 from remediation.selectors.triggers import rewritten_columns, write_triggers
@@ -50,11 +55,22 @@ class RollbackJob(JobKind):
         out = []
         for item in items:
             sid = str(item.session_id)
-            out.append(_restore_one(sid, sources.get(sid), ignore))
+            out.append(_restore_one(run, sid, sources.get(sid), ignore, now))
         return out
 
-    def finished(self, run: BackfillRun) -> None:
-        """The source run's rollback report, from this run's items."""
+    def ledgered(self, run: BackfillRun) -> bool:
+        return True
+
+    def record(self, run: BackfillRun, outcomes: list[pw.SessionOutcome], now: datetime) -> None:
+        """The source items restored: not offered for rollback again (same transaction)."""
+        restored = [o.session_id for o in outcomes if o.outcome == "restored"]
+        if restored:
+            BackfillItem.objects.filter(run_id=run.source_run_id, session_id__in=restored).update(
+                rolled_back=True
+            )
+
+    def conclude(self, run: BackfillRun) -> None:
+        """The source run's rollback report, from this run's items (in the ending transaction)."""
         source = run.source_run
         if source is None:
             return
@@ -116,7 +132,11 @@ def _not_restored(run: BackfillRun) -> dict[str, Any]:
 
 
 def _restore_one(
-    sid: str, source: BackfillItem | None, ignore: tuple[str, ...] = ()
+    run: BackfillRun,
+    sid: str,
+    source: BackfillItem | None,
+    ignore: tuple[str, ...],
+    now: datetime,
 ) -> pw.SessionOutcome:
     o = pw.SessionOutcome(sid, "pending")
     if source is None or source.pre_image is None:
@@ -134,25 +154,36 @@ def _restore_one(
                     profile_id=source.profile_id,
                 )
             differing = pw.images.differences(cur, sid, source.pre_image) if not changed else {}
+            _restored(o, changed, differing)
+            if o.outcome == "restored":
+                ledger.write(cur, run.ledger_key, [o], now)
+                crashpoints.reached("pipeline.before_commit")
     except DatabaseError as exc:
         info = pw.classify_error(exc)
-        o.outcome, o.reason, o.explanation, o.error = "failed", info.category, info.message, info
+        o = pw.SessionOutcome(sid, "failed", reason=info.category, explanation=info.message)
+        o.error = info
         return o
+    return o
+
+
+def _restored(o: pw.SessionOutcome, changed: list[str], differing: dict[str, Any]) -> None:
+    """The outcome of one restore: a conflict (changed since: left alone), or restored
+    (with what a trigger rewrote and could not be put back)."""
     if changed:
         o.outcome, o.reason = "conflict", ",".join(changed)
         o.explanation = f"changed since the run ({', '.join(changed)}): left alone"
-        return o
-    BackfillItem.objects.filter(pk=source.pk).update(rolled_back=True)
+        return
     o.outcome, o.explanation = "restored", "rows restored to their pre-image"
     if differing:
         o.notes = differing
         listed = "; ".join(f"{part}: {', '.join(cols)}" for part, cols in differing.items())
         o.explanation = f"restored except what a trigger rewrote ({listed})"
-    return o
 
 
 def run_rollback(run_id: int, *, actor: Any = None, enqueue: bool = True) -> BackfillRun:
     """Start a rollback run over every session the finalize run `run_id` wrote."""
+    from remediation.jobs.engine import mirror
+
     source = BackfillRun.objects.get(pk=run_id)
     if source.kind != BackfillRun.Kind.FINALIZE:
         raise RunError(f"run #{run_id} is a {source.kind} run; only backfills are rolled back")
@@ -165,6 +196,7 @@ def run_rollback(run_id: int, *, actor: Any = None, enqueue: bool = True) -> Bac
     ).first()
     if active is not None:
         raise RunError(f"run #{run_id} is being rolled back already (run #{active.pk})")
+    mirror(source)  # a batch the source run wrote but had not recorded when it stopped
     ids = [
         str(s)
         for s in restorable_items(source).order_by("ordinal").values_list("session_id", flat=True)

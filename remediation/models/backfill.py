@@ -8,6 +8,8 @@ they were before (pre-image) and a fingerprint of what the run wrote.
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -102,6 +104,9 @@ class BackfillRun(models.Model):
         blank=True, help_text="Why the run is paused, errored or interrupted"
     )
     rolled_back_at = models.DateTimeField(null=True, blank=True)
+    # The run's key in the run ledger of the pipeline database (remediation/jobs/ledger.py):
+    # unique across portal databases and restores, unlike the id.
+    ledger_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     rollback_report = models.JSONField(default=dict, blank=True)
 
     class Meta:
@@ -164,6 +169,8 @@ class BackfillItem(models.Model):
     rolled_back = models.BooleanField(default=False)
     # What the item's work could not do exactly (e.g. a rollback: columns a trigger rewrote).
     notes = models.JSONField(null=True, blank=True)
+    # The run-ledger entry this outcome came from: an entry is applied once.
+    ledger_seq = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["run", "ordinal"]

@@ -48,6 +48,10 @@ class SessionOutcome:
     pre_image: dict[str, Any] | None = None
     post_fingerprint: dict[str, Any] | None = None
     notes: dict[str, Any] | None = None
+    # Set when the outcome is in the run ledger (remediation/jobs/ledger.py): its entry's
+    # seq, and the batch time the entry carries.
+    ledger_seq: int | None = None
+    recorded_at: Any = None
 
     def refuse(self, reason: str, explanation: str) -> SessionOutcome:
         self.outcome, self.reason, self.explanation = "failed", reason, explanation

@@ -9,6 +9,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from remediation import jobs
 from remediation.jobs.rollback import _restore_one
@@ -183,18 +184,21 @@ def test_restore_one_twice_is_restored_both_times(clear_variant):
     before = _session_rows([sid])
     run = _backfill([sid])
     source = BackfillItem.objects.get(run=run, session_id=sid)
-    first = _restore_one(sid, source)
+    rollback = jobs.run_rollback(run.pk, enqueue=False)
+    now = timezone.now()
+    first = _restore_one(rollback, sid, source, (), now)
     assert (first.outcome, first.reason) == ("restored", "")
     versions = _row_versions([sid])
     source.refresh_from_db()
     # The job passes the columns a trigger rewrites (the rebuilt variant's updated_at).
-    second = _restore_one(sid, source, tuple(sorted(rewritten_columns("assessment_sessions"))))
+    ignore = tuple(sorted(rewritten_columns("assessment_sessions")))
+    second = _restore_one(rollback, sid, source, ignore, now)
     assert (second.outcome, second.reason) == ("restored", "")
     assert _row_versions([sid]) == versions
     assert _changed_columns(before, _session_rows([sid])) == _not_restored(clear_variant, [sid])
     assert _profile_ids([sid]) == set()
     # No source item: nothing to restore, a failure with its reason (not a conflict).
-    missing = _restore_one(sid, None)
+    missing = _restore_one(rollback, sid, None, (), now)
     assert (missing.outcome, missing.reason) == ("failed", "nothing_to_restore")
 
 

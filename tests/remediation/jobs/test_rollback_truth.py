@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from remediation import jobs
 from remediation.fixes import executor
@@ -78,9 +79,10 @@ def test_a_redelivered_rollback_batch_is_not_a_conflict_when_a_trigger_rewrites(
     run = jobs.run_until_done(jobs.backfill_start(selection="ids", ids=[sid], enqueue=False).pk)
     item = BackfillItem.objects.get(run=run, session_id=sid)
     ignore = tuple(rewritten_columns("assessment_sessions"))
-    assert _restore_one(sid, item, ignore).outcome == "restored"
+    rollback = jobs.run_rollback(run.pk, enqueue=False)
+    assert _restore_one(rollback, sid, item, ignore, timezone.now()).outcome == "restored"
     item.refresh_from_db()
-    again = _restore_one(sid, item, ignore)
+    again = _restore_one(rollback, sid, item, ignore, timezone.now())
     assert again.outcome == "restored", again.explanation
 
 

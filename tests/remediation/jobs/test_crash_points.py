@@ -1,0 +1,272 @@
+"""Crash injection at every commit boundary of the run engine (issue 15, item 1).
+
+A worker process (tests/crash_worker.py) drives a run and kills itself with SIGKILL at one
+named boundary (remediation/jobs/crashpoints.py), exactly as `kill -9` would: no cleanup,
+its connections dropped mid-transaction. The watchdog then finds the run, and a new worker
+finishes it. After that:
+
+- the run's figures equal what its items and the database say (created = sessions that had
+  no profile before and have one now; existing = had one; failed = have none);
+- there is exactly one finalize attempt per session (one round);
+- rolling the run back (itself killed at each boundary) puts every row back as it was
+  (on the rebuilt variant, except the column its triggers rewrite, which the report names).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from opsportal.secrets import Secret
+from remediation import jobs
+from remediation.dev.edge_emulator import start_in_thread
+from remediation.jobs import crashpoints, ledger
+from remediation.models import BackfillItem, BackfillRun, FinalizeAttempt
+from tests.cluster import ROOT, db_url
+from tests.factories import make_session, pipeline_sql
+
+pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
+
+# The boundaries a local backfill and a rollback pass, and the N-th time to stop at: the
+# second batch (one batch is recorded already), or the end for run.ended.
+LOCAL_POINTS = [
+    ("batch.started", 2),
+    ("pipeline.before_commit", 2),
+    ("pipeline.committed", 2),
+    ("record.committed", 2),
+    ("ledger.forgotten", 2),
+    ("run.ended", 1),
+]
+EDGE_POINTS = [("batch.started", 2), ("edge.claimed", 3), ("edge.called", 3), *LOCAL_POINTS[3:]]
+EDGE = {
+    "EDGE_CONNECT_TIMEOUT": "1.0",
+    "EDGE_READ_TIMEOUT": "5",
+    "EDGE_MAX_RETRIES": "1",
+    "EDGE_BACKOFF_BASE": "0.01",
+}
+
+
+def test_the_tests_cover_every_point_the_engine_names():
+    assert {p for p, _ in LOCAL_POINTS} | {p for p, _ in EDGE_POINTS} == set(crashpoints.POINTS)
+
+
+def _kill_worker_at(run_id: int, point: str, nth: int, **env: str) -> None:
+    """Run the worker until it kills itself at `point` (the nth time it gets there)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.crash_worker", str(run_id)],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "opsportal.test_settings",
+            "DATABASE_URL": db_url("default"),
+            "PIPELINE_DATABASE_URL": db_url("pipeline"),
+            "DEBUG": "true",
+            "OPSPORTAL_CRASH_AT": f"{point}@{nth}",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == -9, (point, proc.returncode, proc.stdout, proc.stderr[-3000:])
+
+
+def _resume(run_id: int) -> BackfillRun:
+    """What happens after a kill: the heartbeat goes stale, the watchdog marks the run
+    interrupted and resumes it; a new worker (here, this process) finishes it."""
+    run = BackfillRun.objects.get(pk=run_id)
+    if run.state not in jobs.STOPPED:
+        BackfillRun.objects.filter(pk=run_id).update(
+            heartbeat_at=timezone.now() - timedelta(minutes=10)
+        )
+        with override_settings(BACKFILL_STALE_SECONDS=60):
+            assert jobs.runs_watchdog() == [run_id]
+    return jobs.run_until_done(run_id)
+
+
+def _tables(ids: list[str]) -> dict[str, dict[str, dict]]:
+    """Every row a backfill can touch for these sessions, whole, as PostgreSQL's JSON."""
+    out = {}
+    for table, key in (
+        ("assessment_sessions", "id"),
+        ("profiles", "session_id"),
+        ("fc_scores", "session_id"),
+    ):
+        rows = pipeline_sql(
+            f"SELECT {key}::text || ':' || coalesce(to_jsonb(t)->>'id', '')"
+            f" || coalesce(to_jsonb(t)->>'fc_kind', ''), to_jsonb(t)::text"
+            f" FROM {table} t WHERE {key} = ANY(%s::uuid[])",
+            [ids],
+            "all",
+        )
+        out[table] = {k: json.loads(v) for k, v in rows}
+    return out
+
+
+def _without(tables: dict, columns: dict[str, int]) -> dict:
+    """`tables` without the columns a rollback report names as not restored."""
+    drop: dict[str, set[str]] = {}
+    for name in columns:
+        table, _, column = name.partition(".")
+        drop.setdefault(table, set()).add(column)
+    return {
+        t: {
+            k: {c: v for c, v in row.items() if c not in drop.get(t, set())}
+            for k, row in rows.items()
+        }
+        for t, rows in tables.items()
+    }
+
+
+def _sessions():
+    """Six orphans, one session with a profile already, one abandoned (refused)."""
+    orphans = [make_session(seed=i) for i in range(6)]
+    had = make_session(seed=20)
+    first = jobs.run_until_done(jobs.backfill_start(selection="ids", ids=[had], enqueue=False).pk)
+    assert first.created == 1
+    abandoned = make_session(seed=21, status="abandoned")
+    return orphans, had, abandoned
+
+
+def _assert_truthful(run: BackfillRun, before: dict, orphans, had, abandoned) -> None:
+    """The run's figures, its items and its attempts equal what the database shows."""
+    ids = [*orphans, had, abandoned]
+    assert run.state == "finished_with_failures", (run.state, run.message)
+    items = {str(i.session_id): i for i in run.items.all()}
+    assert set(items) == set(ids)
+    now = _tables(ids)
+    with_profile = {k.split(":")[0] for k in now["profiles"]}
+    had_profile = {k.split(":")[0] for k in before["profiles"]}
+    outcome = {sid: i.outcome for sid, i in items.items()}
+    assert outcome == {
+        **dict.fromkeys(orphans, "created"),
+        had: "existing",
+        abandoned: "failed",
+    }
+    assert with_profile - had_profile == set(orphans)
+    # The figures are the items' figures; the items are the database's.
+    assert run.counts == dict(Counter(outcome.values()))
+    assert (run.processed, run.created, run.existing, run.failed) == (8, 6, 1, 1)
+    for sid in orphans:  # the pre-image says "no profile": a rollback deletes it
+        assert items[sid].pre_image["profile"] is None and items[sid].post_fingerprint
+        assert str(items[sid].profile_id) in {
+            str(r["id"]) for k, r in now["profiles"].items() if k.startswith(sid)
+        }
+    attempts = Counter(
+        str(s)
+        for s in FinalizeAttempt.objects.filter(run_id=run.pk).values_list("session_id", flat=True)
+    )
+    assert attempts == Counter(ids), "one attempt per session in the round"
+    assert not ledger.read(run.ledger_key), "every ledger entry mirrored and forgotten"
+
+
+def _assert_rolled_back(run_id: int, before: dict, ids: list[str]) -> None:
+    source = BackfillRun.objects.get(pk=run_id)
+    report = source.rollback_report
+    assert report["restored"] == 6 and not report["conflicts"] and not report["errors"]
+    columns = report["not_restored"]["columns"]
+    assert _without(_tables(ids), columns) == _without(before, columns)
+    assert report["exact"] == (not columns)
+    assert not source.items.filter(outcome="created", rolled_back=False).exists()
+
+
+@pytest.mark.parametrize(("point", "nth"), LOCAL_POINTS, ids=[p for p, _ in LOCAL_POINTS])
+def test_a_backfill_and_its_rollback_killed_at_each_boundary_are_exact(point, nth, clear_variant):
+    orphans, had, abandoned = _sessions()
+    ids = [*orphans, had, abandoned]
+    before = _tables(ids)
+    run = jobs.backfill_start(selection="ids", ids=ids, batch_size=3, enqueue=False)
+    _kill_worker_at(run.pk, point, nth)
+    done = _resume(run.pk)
+    _assert_truthful(done, before, orphans, had, abandoned)
+    # Its rollback, killed at the same boundary, then resumed: every row as it was.
+    rollback = jobs.run_rollback(run.pk, enqueue=False)
+    BackfillRun.objects.filter(pk=rollback.pk).update(batch_size=2)
+    _kill_worker_at(rollback.pk, point, nth)
+    undone = _resume(rollback.pk)
+    assert undone.state == "succeeded", undone.message
+    assert (undone.processed, undone.counts) == (6, {"restored": 6})
+    assert not ledger.read(undone.ledger_key)
+    _assert_rolled_back(run.pk, before, ids)
+
+
+@pytest.fixture
+def emulator(clear_path):
+    server = start_in_thread()
+    key = "crash-test-service-role-key"
+    with override_settings(
+        SUPABASE_URL=server.url,
+        SUPABASE_SERVICE_ROLE_KEY=Secret(key),
+        EDGE_CONNECT_TIMEOUT=1.0,
+        EDGE_READ_TIMEOUT=5.0,
+        EDGE_MAX_RETRIES=1,
+        EDGE_BACKOFF_BASE=0.01,
+    ):
+        yield {"SUPABASE_URL": server.url, "SUPABASE_SERVICE_ROLE_KEY": key, **EDGE}
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(("point", "nth"), EDGE_POINTS, ids=[p for p, _ in EDGE_POINTS])
+def test_an_edge_backfill_killed_at_each_boundary_posts_each_session_once(point, nth, emulator):
+    orphans = [make_session(seed=40 + i) for i in range(5)]
+    before = _tables(orphans)
+    run = jobs.backfill_start(
+        selection="ids", ids=orphans, backend="edge", batch_size=2, enqueue=False
+    )
+    _kill_worker_at(run.pk, point, nth, **emulator)
+    done = _resume(run.pk)
+    assert done.state == "succeeded", done.message
+    items = {str(i.session_id): i for i in done.items.all()}
+    assert {i.outcome for i in items.values()} == {"created"}
+    assert done.counts == {"created": 5} and done.processed == 5
+    profiles = pipeline_sql(
+        "SELECT session_id::text, count(*) FROM profiles WHERE session_id = ANY(%s::uuid[])"
+        " GROUP BY session_id",
+        [orphans],
+        "all",
+    )
+    assert dict(profiles) == dict.fromkeys(orphans, 1)
+    # One call per session: the call records its attempt; a call whose outcome the kill
+    # lost (edge.called) is settled from the database, not posted again.
+    attempts = Counter(
+        str(s)
+        for s in FinalizeAttempt.objects.filter(run_id=run.pk).values_list("session_id", flat=True)
+    )
+    assert set(attempts.values()) == {1} and set(attempts) == set(orphans)
+    settled = [i for i in items.values() if i.reason == "claim_settled"]
+    assert len(settled) == (1 if point == "edge.called" else 0)
+    rollback = jobs.run_rollback(run.pk, enqueue=False)
+    assert jobs.run_until_done(rollback.pk).state == "succeeded"
+    report = BackfillRun.objects.get(pk=run.pk).rollback_report
+    assert report["restored"] == 5
+    columns = report["not_restored"]["columns"]
+    assert _without(_tables(orphans), columns) == _without(before, columns)
+
+
+def test_a_redelivered_batch_after_a_lost_record_takes_its_outcomes_from_the_ledger(clear_variant):
+    """In this process: the pipeline commit made, the portal record lost (the item is
+    still pending); the next batch records the ledger's outcome, not "already had one"."""
+    from remediation.jobs.engine import kind_of
+
+    sid = make_session(seed=60)
+    run = jobs.backfill_start(selection="ids", ids=[sid], enqueue=False)
+    kind = kind_of(run)
+    item = run.items.get()
+    outcomes = kind.process(run, [item], timezone.now())  # writes + ledger, committed
+    assert [o.outcome for o in outcomes] == ["created"]
+    assert BackfillItem.objects.get(pk=item.pk).outcome == "pending"  # the record "lost"
+    done = jobs.run_until_done(run.pk)
+    assert (done.state, done.created, done.existing) == ("succeeded", 1, 0)
+    got = done.items.get()
+    assert got.pre_image["profile"] is None and got.ledger_seq == outcomes[0].ledger_seq
+    assert FinalizeAttempt.objects.filter(run_id=run.pk).count() == 1
+    assert not ledger.read(run.ledger_key)
