@@ -140,3 +140,25 @@ def test_client_ip_believes_only_the_trusted_proxies(settings, count, forwarded,
     settings.TRUSTED_PROXY_COUNT = count
     request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded)
     assert client_ip(request) == expected
+
+
+@pytest.mark.parametrize(
+    ("overrides", "refused"),
+    [
+        ({}, False),  # the defaults fit: 45 s + 222.2 s < 300 s
+        ({"BACKFILL_BATCH_SECONDS": 90.0}, True),
+        ({"EDGE_READ_TIMEOUT": 60.0}, True),
+        ({"BACKFILL_BATCH_SECONDS": 0.0}, True),
+    ],
+)
+def test_a_batch_budget_that_does_not_fit_q_timeout_is_refused(settings, overrides, refused):
+    from opsportal.checks import check_portal_settings
+
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 300, "retry": 360}
+    settings.EDGE_CONNECT_TIMEOUT, settings.EDGE_READ_TIMEOUT = 3.05, 30.0
+    settings.EDGE_MAX_RETRIES, settings.EDGE_RETRY_AFTER_CAP = 3, 30.0
+    settings.BACKFILL_BATCH_SECONDS = 45.0
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    ids = [e.id for e in check_portal_settings()]
+    assert ("opsportal.E007" in ids) == refused

@@ -110,3 +110,34 @@ def test_retry_posts_again_only_the_unknown_sessions_still_without_a_profile(emu
     run = bf.run_until_done(run.pk)
     assert emulator.requests_seen == 2  # each posted again once: no profile was there
     assert run.state == "succeeded" and run.created == 2
+
+
+def test_a_batch_of_slow_edge_calls_stops_at_its_time_budget_and_the_run_finishes(emulator):
+    """Issue 15, item 2: each call takes at least 0.4 s, the budget is 0.2 s: a batch of 5
+    makes its first call (a batch always gets one session done), finds its budget spent
+    before the second, hands the other 4 to the next task; every session is created once
+    and rolled back."""
+    from remediation.jobs.engine import process_batch
+    from remediation.models import BackfillRun
+
+    ids = [make_session(seed=80 + i) for i in range(5)]
+    emulator.faults = Faults(latency_ms=400)
+    with override_settings(BACKFILL_BATCH_SECONDS=0.2, EDGE_READ_TIMEOUT=5.0):
+        run = bf.backfill_start(
+            selection="ids", ids=ids, backend="edge", batch_size=5, enqueue=False, actor="t"
+        )
+        assert process_batch(run.pk, run.batch_token, enqueue_next=False) == "next"
+        first = BackfillRun.objects.get(pk=run.pk)
+        assert first.processed == 1 and first.created == 1
+        assert first.items.filter(outcome="pending").count() == 4
+        assert first.cursor == first.items.filter(outcome="pending").order_by("ordinal")[0].ordinal
+        done = bf.run_until_done(run.pk)
+    assert (done.state, done.created, done.processed) == ("succeeded", 5, 5)
+    assert FinalizeAttempt.objects.filter(run_id=run.pk).count() == 5
+    from tests.factories import rollback_run
+
+    assert rollback_run(run.pk)["restored"] == 5
+    left = pipeline_sql(
+        "SELECT count(*) FROM profiles WHERE session_id = ANY(%s::uuid[])", [ids], "one"
+    )
+    assert left == (0,)
