@@ -32,6 +32,7 @@ The emulated roles are cluster-wide: do not point --server at a server others us
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import secrets
@@ -174,10 +175,8 @@ class Cluster:
         if self.proc is None:
             return
         pgid = self.proc.pid
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(30)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:  # every process of the group is gone
@@ -202,8 +201,9 @@ def drive(
     deadline = time.monotonic() + args.timeout
     done = 0
     rate: float | None = None  # sessions per second while a worker was active
-    cluster.start()
-    say(f"cluster started (pid {cluster.pid})")
+    if cluster.pid is None:
+        cluster.start()
+        say(f"cluster started (pid {cluster.pid})")
 
     def fresh() -> Any:
         return BackfillRun.objects.get(pk=run_id)
@@ -226,10 +226,10 @@ def drive(
         if now >= next_print:
             say(progress(run) + f" [cluster pid {cluster.pid}]")
             next_print = now + 1.0
-        if now >= next_watchdog:
+        if now >= next_watchdog:  # what the backfill-watchdog schedule does, more often
             for resumed in runs_watchdog():
                 say(f"watchdog: run #{resumed} interrupted (no heartbeat), resumed")
-            next_watchdog = now + 1.0
+            next_watchdog = now + args.stale
         if active_since is None and (run.heartbeat_at, run.processed) != mark:
             active_since = (now, run.processed)  # a worker took the run since the (re)start
             if done < kills:
@@ -276,8 +276,7 @@ def measure(run: Any, before: Snapshot, pipeline: Any) -> tuple[int, int, list[s
         f"SELECT count(*) FROM assessment_sessions s WHERE {ORPHAN_SQL}"
     ).fetchone()[0]
     profiles_now = {
-        sid: pid
-        for sid, pid in pipeline.execute("SELECT session_id::text, id::text FROM profiles")
+        sid: pid for sid, pid in pipeline.execute("SELECT session_id::text, id::text FROM profiles")
     }
     multi_profiles = pipeline.execute(
         "SELECT count(*) FROM (SELECT session_id FROM profiles GROUP BY session_id"
@@ -300,9 +299,7 @@ def measure(run: Any, before: Snapshot, pipeline: Any) -> tuple[int, int, list[s
             "session_id", "started_at", "outcome"
         )
     )
-    per_round = Counter(
-        (str(sid), sum(1 for s in starts if s <= at)) for sid, at, _ in attempts
-    )
+    per_round = Counter((str(sid), sum(1 for s in starts if s <= at)) for sid, at, _ in attempts)
     multi_attempts = sum(1 for n in per_round.values() if n > 1)
     extra_attempts = sum(n - 1 for n in per_round.values() if n > 1)
     duplicates = multi_profiles + multi_attempts
@@ -316,7 +313,9 @@ def measure(run: Any, before: Snapshot, pipeline: Any) -> tuple[int, int, list[s
 
     def check(what: str, run_says: Any, database_says: Any) -> None:
         if run_says != database_says:
-            mismatches.append(f"MISMATCH {what}: the run says {run_says}, the database {database_says}")
+            mismatches.append(
+                f"MISMATCH {what}: the run says {run_says}, the database {database_says}"
+            )
 
     counts = Counter(run.counts or {})
     newly = len({s for s in sessions if s in profiles_now and s not in before.profiled})
@@ -433,7 +432,10 @@ def apply_fixes() -> list[str]:
         needed.append("E")
     for name in needed:
         call_command("fix", "apply", name)
-    diagnosis = session_diagnose(session_id=newest_orphan_id())
+    newest = newest_orphan_id()
+    if newest is None:
+        raise SystemExit("no orphan was seeded")
+    diagnosis = session_diagnose(session_id=newest)
     if diagnosis.category != "would_succeed":
         raise SystemExit(
             f"after fixes {needed or 'none'} the newest orphan's write still fails:"
@@ -447,7 +449,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--orphans", type=int, default=2000, help="orphaned sessions to seed")
     parser.add_argument("--kills", type=int, default=5, help="SIGKILLs during the backfill")
-    parser.add_argument("--rollback-kills", type=int, default=0, help="SIGKILLs during the rollback")
+    parser.add_argument(
+        "--rollback-kills", type=int, default=0, help="SIGKILLs during the rollback"
+    )
     parser.add_argument("--seed", type=int, default=None, help="the RNG seed (default: random)")
     parser.add_argument("--variant", choices=("emulation", "rebuilt"), default="emulation")
     parser.add_argument("--batch-size", type=int, default=200, help="the backfill's batch size")
@@ -540,12 +544,16 @@ def chaos(
     import django
 
     django.setup()
+    import logging
+
     from django.core.management import call_command
 
     from remediation import jobs
     from remediation.dev.emulation import load_emulated_schema
     from remediation.models import BackfillRun
 
+    for name in ("django-q", "remediation"):  # this script's own lines say what happens
+        logging.getLogger(name).setLevel(logging.WARNING)
     call_command("migrate", verbosity=0)
     load_emulated_schema(variant=args.variant)
     seconds = seed_orphans(args.orphans)
@@ -561,7 +569,6 @@ def chaos(
     say(f"backfill run #{run.pk}: {run.estimated_total:,} sessions, batch size {run.batch_size}")
     t = time.monotonic()
     run, kills, ended = drive(run.pk, kills=args.kills, cluster=cluster, rng=rng, args=args)
-    cluster.kill()
     say(f"backfill {run.state} after {time.monotonic() - t:.1f}s and {kills} kills: {run.message}")
     orphans_left, duplicates, mismatches = measure(run, before, pipeline)
     if not ended:
@@ -579,9 +586,12 @@ def chaos(
         rollback, rkills, rended = drive(
             rollback.pk, kills=args.rollback_kills, cluster=cluster, rng=rng, args=args
         )
-        cluster.kill()
         say(f"rollback {rollback.state} after {time.monotonic() - t:.1f}s and {rkills} kills")
+        # The report is written just after the rollback run ends: the cluster stays up for it.
         report = rollback_report(run.pk, rollback.pk) if rended else {}
+        cluster.kill()
+        if report.get("rollback_run") != rollback.pk:
+            say(f"the source run #{run.pk} holds no report of rollback run #{rollback.pk}")
         say(
             f"rollback report: restored {report.get('restored')}, conflicts"
             f" {len(report.get('conflicts') or [])}, errors {len(report.get('errors') or [])},"
