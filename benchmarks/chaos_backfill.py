@@ -193,14 +193,20 @@ def drive(
     run_id: int, *, kills: int, cluster: Cluster, rng: random.Random, args: argparse.Namespace
 ) -> tuple[Any, int, bool]:
     """Run `run_id` through the cluster, killing it `kills` times at random moments while
-    the run is not finished. Returns (the run, kills done, whether it ended in time)."""
+    the run is not finished. Returns (the run, kills done, whether it ended in time).
+
+    The moments: K points drawn uniformly over the run's sessions (a kill is due once
+    `processed` reaches the next point, and a worker has taken the run since the last
+    restart), each followed by a random delay of up to one batch's duration (as measured,
+    at most --max-kill-delay), so the kills spread over the whole run and land anywhere
+    inside a batch's cycle: reading, writing, committing, recording, moving the cursor,
+    enqueueing the next batch, finishing."""
     from remediation.jobs import ENDED, runs_watchdog
     from remediation.models import BackfillRun
 
     stuck = {BackfillRun.State.ERRORED, BackfillRun.State.CANCELLED, BackfillRun.State.PAUSED}
     deadline = time.monotonic() + args.timeout
     done = 0
-    rate: float | None = None  # sessions per second while a worker was active
     if cluster.pid is None:
         cluster.start()
         say(f"cluster started (pid {cluster.pid})")
@@ -209,8 +215,13 @@ def drive(
         return BackfillRun.objects.get(pk=run_id)
 
     run = fresh()
+    points = sorted(rng.uniform(0, run.estimated_total) for _ in range(kills))
+    if points:
+        say(f"kills due at processed >= {', '.join(f'{p:,.0f}' for p in points)}")
+    batch_seconds = 1.0  # a batch's cycle, measured between two changes of `processed`
+    last_change: tuple[float, int] | None = None
     mark = (run.heartbeat_at, run.processed)
-    active_since: tuple[float, int] | None = None
+    active = False  # a worker took the run since the (re)start
     kill_at: float | None = None
     next_print = next_watchdog = 0.0
     while True:
@@ -218,6 +229,8 @@ def drive(
         run = fresh()
         if run.state in ENDED or run.state in stuck:
             say(progress(run))
+            if done < kills:
+                say(f"the run ended after {done} of {kills} kills")
             return run, done, run.state in ENDED
         if now > deadline:
             say(f"TIMEOUT: run #{run_id} did not end within {args.timeout:.0f}s")
@@ -230,18 +243,13 @@ def drive(
             for resumed in runs_watchdog():
                 say(f"watchdog: run #{resumed} interrupted (no heartbeat), resumed")
             next_watchdog = now + args.stale
-        if active_since is None and (run.heartbeat_at, run.processed) != mark:
-            active_since = (now, run.processed)  # a worker took the run since the (re)start
-            if done < kills:
-                left = max(run.estimated_total - run.processed, 1)
-                window = args.max_kill_delay
-                if rate:  # spread the kills left over the work left
-                    window = min(window, max(0.2, left / rate / (kills - done + 1)))
-                kill_at = now + rng.uniform(0.0, window)
-        if active_since is not None and now - active_since[0] > 0.5:
-            moved = run.processed - active_since[1]
-            if moved > 0:
-                rate = moved / (now - active_since[0])
+        if not active and (run.heartbeat_at, run.processed) != mark:
+            active, last_change = True, (now, run.processed)
+        elif last_change is not None and run.processed != last_change[1]:
+            batch_seconds = 0.7 * batch_seconds + 0.3 * (now - last_change[0])
+            last_change = (now, run.processed)
+        if kill_at is None and active and done < kills and run.processed >= points[done]:
+            kill_at = now + rng.uniform(0.0, min(batch_seconds, args.max_kill_delay))
         if kill_at is not None and now >= kill_at:
             cluster.kill()
             done += 1
@@ -253,7 +261,7 @@ def drive(
             say(f"cluster restarted after {down:.2f}s (pid {cluster.pid})")
             run = fresh()
             mark = (run.heartbeat_at, run.processed)
-            active_since = kill_at = None
+            active, kill_at, last_change = False, None, None
             continue
         time.sleep(0.05)
 
@@ -463,7 +471,7 @@ def main() -> int:
         "--max-kill-delay",
         type=float,
         default=3.0,
-        help="longest wait (seconds) from a worker taking the run to the kill",
+        help="longest delay (seconds) of a kill after its point (at most one batch's cycle)",
     )
     parser.add_argument(
         "--max-down", type=float, default=1.0, help="longest wait (seconds) before a restart"
