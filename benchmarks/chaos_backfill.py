@@ -486,6 +486,10 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the databases (and the server)")
     parser.add_argument("--log", type=Path, default=ROOT / "test-artifacts" / "chaos_qcluster.log")
     args = parser.parse_args()
+    # SIGTERM (and SIGINT, ignored in background jobs) end the script through its cleanup:
+    # the cluster killed, the databases dropped.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     rng = random.Random(seed)
     say(
@@ -540,6 +544,10 @@ def main() -> int:
     if summary:
         print(summary, flush=True)  # the last line
     return code
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def chaos(
