@@ -18,14 +18,16 @@ server given by --server / CHAOS_PG_URL; dropped at the end unless --keep):
    printed) while the run is not finished, kills the whole group with SIGKILL, waits a
    random short moment and starts a new cluster. This script calls the run watchdog
    (`runs_watchdog`, what the `backfill-watchdog` schedule runs once a minute) every
-   second, with BACKFILL_STALE_SECONDS small, so an interrupted run resumes within seconds;
+   --stale seconds, with BACKFILL_STALE_SECONDS = --stale (3), so an interrupted run
+   resumes within seconds (a first batch waiting longer than that for a starting cluster
+   is re-enqueued too; the older task then finds a new token and does nothing);
 3. compares the run's figures with the database (orphans left, duplicate profiles and
    attempts, every figure the run reports), printing each disagreement on its own line;
 4. rolls the run back through the cluster (with --rollback-kills kills), and compares the
    three tables with the snapshot.
 
 The last line is `orphans_left=A duplicates=B count_mismatches=C rollback_exact=yes|no`;
-the exit status is 0 when they are 0, 0, 0 and yes, else 1 (2 when the setup failed).
+the exit status is 0 when they are 0, 0, 0 and yes, else 1 (2 when a setup step could not be done).
 The emulated roles are cluster-wide: do not point --server at a server others use.
 """
 
