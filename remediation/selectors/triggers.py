@@ -15,8 +15,11 @@ from typing import Any
 from django.db import DatabaseError, connections
 
 TABLES = ("profiles", "assessment_sessions", "fc_scores")
+# The table a statement writes; `ON CONFLICT … DO UPDATE SET` writes the INSERT's table
+# (already matched), so an UPDATE after DO is no table of its own.
 _WRITES = re.compile(
-    r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(?:ONLY\s+)?((?:\"?\w+\"?\.)?\"?\w+\"?)",
+    r"\b(?:INSERT\s+INTO|(?<!\bDO\s)UPDATE|DELETE\s+FROM)\s+(?:ONLY\s+)?"
+    r"(?!SET\b)((?:\"?\w+\"?\.)?\"?\w+\"?)",
     re.IGNORECASE,
 )
 _REWRITES = re.compile(r"\bNEW\s*\.\s*\"?(\w+)\"?\s*:?=(?!=)", re.IGNORECASE)
