@@ -26,7 +26,9 @@ class OpsAdminSite(admin.AdminSite):
             path("health/", wrap(health.health_page), name="health"),
             path("incident/", wrap(timeline.timeline_page), name="incident_timeline"),
             path(
-                "incident/export.md", wrap(timeline.timeline_export), name="incident_timeline_export"
+                "incident/export.md",
+                wrap(timeline.timeline_export),
+                name="incident_timeline_export",
             ),
             path("incident/autoheal/", wrap(timeline.autoheal_switch), name="autoheal_switch"),
         ]

@@ -4,51 +4,124 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('remediation', '0008_item_not_before'),
+        ("remediation", "0008_item_not_before"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AutoHeal',
+            name="AutoHeal",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('enabled', models.BooleanField(default=False)),
-                ('changed_at', models.DateTimeField(blank=True, null=True)),
-                ('changed_by', models.CharField(blank=True, max_length=150)),
-                ('tripped_at', models.DateTimeField(blank=True, help_text='When the circuit breaker last switched it off', null=True)),
-                ('trip_reason', models.TextField(blank=True)),
-                ('last_sent_run_id', models.BigIntegerField(blank=True, help_text='The last heal run whose results were sent', null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=False)),
+                ("changed_at", models.DateTimeField(blank=True, null=True)),
+                ("changed_by", models.CharField(blank=True, max_length=150)),
+                (
+                    "tripped_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="When the circuit breaker last switched it off",
+                        null=True,
+                    ),
+                ),
+                ("trip_reason", models.TextField(blank=True)),
+                (
+                    "last_sent_run_id",
+                    models.BigIntegerField(
+                        blank=True, help_text="The last heal run whose results were sent", null=True
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'auto-heal switch',
-                'permissions': [('manage_auto_heal', 'Can switch auto-heal on and off')],
+                "verbose_name": "auto-heal switch",
+                "permissions": [("manage_auto_heal", "Can switch auto-heal on and off")],
             },
         ),
         migrations.CreateModel(
-            name='CanaryResult',
+            name="CanaryResult",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(db_index=True)),
-                ('outcome', models.CharField(choices=[('ok', "ok: the write path accepts a new session's profile"), ('failed', 'failed: the database refused the write'), ('busy', 'busy: a lock was not granted within the lock timeout (not a verdict)'), ('error', 'error: the pass could not be made (no scoring key, no database)')], db_index=True, max_length=10)),
-                ('duration_ms', models.FloatField()),
-                ('statement', models.CharField(blank=True, help_text='session insert, profile write, session update', max_length=30)),
-                ('category', models.CharField(blank=True, help_text='rls, grant, check, trigger…', max_length=20)),
-                ('sqlstate', models.CharField(blank=True, max_length=5)),
-                ('constraint_name', models.CharField(blank=True, max_length=200)),
-                ('trigger_name', models.CharField(blank=True, max_length=200)),
-                ('table_name', models.CharField(blank=True, max_length=200)),
-                ('message', models.TextField(blank=True)),
-                ('explanation', models.TextField(blank=True)),
-                ('case', models.CharField(blank=True, help_text='Which engine row was refused (how it was answered)', max_length=200)),
-                ('rows_written', models.PositiveSmallIntegerField(default=0, help_text='Engine rows written (and rolled back) in this pass')),
-                ('source', models.CharField(default='schedule', help_text='schedule or cli', max_length=20)),
-                ('heal_run_id', models.BigIntegerField(blank=True, help_text='The auto-heal run this pass started', null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField(db_index=True)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("ok", "ok: the write path accepts a new session's profile"),
+                            ("failed", "failed: the database refused the write"),
+                            (
+                                "busy",
+                                "busy: a lock was not granted within the lock timeout (not a verdict)",
+                            ),
+                            (
+                                "error",
+                                "error: the pass could not be made (no scoring key, no database)",
+                            ),
+                        ],
+                        db_index=True,
+                        max_length=10,
+                    ),
+                ),
+                ("duration_ms", models.FloatField()),
+                (
+                    "statement",
+                    models.CharField(
+                        blank=True,
+                        help_text="session insert, profile write, session update",
+                        max_length=30,
+                    ),
+                ),
+                (
+                    "category",
+                    models.CharField(
+                        blank=True, help_text="rls, grant, check, trigger…", max_length=20
+                    ),
+                ),
+                ("sqlstate", models.CharField(blank=True, max_length=5)),
+                ("constraint_name", models.CharField(blank=True, max_length=200)),
+                ("trigger_name", models.CharField(blank=True, max_length=200)),
+                ("table_name", models.CharField(blank=True, max_length=200)),
+                ("message", models.TextField(blank=True)),
+                ("explanation", models.TextField(blank=True)),
+                (
+                    "case",
+                    models.CharField(
+                        blank=True,
+                        help_text="Which engine row was refused (how it was answered)",
+                        max_length=200,
+                    ),
+                ),
+                (
+                    "rows_written",
+                    models.PositiveSmallIntegerField(
+                        default=0, help_text="Engine rows written (and rolled back) in this pass"
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        default="schedule", help_text="schedule or cli", max_length=20
+                    ),
+                ),
+                (
+                    "heal_run_id",
+                    models.BigIntegerField(
+                        blank=True, help_text="The auto-heal run this pass started", null=True
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'canary result',
-                'ordering': ['-at'],
+                "verbose_name": "canary result",
+                "ordering": ["-at"],
             },
         ),
     ]

@@ -60,7 +60,9 @@ class CanaryResult(models.Model):
             return f"{code} row-level security on {table}"
         if self.category == "grant":
             return f"{code} permission denied on {table}"
-        return f"{code} {self.category}".rstrip() + (f" on {self.table_name}" if self.table_name else "")
+        return f"{code} {self.category}".rstrip() + (
+            f" on {self.table_name}" if self.table_name else ""
+        )
 
 
 class AutoHeal(models.Model):

@@ -37,7 +37,7 @@ from remediation.pipeline.transaction import pipeline_transaction
 # Not a verdict on the write path: a lock not granted in time, a statement or the transaction
 # cut short by the timeouts, a deadlock, the session ended by the server.
 INCONCLUSIVE_SQLSTATES = ("55P03", "57014", "40P01", "25P03", "25P04", "57P01")
-TOKEN_PREFIX = "canary-"  # share tokens of the synthetic sessions (never committed)
+TOKEN_PREFIX = "canary-"  # noqa: S105 (a share-token prefix of the synthetic sessions, never committed)
 
 
 @dataclass
@@ -89,7 +89,8 @@ def canary_write(
         with pipeline_transaction(using=using, lock_timeout=timeout) as conn:
             with conn.cursor() as cur:
                 _bound(cur, timeout)
-                for label, sample in samples:
+                for case, sample in samples:
+                    label = case  # named in the result when this row is refused
                     _one(cur, ctx, sample, now, using)
                     written += 1
                 if pause is not None:
@@ -131,9 +132,7 @@ def _bound(cur: Any, timeout: str) -> None:
         cur.execute("SELECT set_config('transaction_timeout', %s, true)", [timeout])
 
 
-def _one(
-    cur: Any, ctx: PipelineContext, sample: dict[str, Any], now: datetime, using: str
-) -> None:
+def _one(cur: Any, ctx: PipelineContext, sample: dict[str, Any], now: datetime, using: str) -> None:
     """One new session: insert it completed, upsert the engine's row as service_role, update it."""
     token = TOKEN_PREFIX + uuid.uuid4().hex
     columns = ["status", "share_token"]

@@ -20,8 +20,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from remediation.models import FinalizeAttempt, MetricSnapshot
-from remediation.selectors.canary import fresh_orphan_count, fresh_orphan_sample
 from remediation.pipeline.context import FC_VERSION
+from remediation.selectors.canary import fresh_orphan_count, fresh_orphan_sample
 from remediation.selectors.config import configured_results_version
 from remediation.selectors.sessions import HAS_PROFILE_SQL
 

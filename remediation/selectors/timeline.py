@@ -115,7 +115,9 @@ def _alert_events(start: datetime, end: datetime) -> list[Event]:
     out = []
     for a in Alert.objects.filter(first_seen__lt=end).exclude(resolved_at__lt=start):
         if a.first_seen >= start:
-            out.append(Event(a.first_seen, "alert", f"alert opened: {a.rule} ({a.severity})", a.message))
+            out.append(
+                Event(a.first_seen, "alert", f"alert opened: {a.rule} ({a.severity})", a.message)
+            )
         if a.resolved_at and start <= a.resolved_at < end:
             out.append(Event(a.resolved_at, "alert", f"alert resolved: {a.rule}"))
     return out
@@ -147,12 +149,25 @@ def _audit_events(start: datetime, end: datetime) -> list[Event]:
             title = str(detail.get("change") or e.outcome)
             out.append(Event(e.at, kind, title, f"by {e.actor}"))
         elif e.action.startswith("autoheal."):
-            what = {"on": "switched on", "off": "switched off", "tripped": "circuit breaker tripped"}
+            what = {
+                "on": "switched on",
+                "off": "switched off",
+                "tripped": "circuit breaker tripped",
+            }
             verb = what.get(e.action.split(".", 1)[1], e.action)
-            out.append(Event(e.at, "auto-heal", f"auto-heal {verb}", str(detail.get("reason") or f"by {e.actor}")))
+            out.append(
+                Event(
+                    e.at,
+                    "auto-heal",
+                    f"auto-heal {verb}",
+                    str(detail.get("reason") or f"by {e.actor}"),
+                )
+            )
         elif e.action.startswith(NOTIFICATION_PREFIXES):
             out.append(
-                Event(e.at, "notification", f"{e.action}: {e.session_count} sessions", f"by {e.actor}")
+                Event(
+                    e.at, "notification", f"{e.action}: {e.session_count} sessions", f"by {e.actor}"
+                )
             )
     return out
 
@@ -171,7 +186,12 @@ def _run_events(start: datetime, end: datetime) -> list[Event]:
             )
         if r.finished_at and start <= r.finished_at < end:
             out.append(
-                Event(r.finished_at, "run", f"{r.get_kind_display()} #{r.pk} {r.get_state_display()}", kind_of(r).summary(r))
+                Event(
+                    r.finished_at,
+                    "run",
+                    f"{r.get_kind_display()} #{r.pk} {r.get_state_display()}",
+                    kind_of(r).summary(r),
+                )
             )
     return out
 
@@ -257,9 +277,13 @@ def as_markdown(
         f"| time to detect (at most) | {duration(f.time_to_detect)} |",
         f"| time to repair | {duration(f.time_to_repair)} |",
         f"| sessions affected | {'unknown' if f.affected is None else f.affected} |",
-        f"| of which still without a profile | {'unknown' if f.affected_without_profile is None else f.affected_without_profile} |",
+        "| of which still without a profile | "
+        + ("unknown" if f.affected_without_profile is None else str(f.affected_without_profile))
+        + " |",
         f"| time until every affected person had results | {duration(f.time_to_results)} |",
-        f"| results notifications recorded | {'none recorded' if f.notifications is None else f.notifications} |",
+        "| results notifications recorded | "
+        + ("none recorded" if f.notifications is None else str(f.notifications))
+        + " |",
         "",
     ]
     if f.unknown:

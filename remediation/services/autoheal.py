@@ -17,6 +17,7 @@ run has ended (remediation.services.notifications.results_send_start).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import datetime
 from typing import Any
@@ -149,10 +150,8 @@ def _after_trip(reason: str, run: BackfillRun | None, now: datetime) -> None:
 
     logger.warning("auto-heal circuit breaker: %s", reason)
     if run is not None and run.is_active:
-        try:
+        with contextlib.suppress(RunError):  # it ended meanwhile
             run_cancel(run.pk, actor=HEAL_ACTOR)
-        except RunError:  # it ended meanwhile
-            pass
     alert = Alert.objects.filter(rule=BREAKER_RULE, state=Alert.State.OPEN).first()
     if alert is not None and alert.first_seen == now:
         alert_notify(alert, "firing")

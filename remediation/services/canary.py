@@ -35,7 +35,10 @@ _WHAT_FAILS = {
 
 
 def canary_run(
-    *, source: str = "schedule", now: datetime | None = None, pause: Callable[[], None] | None = None
+    *,
+    source: str = "schedule",
+    now: datetime | None = None,
+    pause: Callable[[], None] | None = None,
 ) -> CanaryResult:
     """One canary pass: the rolled-back write, its result kept, the alert updated,
     old results pruned, auto-heal considered. `pause` is for tests (see canary_write)."""
@@ -108,7 +111,7 @@ def _result(write: CanaryWrite | str, now: datetime, source: str) -> CanaryResul
 
 
 def alert_message(result: CanaryResult) -> str:
-    """"profile writes fail: 23514 on profiles_fc_coverage_bucket_check" and the cause."""
+    """ "profile writes fail: 23514 on profiles_fc_coverage_bucket_check" and the cause."""
     what = _WHAT_FAILS.get(result.statement, "the write path fails")
     text = f"{what}: {result.cause}"
     if result.explanation:

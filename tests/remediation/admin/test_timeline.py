@@ -93,7 +93,9 @@ def test_a_walked_incident_is_shown_in_order_with_its_figures(
     assert "time to detect (at most)" in md
 
 
-def test_the_switch_is_for_engineers_confirmed_and_audited(heal_settings, pipeline_db, roles, member):
+def test_the_switch_is_for_engineers_confirmed_and_audited(
+    heal_settings, pipeline_db, roles, member
+):
     support = member("sup", "Support")
     engineer = member("eng", "Engineer")
     assert login(support).get("/admin/incident/").status_code == 200

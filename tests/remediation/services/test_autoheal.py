@@ -36,7 +36,9 @@ def fresh_orphans(n: int, minutes_ago: int = 30) -> list[str]:
 
 
 def has_profile(sid: str) -> bool:
-    return bool(pipeline_sql("SELECT count(*) FROM profiles WHERE session_id = %s", [sid], "one")[0])
+    return bool(
+        pipeline_sql("SELECT count(*) FROM profiles WHERE session_id = %s", [sid], "one")[0]
+    )
 
 
 def test_switching_on_needs_the_setting_and_is_audited(heal_settings, roles, engineer):
@@ -121,9 +123,7 @@ def test_the_breaker_trips_when_the_canary_fails_during_a_heal_run(heal_settings
     assert alert.state == "resolved"
 
 
-def test_the_breaker_trips_when_a_heal_run_fails_for_too_many_sessions(
-    heal_settings, clear_path
-):
+def test_the_breaker_trips_when_a_heal_run_fails_for_too_many_sessions(heal_settings, clear_path):
     fresh_orphans(3)
     autoheal_set(enabled=True, actor="test")
     run_id = canary_run().heal_run_id

@@ -164,9 +164,7 @@ def test_a_concurrent_finalize_is_not_blocked_by_a_pass(clear_variant):
 
 def _waits_on_lock(pid: int) -> bool:
     with connections["default"].cursor() as cur:  # any connection to the server sees it
-        cur.execute(
-            "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", [pid]
-        )
+        cur.execute("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", [pid])
         row = cur.fetchone()
     return bool(row and row[0])
 
