@@ -89,9 +89,10 @@ def canary_write(
         with pipeline_transaction(using=using, lock_timeout=timeout) as conn:
             with conn.cursor() as cur:
                 _bound(cur, timeout)
+                required = required_session_columns(cur)
                 for case, sample in samples:
                     label = case  # named in the result when this row is refused
-                    _one(cur, ctx, sample, now, using)
+                    _one(cur, ctx, sample, now, using, required)
                     written += 1
                 if pause is not None:
                     pause()
@@ -132,7 +133,53 @@ def _bound(cur: Any, timeout: str) -> None:
         cur.execute("SELECT set_config('transaction_timeout', %s, true)", [timeout])
 
 
-def _one(cur: Any, ctx: PipelineContext, sample: dict[str, Any], now: datetime, using: str) -> None:
+# A value of each common type for a NOT NULL column without a default that the app fills and
+# the portal knows nothing about (a real sessions table may have some): SQL expressions.
+PLACEHOLDERS = {
+    "text": "'canary'",
+    "character varying": "'canary'",
+    "uuid": "gen_random_uuid()",
+    "integer": "0",
+    "bigint": "0",
+    "smallint": "0",
+    "numeric": "0",
+    "real": "0",
+    "double precision": "0",
+    "boolean": "false",
+    "timestamp with time zone": "now()",
+    "timestamp without time zone": "now()",
+    "date": "current_date",
+    "jsonb": "'{}'::jsonb",
+    "json": "'{}'::json",
+}
+_SET = ("status", "share_token", "started_at", "completed_at")
+
+
+def required_session_columns(cur: Any) -> dict[str, str]:
+    """NOT NULL columns without a default of assessment_sessions the canary must fill
+    (column -> SQL placeholder), other than the ones it sets; unknown types are left out
+    (the insert then names them)."""
+    cur.execute(
+        "SELECT column_name, data_type FROM information_schema.columns"
+        " WHERE table_schema = 'public' AND table_name = 'assessment_sessions'"
+        " AND is_nullable = 'NO' AND column_default IS NULL AND is_identity = 'NO'"
+        " AND is_generated = 'NEVER' ORDER BY ordinal_position"
+    )
+    return {
+        name: PLACEHOLDERS[kind]
+        for name, kind in cur.fetchall()
+        if kind in PLACEHOLDERS and name not in _SET
+    }
+
+
+def _one(
+    cur: Any,
+    ctx: PipelineContext,
+    sample: dict[str, Any],
+    now: datetime,
+    using: str,
+    required: dict[str, str],
+) -> None:
     """One new session: insert it completed, upsert the engine's row as service_role, update it."""
     token = TOKEN_PREFIX + uuid.uuid4().hex
     columns = ["status", "share_token"]
@@ -141,11 +188,13 @@ def _one(cur: Any, ctx: PipelineContext, sample: dict[str, Any], now: datetime, 
         if ctx.has("assessment_sessions", column):
             columns.append(column)
             values.append(now)
+    names = ", ".join([*columns, *required])
+    placeholders = ", ".join([*(["%s"] * len(values)), *required.values()])
     try:
         with transaction.atomic(using=using):
             cur.execute(
-                f"INSERT INTO assessment_sessions ({', '.join(columns)})"
-                f" VALUES ({', '.join(['%s'] * len(values))}) RETURNING id::text",
+                f"INSERT INTO assessment_sessions ({names}) VALUES ({placeholders})"
+                " RETURNING id::text",
                 values,
             )
             sid = cur.fetchone()[0]

@@ -246,3 +246,18 @@ def test_the_canary_write_itself_reuses_the_engine_rows(clear_variant):
     now = timezone.now()
     write = canary_write(ctx, now)
     assert write.ok and write.rows_written == len(engine_sample_rows(ctx, now))
+
+
+def test_a_sessions_table_with_columns_the_portal_does_not_know_still_gets_a_verdict(
+    clear_variant,
+):
+    """A real sessions table may carry NOT NULL columns without a default that the app
+    fills: the canary fills them by type, so it reports the write path, not its own insert."""
+    pipeline_sql(
+        "ALTER TABLE assessment_sessions ADD COLUMN app_locale text NOT NULL,"
+        " ADD COLUMN app_attempt int NOT NULL, ADD COLUMN app_meta jsonb NOT NULL"
+    )
+    before = tables_state()
+    result = canary_run()
+    assert result.outcome == "ok", result.explanation
+    assert tables_state() == before
