@@ -280,7 +280,9 @@ def as_markdown(
         "| of which still without a profile | "
         + ("unknown" if f.affected_without_profile is None else str(f.affected_without_profile))
         + " |",
-        f"| time until every affected person had results | {duration(f.time_to_results)} |",
+        "| time until every affected person had results | "
+        + ("no session affected" if f.affected == 0 else duration(f.time_to_results))
+        + " |",
         "| results notifications recorded | "
         + ("none recorded" if f.notifications is None else str(f.notifications))
         + " |",
