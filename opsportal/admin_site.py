@@ -15,7 +15,7 @@ class OpsAdminSite(admin.AdminSite):
     index_title = "Pipeline operations"
 
     def get_urls(self) -> list[Any]:
-        from remediation.admin import health, runbook
+        from remediation.admin import health, runbook, timeline
 
         wrap = self.admin_view
         pages = [
@@ -24,5 +24,12 @@ class OpsAdminSite(admin.AdminSite):
             path("runbook/compare/", wrap(runbook.runbook_compare), name="runbook_compare"),
             path("runbook/export.md", wrap(runbook.runbook_export), name="runbook_export"),
             path("health/", wrap(health.health_page), name="health"),
+            path("incident/", wrap(timeline.timeline_page), name="incident_timeline"),
+            path(
+                "incident/export.md",
+                wrap(timeline.timeline_export),
+                name="incident_timeline_export",
+            ),
+            path("incident/autoheal/", wrap(timeline.autoheal_switch), name="autoheal_switch"),
         ]
         return pages + super().get_urls()

@@ -165,6 +165,26 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="opsportal@localhost")
 SNAPSHOT_RETENTION_DAYS = env.int("SNAPSHOT_RETENTION_DAYS", default=30)
+# --- Write-path canary, fresh orphans and auto-heal ------------------------------------
+# Seconds between canary passes (the django-q2 schedule runs in whole minutes, at least 1).
+CANARY_INTERVAL_SECONDS = env.int("CANARY_INTERVAL_SECONDS", default=300)
+# Days of canary results kept (older ones are pruned by each pass).
+CANARY_RETENTION_DAYS = env.int("CANARY_RETENTION_DAYS", default=14)
+# Sessions completed more than this many minutes ago without a profile are "fresh orphans"
+# (counted over the last ORPHAN_ALERT_HOURS hours): they open an alert.
+ORPHAN_ALERT_MINUTES = env.int("ORPHAN_ALERT_MINUTES", default=15)
+ORPHAN_ALERT_HOURS = env.int("ORPHAN_ALERT_HOURS", default=6)
+# Auto-heal: off by default; when this is true an Engineer may switch it on in the admin.
+AUTO_HEAL_ENABLED = env.bool("AUTO_HEAL_ENABLED", default=False)
+AUTO_HEAL_MAX_SESSIONS = env.int("AUTO_HEAL_MAX_SESSIONS", default=200)
+AUTO_HEAL_BATCH_SIZE = env.int("AUTO_HEAL_BATCH_SIZE", default=50)
+AUTO_HEAL_THROTTLE_PER_MINUTE = env.int("AUTO_HEAL_THROTTLE_PER_MINUTE", default=120)
+# The circuit breaker switches auto-heal off when a heal run fails for more than this share
+# of its processed sessions (once AUTO_HEAL_BREAKER_MIN_SESSIONS are processed).
+AUTO_HEAL_MAX_FAILURE_SHARE = env.float("AUTO_HEAL_MAX_FAILURE_SHARE", default=0.2)
+AUTO_HEAL_BREAKER_MIN_SESSIONS = env.int("AUTO_HEAL_BREAKER_MIN_SESSIONS", default=5)
+# Also send the results of the sessions a heal run wrote (results notifications).
+AUTO_HEAL_SEND_RESULTS = env.bool("AUTO_HEAL_SEND_RESULTS", default=False)
 # The dashboard and /metrics serve the newest snapshot younger than this (seconds), else
 # compute one: on a million sessions a full computation takes about two seconds.
 DASHBOARD_MAX_AGE = env.int("DASHBOARD_MAX_AGE", default=600)

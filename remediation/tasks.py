@@ -24,3 +24,10 @@ def health_check() -> dict[str, list[str]]:
     from remediation.services.health import health_check_run
 
     return health_check_run()
+
+
+def canary() -> str:
+    """One write-path canary pass (rolled back), its alert, then auto-heal's turn."""
+    from remediation.services.canary import canary_run
+
+    return canary_run(source="schedule").outcome

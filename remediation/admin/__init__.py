@@ -6,6 +6,8 @@
   (backfill, rollback, diagnosis), their pages and controls;
 - `runbook`: the IR-07 runbook page (/admin/runbook/);
 - `health`: the health dashboard (/admin/health/), alerts, snapshots;
+- `timeline`: the incident timeline (/admin/incident/), its export, canary results, the
+  auto-heal switch;
 - `fc`, `audit`, `attempts`, `pipeline_tables`: FC sets, the audit trail, attempts and
   diagnoses, the pipeline's tables read-only;
 - `base`, `permissions`: building blocks, the one permission and LogEntry helpers (the
@@ -23,4 +25,5 @@ from remediation.admin import (  # noqa: F401  (importing a module registers its
     runbook,
     runs,
     sessions,
+    timeline,
 )

@@ -1,6 +1,7 @@
 """The models: `pipeline` (unmanaged, over the Supabase tables), `portal` and `backfill` (the portal's own state)."""
 
 from remediation.models.backfill import BackfillItem, BackfillRun
+from remediation.models.canary import AutoHeal, CanaryResult
 from remediation.models.pipeline import (
     AssessmentResponse,
     AssessmentSession,
@@ -30,9 +31,11 @@ __all__ = [
     "AssessmentResponse",
     "AssessmentSession",
     "AuditEvent",
+    "AutoHeal",
     "BackfillItem",
     "BackfillRun",
     "CalibrationModel",
+    "CanaryResult",
     "FcBlock",
     "FcChange",
     "FcOption",

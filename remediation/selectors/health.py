@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from remediation.models import FinalizeAttempt, MetricSnapshot
 from remediation.pipeline.context import FC_VERSION
+from remediation.selectors.canary import fresh_orphan_count, fresh_orphan_sample
 from remediation.selectors.config import configured_results_version
 from remediation.selectors.sessions import HAS_PROFILE_SQL
 
@@ -251,6 +252,7 @@ def evaluate(now: datetime | None = None) -> list[RuleResult]:
         for e in errors_now["write_errors"]
     )
     fb = figures["fallback_rate"]
+    fresh = fresh_orphan_count(now)
     return [
         RuleResult(
             "conversion_page",
@@ -294,7 +296,19 @@ def evaluate(now: datetime | None = None) -> list[RuleResult]:
             errors_now["write_error_total"],
             f"Profile write errors: {errors}." if errors else "",
         ),
+        RuleResult("fresh_orphans", "high", fresh > 0, fresh, fresh_orphans_message(fresh, now)),
     ]
+
+
+def fresh_orphans_message(count: int, now: datetime) -> str:
+    """How many fresh orphans, and a sample with their diagnosis."""
+    if not count:
+        return ""
+    sample = "; ".join(f"{o.session_id} ({o.diagnosis})" for o in fresh_orphan_sample(now, 3))
+    return (
+        f"{count} sessions completed more than {settings.ORPHAN_ALERT_MINUTES} min ago (within"
+        f" the last {settings.ORPHAN_ALERT_HOURS} h) have no profile. Newest: {sample}."
+    )
 
 
 def healthz() -> tuple[bool, dict[str, Any]]:

@@ -30,6 +30,7 @@ def health_check_run(now: datetime | None = None) -> dict[str, Any]:
     """The scheduled check: store a snapshot, open/refresh/resolve alerts, notify changes."""
     now = now or timezone.now()
     snapshot_take(now)
+    _diagnose_fresh_orphans(now)
     opened, resolved = [], []
     for result in figures.evaluate(now):
         with transaction.atomic():
@@ -64,6 +65,21 @@ def health_check_run(now: datetime | None = None) -> dict[str, Any]:
         taken_at__lt=now - timedelta(days=settings.SNAPSHOT_RETENTION_DAYS)
     ).delete()
     return {"opened": [a.rule for a in opened], "resolved": [a.rule for a in resolved]}
+
+
+def _diagnose_fresh_orphans(now: datetime, size: int = 3) -> None:
+    """The fresh-orphan alert shows its newest sessions with a diagnosis: the ones not
+    diagnosed since they became fresh orphans are diagnosed now (a rolled-back write each)."""
+    from remediation.selectors.canary import fresh_orphan_sample, undiagnosed_since
+    from remediation.services.sessions import session_diagnose
+
+    try:
+        sample = [o.session_id for o in fresh_orphan_sample(now, size)]
+        since = now - timedelta(minutes=settings.ORPHAN_ALERT_MINUTES)
+        for sid in undiagnosed_since(sample, since):
+            session_diagnose(session_id=sid)
+    except Exception:  # the alert still opens; its sample says "not diagnosed yet"
+        logger.exception("diagnosing the fresh orphans failed")
 
 
 def alert_notify(alert: Alert, event: str) -> None:

@@ -22,6 +22,8 @@ VIEW_MODELS = [
     "alert",
     "metricsnapshot",
     "auditevent",
+    "canaryresult",
+    "autoheal",
 ]
 VIEWER = [f"remediation.view_{m}" for m in VIEW_MODELS]
 SUPPORT = [
@@ -36,6 +38,7 @@ ENGINEER = [
     "remediation.rollback_backfill",
     "remediation.run_runbook",
     "remediation.manage_fc",
+    "remediation.manage_auto_heal",
     "remediation.add_fcblock",
     "remediation.change_fcblock",
     "remediation.add_fcoption",

@@ -1,10 +1,18 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django_q.models import Schedule
+
+
+def canary_minutes() -> int:
+    """CANARY_INTERVAL_SECONDS in the whole minutes django-q2 schedules in (at least 1)."""
+    return max(1, round(settings.CANARY_INTERVAL_SECONDS / 60))
+
 
 # name -> (task, minutes between runs)
 SCHEDULES = {
     "backfill-watchdog": ("remediation.tasks.backfill_watchdog", 1),
     "health-check": ("remediation.tasks.health_check", 5),
+    "write-path-canary": ("remediation.tasks.canary", 0),  # 0: canary_minutes()
 }
 
 
@@ -13,6 +21,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         for name, (func, minutes) in SCHEDULES.items():
+            minutes = minutes or canary_minutes()
             _, created = Schedule.objects.update_or_create(
                 name=name,
                 defaults={

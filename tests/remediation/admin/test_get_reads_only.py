@@ -178,6 +178,9 @@ def portal(pipeline_db):
     runbook_record_save(user=None, kind="change", results={"change": "nothing"}, label="note")
     fc_set_load(read_set(reference_data.fc_seed_path()), actor="tester")
     health_check_run()  # a snapshot and the alerts it fires
+    from remediation.services.canary import canary_run
+
+    canary_run()  # a canary result (and its alert: the write path is broken here)
     from remediation.models import Alert
 
     if not Alert.objects.exists():
@@ -245,6 +248,8 @@ def admin_pages(portal, request_factory_user):
         (reverse("admin:health"), {}),
         (reverse("admin:health"), {"window": "7d"}),
         (reverse("admin:health"), {"window": "30d"}),
+        (reverse("admin:incident_timeline"), {}),
+        (reverse("admin:incident_timeline_export"), {}),
         (reverse("admin:remediation_assessmentsession_change", args=[sid]), {}),
         (reverse("admin:remediation_assessmentsession_change", args=[portal["profiled"]]), {}),
         (reverse("admin:remediation_assessmentsession_finalize", args=[sid]), {}),

@@ -95,11 +95,12 @@ def test_alerts_fire_once_and_resolve_on_their_own():
         "conversion_low",
         "fc_fallback",
         "write_errors",
+        "fresh_orphans",  # completed 2 h ago, more than ORPHAN_ALERT_MINUTES, no profile
     }
-    assert len(mail.outbox) == 4
+    assert len(mail.outbox) == 5
     second = health_services.health_check_run()
     assert second == {"opened": [], "resolved": []}  # deduplicated: no new alert, no new mail
-    assert Alert.objects.filter(state="open").count() == 4 and len(mail.outbox) == 4
+    assert Alert.objects.filter(state="open").count() == 5 and len(mail.outbox) == 5
     # The fix: the write path clears, the sessions are finalized, old attempts age out.
     pipeline_sql("ALTER ROLE service_role BYPASSRLS")
     relax_checks()
@@ -107,10 +108,15 @@ def test_alerts_fire_once_and_resolve_on_their_own():
     for sid in sids:
         assert session_finalize(session_id=sid).outcome == "created"
     third = health_services.health_check_run()
-    assert set(third["resolved"]) == {"conversion_page", "conversion_low", "write_errors"}
+    assert set(third["resolved"]) == {
+        "conversion_page",
+        "conversion_low",
+        "write_errors",
+        "fresh_orphans",
+    }
     assert "fc_fallback" not in third["resolved"]  # FC is still empty: fallback stays high
     assert Alert.objects.get(rule="write_errors").resolved_at is not None
-    assert len(mail.outbox) == 7
+    assert len(mail.outbox) == 9
 
 
 def test_version_override_and_legacy_fc_rules():
