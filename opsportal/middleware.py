@@ -97,9 +97,7 @@ class PipelineTimeoutMiddleware:
         if request.method in ("GET", "HEAD", "OPTIONS"):
             after = "Try again in a moment; nothing was changed."
         else:
-            after = (
-                "The pipeline transaction was rolled back. Check the page before trying again."
-            )
+            after = "The pipeline transaction was rolled back. Check the page before trying again."
         user = getattr(request, "user", None)
         if user is None or not (user.is_active and user.is_staff):
             response: HttpResponse = HttpResponse(

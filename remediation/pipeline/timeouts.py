@@ -72,8 +72,7 @@ class PipelineTimeout(OperationalError):
             self.setting = "statement_timeout"
             self.limit_ms = limits["statement_timeout"]
             cause = (
-                "a table it reads may be locked by another transaction, or the query ran"
-                " too long"
+                "a table it reads may be locked by another transaction, or the query ran too long"
             )
         within = (
             f"{self.limit_ms} ms"

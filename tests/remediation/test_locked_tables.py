@@ -113,6 +113,9 @@ def pages(seeded) -> dict[str, str]:
     sid = seeded["orphan"]
     version = read_set(reference_data.fc_seed_path())["version"]
     out = {
+        "index": reverse("admin:index"),
+        "run list": reverse("admin:remediation_backfillrun_changelist"),
+        "backfill form": reverse("admin:remediation_orphanedsession_backfill"),
         "orphan list": reverse("admin:remediation_orphanedsession_changelist"),
         "session list": reverse("admin:remediation_assessmentsession_changelist"),
         "session search": reverse("admin:remediation_assessmentsession_changelist") + f"?q={sid}",
@@ -231,7 +234,9 @@ def test_without_a_staff_user_the_503_is_plain_text(schema_variant):
     assert response["Content-Type"].startswith("text/plain")
     assert response.content.decode().startswith(MESSAGE)
     # Any other exception is left to Django.
-    assert PipelineTimeoutMiddleware(lambda r: None).process_exception(request, ValueError()) is None
+    assert (
+        PipelineTimeoutMiddleware(lambda r: None).process_exception(request, ValueError()) is None
+    )
 
 
 def test_the_connection_runs_under_both_limits_in_and_out_of_transactions(schema_variant):
@@ -242,7 +247,9 @@ def test_the_connection_runs_under_both_limits_in_and_out_of_transactions(schema
 
     def limits() -> tuple[int, int]:
         with connections["pipeline"].cursor() as cur:
-            cur.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')")
+            cur.execute(
+                "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')"
+            )
             statement, lock = cur.fetchone()
         return setting_ms(statement), setting_ms(lock)
 
@@ -296,7 +303,9 @@ def test_a_backfill_under_a_locked_table_records_busy_then_failed(schema_variant
         assert {(i.outcome, i.reason, i.sqlstate) for i in items} == {("failed", "busy", "55P03")}
         assert all(MESSAGE in i.error and "Nothing was written" in i.error for i in items)
         attempts = FinalizeAttempt.objects.filter(run_id=run.pk)
-        assert {(a.outcome, a.reason, a.sqlstate) for a in attempts} == {("failed", "busy", "55P03")}
+        assert {(a.outcome, a.reason, a.sqlstate) for a in attempts} == {
+            ("failed", "busy", "55P03")
+        }
         assert run.failed_by_reason == {"busy": 3}
         # Nothing was written: no profile, and a retry once the lock is gone writes them all.
         assert pipeline_sql("SELECT count(*) FROM profiles", fetch="one")[0] == 0
