@@ -67,7 +67,10 @@ def score_units(
         if validity.flagged:  # recorded with the attempt: why the profile is not 'valid'
             o.events.append(
                 portal_event(
-                    "validity_flagged", sid, flags=list(validity.flags), fc_source=result.fc_source
+                    "validity_flagged",
+                    sid,
+                    flags=",".join(validity.flags),
+                    fc_source=result.fc_source,
                 )
             )
         o.type_code = result.type_code

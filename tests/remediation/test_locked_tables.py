@@ -59,8 +59,9 @@ def short_limits(lock_ms: int = LOCK_MS, statement_ms: int = STATEMENT_MS) -> It
 
 
 @contextlib.contextmanager
-def table_locked(table: str) -> Iterator[psycopg.Connection]:
-    """ACCESS EXCLUSIVE on `table`, held by another connection until the block ends."""
+def table_locked(table: str, mode: str = "ACCESS EXCLUSIVE") -> Iterator[psycopg.Connection]:
+    """A table lock (ACCESS EXCLUSIVE unless told) held by another connection until the
+    block ends."""
     conf = connections["pipeline"].settings_dict
     with psycopg.connect(
         host=conf["HOST"],
@@ -70,7 +71,7 @@ def table_locked(table: str) -> Iterator[psycopg.Connection]:
         dbname=conf["NAME"],
         autocommit=False,
     ) as other:
-        other.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        other.execute(f"LOCK TABLE {table} IN {mode} MODE")
         try:
             yield other
         finally:
@@ -150,6 +151,7 @@ def pages(seeded) -> dict[str, str]:
 # page must answer as usual (200).
 READS = {
     "profiles": {
+        "backfill form",
         "orphan list",
         "session list",
         "session search",
@@ -160,6 +162,7 @@ READS = {
         "profile list",
     },
     "assessment_sessions": {
+        "backfill form",
         "orphan list",
         "session list",
         "session search",
@@ -362,3 +365,43 @@ def test_health_figures_under_a_locked_table(client, engineer, schema_variant, t
     assert resp.status_code == 503
     body = resp.content.decode()
     assert MESSAGE in body and "The pipeline transaction was rolled back" in body
+
+
+@pytest.mark.parametrize("table", ["profiles", "fc_scores"])
+def test_a_table_locked_for_writes_makes_the_batch_busy_at_once(schema_variant, table):
+    """EXCLUSIVE MODE lets the batch read but not write: the group's write times out once and
+    the whole batch is busy (not tried again session by session, each waiting the lock
+    timeout); nothing is written."""
+    from remediation.services import fc
+
+    statements: list[str] = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(str(sql))
+        return execute(sql, params, many, context)
+
+    with clear_write_path(schema_variant.name), short_limits():
+        load_reference_data()
+        seed = read_set(reference_data.fc_seed_path())
+        fc.fc_set_load(seed)
+        sids = [make_session(seed=70 + n) for n in range(3)]
+        for sid in sids:
+            for block in seed["blocks"]:
+                pipeline_sql(
+                    "INSERT INTO fc_responses (session_id, block_id, option_id) VALUES (%s, %s, %s)",
+                    [sid, block["id"], block["options"][0]["id"]],
+                )
+        run = jobs.backfill_start(selection="ids", ids=sids, enqueue=False, actor="t")
+        with table_locked(table, "EXCLUSIVE"), connections["pipeline"].execute_wrapper(record):
+            assert jobs.process_batch(run.pk, run.batch_token, enqueue_next=False) == "next"
+        writes = [s for s in statements if s.lstrip().startswith(f"INSERT INTO {table}")]
+        assert len(writes) == 1  # the group's write only
+        assert {(i.outcome, i.tries) for i in BackfillItem.objects.filter(run=run)} == {
+            ("pending", 1)
+        }
+        assert pipeline_sql("SELECT count(*) FROM profiles", fetch="one")[0] == 0
+        assert pipeline_sql("SELECT count(*) FROM fc_scores", fetch="one")[0] == 0
+        BackfillItem.objects.filter(run=run).update(not_before=None)
+        run = jobs.run_until_done(run.pk)
+        assert (run.state, run.created) == ("succeeded", 3)
+        assert pipeline_sql("SELECT count(*) FROM fc_scores", fetch="one")[0] == 3

@@ -17,15 +17,18 @@ from tests.factories import OPTION_A_EVERYWHERE, make_session, pipeline_sql
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
-UNUSABLE = ["NaN", "😀", "Infinity", "", "  ", "-Infinity", "n/a"]
+# Not numbers: skipped by the engine (the FC component alone scores the session).
+NOT_NUMBERS = ["NaN", "😀", "Infinity", "-Infinity", "n/a"]
+# Blank: the engine scores them as 0 (6 when reverse-scored), as JavaScript Number("") does.
+BLANK = ["", "  "]
 
 
-def _unusable_likert_answers() -> dict[int, str | None]:
-    """Every Likert item answered with something unusable; FC-map items and free text kept."""
+def _unusable_likert_answers(values: list[str]) -> dict[int, str | None]:
+    """Every Likert item answered with one of `values`, in turn; free text kept."""
     answers: dict[int, str | None] = {}
     for n, row in enumerate(reference_data.scoring_key_rows()):
         if row.scale_type.startswith("LIKERT"):
-            answers[row.question_id] = UNUSABLE[n % len(UNUSABLE)]
+            answers[row.question_id] = values[n % len(values)]
     answers[247] = "free text"
     return answers
 
@@ -60,7 +63,7 @@ FLAGGED_VALIDITY = {
 def test_unusable_likert_with_fc_is_written_flagged(clear_variant):
     seed = json.loads(reference_data.fc_seed_path().read_text())
     fc.fc_set_load(seed)
-    flagged = make_session(seed=61, answers=_unusable_likert_answers())
+    flagged = make_session(seed=61, answers=_unusable_likert_answers(NOT_NUMBERS))
     _answer_fc(flagged, seed)
     attempt = session_finalize(session_id=flagged)
     assert attempt.outcome == "created", attempt.explanation
@@ -71,13 +74,13 @@ def test_unusable_likert_with_fc_is_written_flagged(clear_variant):
     names = [e["name"] for e in attempt.events]
     assert "fc_scores_loaded" in names and "validity_flagged" in names
     event = next(e for e in attempt.events if e["name"] == "validity_flagged")
-    assert event["flags"] == ["no_usable_likert"]
+    assert (event["flags"], event["fc_source"]) == ("no_usable_likert", "scores")
 
 
 def test_in_a_backfill_only_the_unusable_session_is_flagged(clear_variant):
     seed = json.loads(reference_data.fc_seed_path().read_text())
     fc.fc_set_load(seed)
-    flagged = make_session(seed=62, answers=_unusable_likert_answers())
+    flagged = make_session(seed=62, answers=_unusable_likert_answers(NOT_NUMBERS + BLANK))
     normal = make_session(seed=63)
     for sid in (flagged, normal):
         _answer_fc(sid, seed)
