@@ -29,4 +29,6 @@ def test_the_busy_page_in_a_browser(page, admin_login, pipeline_db):
         page.click("#pipeline-timeout-retry")
         page.wait_for_selector("#result_list, .paginator")
         assert page.locator("#pipeline-timeout").count() == 0
-    assert problems == []
+    # The only console error is the page's own status; nothing the CSP refused.
+    assert [p for p in problems if "status of 503" not in p] == []
+    assert any("status of 503" in p for p in problems)
