@@ -7,16 +7,26 @@
   view runs. Every admin list with a date hierarchy, the portal's and django-axes', is covered.
 - ContentSecurityPolicyMiddleware: `Content-Security-Policy: settings.CONTENT_SECURITY_POLICY`
   on every response that has none (first in MIDDLEWARE, so WhiteNoise's files get it too).
+- PipelineTimeoutMiddleware: a view (or its template) whose pipeline statement hit the lock
+  or statement timeout (remediation.pipeline.timeouts.PipelineTimeout: 55P03 / 57014 on the
+  `pipeline` connection) answers 503 with what happened in plain words, inside the admin
+  look, never Django's technical 500 page; the one place that decides it.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.template.response import TemplateResponse
+
+from remediation.pipeline.timeouts import limits_ms, timeout_in
+
+logger = logging.getLogger("opsportal.requests")
 
 DATE_PART = re.compile(r"__(year|month|day)$")
 SHORT_NUMBER = re.compile(r"^\d{1,4}$")
@@ -56,4 +66,57 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         if self.policy and "Content-Security-Policy" not in response:
             response["Content-Security-Policy"] = self.policy
+        return response
+
+
+class PipelineTimeoutMiddleware:
+    """503 with a clear message when a pipeline statement of the view hit its timeout.
+
+    Placed after the authentication and message middleware: the page is rendered in the
+    admin look (site header, the user's links) for a staff user, as plain text otherwise.
+    The message names the limit and the SQLSTATE, never the SQL or its parameters.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> Any:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
+        timeout = timeout_in(exception)
+        if timeout is None:
+            return None
+        logger.warning(
+            "pipeline %s (%s) on %s %s",
+            timeout.setting,
+            timeout.sqlstate,
+            request.method,
+            request.path,
+        )
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            after = "Try again in a moment; nothing was changed."
+        else:
+            after = "The pipeline transaction was rolled back. Check the page before trying again."
+        user = getattr(request, "user", None)
+        if user is None or not (user.is_active and user.is_staff):
+            response: HttpResponse = HttpResponse(
+                f"{timeout.message} {after}\n",
+                status=503,
+                content_type="text/plain; charset=utf-8",
+            )
+        else:
+            from django.contrib import admin
+
+            context = {
+                **admin.site.each_context(request),
+                "title": "The pipeline database is busy",
+                "message": timeout.message,
+                "after": after,
+                "limits": limits_ms(),
+            }
+            response = TemplateResponse(
+                request, "admin/pipeline_timeout.html", context, status=503
+            ).render()
+        response["Retry-After"] = str(max(1, -(-(timeout.limit_ms or 1000) // 1000)))
         return response

@@ -71,12 +71,18 @@ _pipeline_options.setdefault("application_name", "prism-opsportal")
 # resolve to `public`. Needs a direct (or session-pooler) connection.
 PIPELINE_PORTAL_SCHEMA = env.str("PIPELINE_PORTAL_SCHEMA", default="opsportal")
 # Every pipeline statement, reads included, is bounded: a locked table makes a page or a
-# task fail within the timeouts instead of waiting without limit.
-_pipeline_options.setdefault(
-    "options",
-    f"-c search_path={PIPELINE_PORTAL_SCHEMA},public"
-    f" -c statement_timeout={PIPELINE_STATEMENT_TIMEOUT_MS}"
-    f" -c lock_timeout={PIPELINE_ROW_LOCK_TIMEOUT}",
+# task fail within the timeouts instead of waiting without limit. The limits are added to
+# options a URL brings (`?options=...`: later `-c` settings win, so its search_path wins
+# over the default one and the configured limits win over its timeouts).
+_pipeline_options["options"] = " ".join(
+    part
+    for part in (
+        f"-c search_path={PIPELINE_PORTAL_SCHEMA},public",
+        str(_pipeline_options.get("options") or ""),
+        f"-c statement_timeout={PIPELINE_STATEMENT_TIMEOUT_MS}",
+        f"-c lock_timeout={PIPELINE_ROW_LOCK_TIMEOUT}",
+    )
+    if part
 )
 # Seconds the portal keeps the pipeline tables' shape (their columns) before reading it again.
 PIPELINE_SCHEMA_TTL = env.int("PIPELINE_SCHEMA_TTL", default=60)
@@ -230,6 +236,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # A pipeline lock or statement timeout is a 503 page with a clear message, not a 500.
+    "opsportal.middleware.PipelineTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes prescribes: answers a locked-out login with 429.
     "axes.middleware.AxesMiddleware",

@@ -9,11 +9,15 @@ class RemediationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
         from django.db.models.signals import pre_migrate
 
         from opsportal import checks  # noqa: F401  (registers the system checks)
+        from remediation.pipeline import timeouts
 
         pre_migrate.connect(refuse_pipeline_migrate, sender=self)
+        # Lock and statement timeouts on the pipeline connection raise PipelineTimeout.
+        connection_created.connect(timeouts.install, dispatch_uid="pipeline-timeouts")
 
 
 def refuse_pipeline_migrate(

@@ -6,6 +6,7 @@ Typical use::
     result = scorer.score(responses, fc_function_scores)        # EngineResult
     stored = stored_confidence(result, scorer.config, models)   # section 7
     row = build_profile_row(result, stored, session_id, now)    # `profiles` columns
+    validity = stored_validity(result)  # the stored validity (flags FC-only profiles)
 
 The reference data the engine was built for (the seeded scoring key, scoring config and
 type prototypes) ships with the package in `DATA_DIR` (scoring/data).
@@ -48,6 +49,7 @@ from .model import (
     key_from_mapping,
 )
 from .prototypes import Prototypes, prototypes_from_table_rows
+from .validity import StoredValidity, stored_validity
 
 __all__ = [
     "DATA_DIR",
@@ -75,6 +77,7 @@ __all__ = [
     "Scorer",
     "ScoringInput",
     "StoredConfidence",
+    "StoredValidity",
     "UnscorableSession",
     "build_profile_row",
     "calibrate",
@@ -92,6 +95,7 @@ __all__ = [
     "score_session",
     "select_calibration_model",
     "stored_confidence",
+    "stored_validity",
     "to_fixed",
 ]
 

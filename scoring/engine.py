@@ -273,6 +273,7 @@ class Scorer:
 
         sums = [0.0] * _NF
         counts = [0] * _NF
+        blank = 0  # Likert items whose answer is "" or whitespace: Number() makes it 0
         lget = self._likert.get
         cget = _ANSWER_CACHE.get
         for q, v in answers.items():
@@ -287,6 +288,8 @@ class Scorer:
                 x = parse_answer(v)
             if x - x != 0.0:  # NaN, +-Infinity, null
                 continue
+            if x == 0.0 and type(v) is str and not v.strip():
+                blank += 1  # scored as 0 (the spec), but no answer for the validity
             f, rev = e
             if rev:
                 x = 6.0 - x
@@ -294,7 +297,7 @@ class Scorer:
             counts[f] += 1
 
         fc_source, fc_norm, fc_ct = self._fc_component(answers, fc_function_scores)
-        return self._finish(sums, counts, fc_source, fc_norm, fc_ct, session_id)
+        return self._finish(sums, counts, fc_source, fc_norm, fc_ct, session_id, blank)
 
     def _fc_component(
         self, answers: Mapping[int, object], fc_scores: object
@@ -323,6 +326,7 @@ class Scorer:
         fc_norm: list[float] | None,
         fc_ct: int,
         session_id: object,
+        likert_blank: int = 0,
     ) -> EngineResult:
         lik = [s / c if c else 0.0 for s, c in zip(sums, counts, strict=True)]
         likert_items = sum(counts)
@@ -358,7 +362,16 @@ class Scorer:
         h16 = entropy_bits(shares)
         rounded = [to_fixed(s, 3) for s in strengths]
         return self._build_result(
-            rounded, fits, shares, order, h16, fc_source, fc_ct, likert_items, session_id
+            rounded,
+            fits,
+            shares,
+            order,
+            h16,
+            fc_source,
+            fc_ct,
+            likert_items,
+            session_id,
+            likert_blank,
         )
 
     def _build_result(
@@ -372,6 +385,7 @@ class Scorer:
         fc_ct: int,
         likert_items: int,
         session_id: object,
+        likert_blank: int = 0,
     ) -> EngineResult:
         """Assemble an EngineResult from the computed numbers."""
         # Long on purpose: the result's fields in the spec's order (scoring.md section 6).
@@ -427,6 +441,7 @@ class Scorer:
             fit_gap=fit_gap,
             fc_source="none" if fc_source == "invalid" else fc_source,
             likert_items=likert_items,
+            likert_blank=likert_blank,
             no_scorable_answers=likert_items == 0 and fc_source in ("none", "invalid"),
             events=self._events(session_id, fc_source, fc_ct, type_code, fit1, likert_items),
         )

@@ -261,6 +261,10 @@ class EngineResult:
     fit_gap: float = 0.0
     fc_source: str = "none"  # 'scores' | 'derived' | 'none' (the legacy fallback)
     likert_items: int = 0
+    # Of those, the items whose answer was "" or whitespace (Number() gives 0, so the spec
+    # scores them as 0). `likert_items - likert_blank` is the number of usable Likert answers:
+    # scoring.validity flags a profile that has none.
+    likert_blank: int = 0
     # True when no answer was scorable and there was no FC component: the profile is the
     # spec's all-zero one (equal shares, type order). The engine returns it as the original
     # engine did; whether to store it is the caller's decision.

@@ -20,6 +20,7 @@ from remediation.admin.permissions import RUN_RUNBOOK, has_perm
 from remediation.fixes import executor
 from remediation.fixes.forms import FORMS
 from remediation.models import RunbookRecord
+from remediation.pipeline.timeouts import PipelineTimeout
 from remediation.selectors.checks import FAIL, STRICT_POLICY_SQL, Check, run_checks
 from remediation.selectors.runbook import steps
 from remediation.services import InvalidSessionId, normalize_session_id
@@ -60,6 +61,8 @@ def current_state(checks: dict[str, Check]) -> dict[str, Any]:
     state: dict[str, Any] = {}
     try:
         state["applied"] = executor.applied()
+    except PipelineTimeout:
+        raise  # one 503 for the page (opsportal.middleware), not a wait per read
     except DatabaseError as exc:
         state["error"] = str(exc).splitlines()[0]
         state["applied"] = set()
@@ -68,6 +71,8 @@ def current_state(checks: dict[str, Check]) -> dict[str, Any]:
     if state["fix_a"]:
         try:
             chosen = executor.applied_form()
+        except PipelineTimeout:
+            raise
         except DatabaseError:
             chosen = None
         state["fix_a_form"] = FORMS.get(chosen or "")
@@ -85,6 +90,8 @@ def runbook_page(request: HttpRequest) -> HttpResponse:
     checks = {c.key: c for c in run_checks()}
     try:
         step_list = steps(checks)
+    except PipelineTimeout:
+        raise
     except DatabaseError as exc:
         step_list = [
             {
@@ -253,6 +260,8 @@ def runbook_action(request: HttpRequest, action: str) -> HttpResponse:
         messages.error(request, str(exc))
     except ActionRefused as exc:
         messages.error(request, exc.html)
+    except PipelineTimeout:
+        raise  # 503 with the timeout's message (opsportal.middleware.PipelineTimeoutMiddleware)
     except DatabaseError as exc:
         messages.error(request, f"The database refused: {str(exc).splitlines()[0]}")
     return HttpResponseRedirect(reverse("admin:runbook"))

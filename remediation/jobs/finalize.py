@@ -67,7 +67,10 @@ class FinalizeJob(JobKind):
         ids = [str(i.session_id) for i in items]
         if run.backend == "edge":
             return _run_edge(run, items)
-        ctx = pw.load_context()
+        try:
+            ctx = pw.load_context()
+        except pw.PipelineTimeout as exc:  # a table the context reads is locked: retried later
+            return pw.mark_busy([pw.SessionOutcome(sid, "pending") for sid in ids], exc)
         if ctx.maintenance and not run.dry_run:
             status = ctx.system_status
             raise PauseRun(

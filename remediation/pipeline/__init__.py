@@ -6,7 +6,8 @@
   service_role with PostgREST's claims, one savepoint per session;
 - `images` holds pre-images, fingerprints and restore (exact rollback);
 - `classify_error()` turns a database error into its SQLSTATE, constraint and cause;
-- `pipeline_transaction()` is the one transaction shape, with lock and statement timeouts.
+- `pipeline_transaction()` is the one transaction shape, with lock and statement timeouts;
+  `timeouts.PipelineTimeout` is what a statement that hits one raises (55P03 / 57014).
 
 Callers own the transaction (services and jobs); nothing here records portal state.
 """
@@ -23,14 +24,16 @@ from remediation.pipeline.images import fingerprints, read_pre_images, restore
 from remediation.pipeline.outcomes import SessionOutcome, WriteResult, results_url
 from remediation.pipeline.reads import read_answers
 from remediation.pipeline.sql import as_service_role, postgrest_claims, uuid_array
+from remediation.pipeline.timeouts import PipelineTimeout
 from remediation.pipeline.transaction import pipeline_transaction, set_timeouts
-from remediation.pipeline.write import write_batch, write_session
+from remediation.pipeline.write import mark_busy, write_batch, write_session
 
 __all__ = [
     "FC_VERSION",
     "DbErrorInfo",
     "FinalizeRefused",
     "PipelineContext",
+    "PipelineTimeout",
     "ProfileWriteFailed",
     "SessionOutcome",
     "WriteResult",
@@ -39,6 +42,7 @@ __all__ = [
     "fingerprints",
     "images",
     "load_context",
+    "mark_busy",
     "pipeline_transaction",
     "portal_event",
     "postgrest_claims",

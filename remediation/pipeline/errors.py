@@ -94,8 +94,15 @@ def classify_error(
     elif sqlstate == "55P03":
         category = "busy"
         explanation = (
-            "Another finalize or backfill holds this session (lock timeout, 55P03); nothing was "
-            "written. Try again when it has finished."
+            "Another finalize or backfill holds this session, or another transaction a table"
+            " the write needs (lock timeout, 55P03); nothing was written. Try again when it has"
+            " finished."
+        )
+    elif sqlstate == "57014":
+        category = "busy"
+        explanation = (
+            "The pipeline database did not answer within the statement timeout (57014): a"
+            " table may be locked by another transaction; nothing was written. Try again."
         )
     elif sqlstate == "23514":
         category = "check"

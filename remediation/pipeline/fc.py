@@ -10,6 +10,7 @@ from psycopg.types.json import Jsonb
 import scoring
 from remediation.pipeline.context import FC_VERSION, PipelineContext, portal_event
 from remediation.pipeline.errors import classify_error
+from remediation.pipeline.timeouts import PipelineTimeout
 from scoring import Event
 
 
@@ -47,6 +48,10 @@ def score_fc(
                     ],
                 )
         events.append(portal_event("fc_scoring_attempted", session_id, success=True))
+    except PipelineTimeout:
+        # A locked fc_scores is not a failed FC scoring: scoring on without the FC scores
+        # would write a worse profile. The session is busy and tried again (write.py).
+        raise
     except DatabaseError as exc:
         info = classify_error(exc, using=using, statement="FC score write")
         events.append(

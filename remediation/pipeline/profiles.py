@@ -63,6 +63,16 @@ def score_units(
         logged = {e.name for e in o.events}
         o.events.extend(e for e in result.events if e.name not in logged)
         row = profile_row(ctx, result, sid, now, (o.pre_image or {}).get("profile"), o.share_token)
+        validity = scoring.stored_validity(result)
+        if validity.flagged:  # recorded with the attempt: why the profile is not 'valid'
+            o.events.append(
+                portal_event(
+                    "validity_flagged",
+                    sid,
+                    flags=",".join(validity.flags),
+                    fc_source=result.fc_source,
+                )
+            )
         o.type_code = result.type_code
         units.append(Unit(sid, row, len(answers[sid])))
     return units
@@ -77,7 +87,9 @@ def profile_row(
     session_token: str = "",
 ) -> dict[str, Any]:
     """The profiles row the write path upserts for an engine result: stored confidence,
-    build_profile_row, the share token where the table needs one, only existing columns."""
+    build_profile_row, the stored validity (scoring.validity: the one rule that flags a
+    profile no Likert answer supports), the share token where the table needs one, only
+    existing columns."""
     stored = scoring.stored_confidence(result, ctx.scorer.config, ctx.calibration_models)
     row = scoring.build_profile_row(
         result,
@@ -88,6 +100,8 @@ def profile_row(
         had_profile=pre_profile is not None,
         existing_created_at=_ts(pre_profile, "created_at"),
     )
+    validity = scoring.stored_validity(result)
+    row["validity_status"], row["validity"] = validity.validity_status, dict(validity.validity)
     if ctx.profile_token_needed:
         # NOT NULL is checked on the proposed row, before ON CONFLICT: always send one.
         existing_token = (pre_profile or {}).get("share_token")

@@ -16,6 +16,8 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, connections
 
+from remediation.pipeline.timeouts import PipelineTimeout
+
 TABLES = ("assessment_sessions", "profiles", "fc_scores")
 # The columns the portal writes that a pipeline database may lack.
 OPTIONAL_COLUMNS = {
@@ -46,11 +48,23 @@ class TableShape:
 
 
 def read_shapes(cur: Any, tables: tuple[str, ...] = TABLES) -> dict[str, TableShape]:
-    """The columns of `tables` in the pipeline's public schema, from information_schema."""
+    """The columns of `tables` in the pipeline's public schema, from pg_catalog.
+
+    Not information_schema.columns: its column_default calls pg_get_expr(), which opens the
+    table and so waits for any lock on it (a `LOCK TABLE profiles` made every context load
+    wait the lock timeout). The catalog alone answers at once. Nullable as
+    information_schema says it (a NOT NULL domain counts); a default, an identity or a
+    generated column all mean a write need not send the column.
+    """
     cur.execute(
-        "SELECT table_name, column_name, is_nullable = 'YES', column_default IS NOT NULL"
-        " FROM information_schema.columns WHERE table_schema = 'public'"
-        " AND table_name = ANY(%s) ORDER BY table_name, ordinal_position",
+        "SELECT c.relname, a.attname, NOT (a.attnotnull OR coalesce(t.typnotnull, false)),"
+        " a.atthasdef OR a.attidentity <> ''"
+        " FROM pg_catalog.pg_attribute a"
+        " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        " LEFT JOIN pg_catalog.pg_type t ON t.oid = a.atttypid AND t.typtype = 'd'"
+        " WHERE n.nspname = 'public' AND c.relname = ANY(%s)"
+        " AND a.attnum > 0 AND NOT a.attisdropped ORDER BY c.relname, a.attnum",
         [list(tables)],
     )
     shapes = {t: TableShape(t) for t in tables}
@@ -101,6 +115,8 @@ def missing_fields(model: type[Any], using: str = "pipeline") -> list[str]:
         return []
     try:
         shape = shapes(using).get(model._meta.db_table)
+    except PipelineTimeout:
+        raise  # a locked catalog is a timeout for the page, not an absent column
     except DatabaseError:
         return []
     if shape is None or not shape.columns:

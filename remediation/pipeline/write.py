@@ -32,6 +32,7 @@ from remediation.pipeline.outcomes import SessionOutcome, WriteResult, results_u
 from remediation.pipeline.profiles import score_units, update_sessions, upsert_profiles
 from remediation.pipeline.reads import fc_responses_many, read_answers_many
 from remediation.pipeline.sql import uuid_array
+from remediation.pipeline.timeouts import PipelineTimeout
 
 
 def write_session(
@@ -96,17 +97,23 @@ def write_batch(
     if honour_maintenance and ctx.maintenance:
         return _refuse_all(ordered, ctx.system_status)
     conn = connections[using]
-    with conn.cursor() as cur:
-        todo = _lock_and_sort(cur, ctx, outcomes, session_ids, rescore, lock)
-        if not todo:
-            return ordered
-        answers = read_answers_many(cur, todo)
-        for sid in list(todo):
-            if not answers.get(sid):
-                outcomes[sid].refuse("no_answers", "the session has no answers to score")
-                todo.remove(sid)
-        fc_rows = fc_responses_many(cur, todo)
-        fill_pre_images(cur, outcomes, todo)
+    try:
+        # A savepoint: a lock or statement timeout here leaves the caller's transaction usable.
+        with transaction.atomic(using=using), conn.cursor() as cur:
+            todo = _lock_and_sort(cur, ctx, outcomes, session_ids, rescore, lock)
+            if not todo:
+                return ordered
+            answers = read_answers_many(cur, todo)
+            for sid in list(todo):
+                if not answers.get(sid):
+                    outcomes[sid].refuse("no_answers", "the session has no answers to score")
+                    todo.remove(sid)
+            fc_rows = fc_responses_many(cur, todo)
+            fill_pre_images(cur, outcomes, todo)
+    except PipelineTimeout as exc:
+        # A table the batch reads is locked (LOCK TABLE, a migration): nothing was read or
+        # written; every session not refused yet is "busy", retried later like a held row.
+        return mark_busy([o for o in ordered if o.outcome == "pending"], exc)
     if not todo:
         return ordered
     if before_write is not None:
@@ -129,6 +136,19 @@ def write_batch(
         if dry_run:
             transaction.set_rollback(True, using=using)
     return ordered
+
+
+def mark_busy(outcomes: list[SessionOutcome], timeout: PipelineTimeout) -> list[SessionOutcome]:
+    """The sessions a lock or statement timeout kept from being read or written: "busy"
+    (the run engine retries them with backoff, then counts them as failed "busy")."""
+    info = classify_error(timeout)
+    for o in outcomes:
+        o.outcome, o.reason, o.error = "busy", "busy", info
+        o.explanation = f"{timeout.message} Nothing was written; retried later."
+        o.pre_image = o.post_fingerprint = o.profile_id = None
+        o.type_code = o.results_url = o.results_version = ""
+        o.events.append(portal_event("pipeline_timeout", o.session_id, sqlstate=timeout.sqlstate))
+    return outcomes
 
 
 def _valid_ids(outcomes: dict[str, SessionOutcome], session_ids: list[str]) -> list[str]:
@@ -241,16 +261,28 @@ def _write_sessions(
     try:
         with transaction.atomic(using=using):
             return _write_group(cur, ctx, outcomes, group, answers, fc_rows, now, using)
-    except StatementFailed:
-        pass  # find the sessions the database refuses, one by one
+    except StatementFailed as exc:
+        if isinstance(exc.error, PipelineTimeout):
+            # A locked table times out for every session alike: not one by one (each would
+            # wait the lock timeout again), the whole group is busy.
+            return _busy_group(outcomes, group, snapshot, exc.error)
+        # else: find the sessions the database refuses, one by one
+    except PipelineTimeout as exc:
+        return _busy_group(outcomes, group, snapshot, exc)
     written: list[str] = []
-    for sid in group:
+    for n, sid in enumerate(group):
         o = outcomes[sid]
         o.events, o.outcome = list(snapshot[sid][0]), snapshot[sid][1]
         try:
             with transaction.atomic(using=using):
                 written += _write_group(cur, ctx, outcomes, [sid], answers, fc_rows, now, using)
+        except PipelineTimeout as exc:
+            _busy_group(outcomes, group[n:], snapshot, exc)
+            break
         except StatementFailed as exc:
+            if isinstance(exc.error, PipelineTimeout):
+                _busy_group(outcomes, group[n:], snapshot, exc.error)
+                break
             row = exc.row if exc.statement == "profile write" else None
             info = classify_error(
                 exc.error, using=using, attempted_row=row, statement=exc.statement
@@ -266,6 +298,19 @@ def _write_sessions(
                 portal_event(event, sid, sqlstate=info.sqlstate, statement=exc.statement)
             )
     return written
+
+
+def _busy_group(
+    outcomes: dict[str, SessionOutcome],
+    group: list[str],
+    snapshot: dict[str, tuple[list[Any], str]],
+    timeout: PipelineTimeout,
+) -> list[str]:
+    """The sessions of `group` come back busy (their savepoints rolled back); none written."""
+    for sid in group:
+        outcomes[sid].events = list(snapshot[sid][0])
+    mark_busy([outcomes[sid] for sid in group], timeout)
+    return []
 
 
 class StatementFailed(Exception):

@@ -20,6 +20,7 @@ from django.utils import timezone
 from remediation.pipeline.constraints import Violation, check_constraints, violations
 from remediation.pipeline.context import FC_VERSION, load_context
 from remediation.pipeline.samples import engine_sample_rows, engine_values
+from remediation.pipeline.timeouts import PipelineTimeout
 from remediation.pipeline.transaction import pipeline_transaction
 from remediation.selectors.sessions import ORPHAN_SQL
 
@@ -419,6 +420,10 @@ def run_checks() -> list[Check]:
         try:
             with pipeline_transaction():
                 out.append(fn())
+        except PipelineTimeout:
+            # A locked table: every further check would wait the timeout again. The caller
+            # (page, command) reports it once.
+            raise
         except DatabaseError as exc:
             name = fn.__name__.removeprefix("_check_")
             out.append(

@@ -122,11 +122,11 @@ def attempt_figures(start: datetime, end: datetime) -> dict[str, Any]:
         fc_bad=Count("id", filter=fc_bad),
     )
     # Only refused profile writes are profile write errors (not a session update that names
-    # a missing column, not a lock timeout before the write).
+    # a missing column, not a lock or statement timeout: 55P03, 57014).
     errors = list(
         attempts.filter(outcome="failed", failed_statement__in=["", "profile write"])
         .exclude(sqlstate="")
-        .exclude(sqlstate="55P03")
+        .exclude(sqlstate__in=["55P03", "57014"])
         .values("sqlstate", "constraint_name", "reason")
         .annotate(n=Count("id"))
         .order_by("-n")

@@ -14,6 +14,8 @@ from typing import Any
 
 from django.db import DatabaseError, connections
 
+from remediation.pipeline.timeouts import PipelineTimeout
+
 TABLES = ("profiles", "assessment_sessions", "fc_scores")
 # The table a statement writes; `ON CONFLICT … DO UPDATE SET` writes the INSERT's table
 # (already matched), so an UPDATE after DO is no table of its own.
@@ -101,6 +103,8 @@ def trigger_context() -> dict[str, Any]:
     of them write other tables or rewrite columns (empty when the catalog is unreadable)."""
     try:
         triggers = write_triggers()
+    except PipelineTimeout:
+        raise  # the page answers 503 (opsportal.middleware.PipelineTimeoutMiddleware)
     except DatabaseError:
         return {"triggers": [], "trigger_warnings": 0}
     warn = sum(1 for t in triggers if t.writes_other_tables or t.rewrites_columns)

@@ -1,9 +1,10 @@
 import json
 from dataclasses import asdict
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from remediation.models import RunbookRecord
+from remediation.pipeline.timeouts import PipelineTimeout
 from remediation.selectors.checks import run_checks
 from remediation.services.probe import probe_write_path
 
@@ -17,8 +18,11 @@ class Command(BaseCommand):
         parser.add_argument("--probe", action="store_true", help="also run the write-path probe")
 
     def handle(self, *args, json: bool, save: str | None, probe: bool, **options):
-        checks = [asdict(c) for c in run_checks()]
-        probe_result = probe_write_path() if probe else None
+        try:
+            checks = [asdict(c) for c in run_checks()]
+            probe_result = probe_write_path() if probe else None
+        except PipelineTimeout as exc:
+            raise CommandError(f"{exc.message} Nothing was changed; try again.") from None
         if save is not None:
             RunbookRecord.objects.create(
                 kind="checks", label=save, results={"checks": checks}, created_by_name="cli"
