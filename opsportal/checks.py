@@ -74,6 +74,7 @@ def check_portal_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     if settings.EDGE_MAX_RETRIES < 0:
         errors.append(Error("EDGE_MAX_RETRIES must be 0 or more.", id="opsportal.E006"))
     errors.extend(_check_batch_budget(settings.Q_CLUSTER.get("timeout")))
+    errors.extend(_check_task_budget(settings.Q_CLUSTER.get("timeout")))
     if not settings.SUPABASE_SERVICE_ROLE_KEY:
         errors.append(
             Warning(
@@ -120,6 +121,32 @@ def slowest_edge_call() -> float:
     return (
         settings.EDGE_CONNECT_TIMEOUT + settings.EDGE_READ_TIMEOUT
     ) * tries + settings.EDGE_RETRY_AFTER_CAP * settings.EDGE_MAX_RETRIES
+
+
+def _check_task_budget(timeout: Any) -> list[Any]:
+    """A task runs batches until BACKFILL_TASK_SECONDS has passed; the last one (an edge
+    batch's budget ends with the task's) may start one more edge call just before: all of
+    it must end before django-q2 kills the task (Q_TIMEOUT). EDGE_CONCURRENCY at least 1."""
+    errors = []
+    if settings.EDGE_CONCURRENCY < 1:
+        errors.append(Error("EDGE_CONCURRENCY must be at least 1.", id="opsportal.E008"))
+    budget = settings.BACKFILL_TASK_SECONDS
+    if budget <= 0:
+        return [*errors, Error("BACKFILL_TASK_SECONDS must be positive.", id="opsportal.E008")]
+    if not isinstance(timeout, int) or timeout <= 0:
+        return errors  # E004 says it
+    slowest = slowest_edge_call()
+    if budget + slowest >= timeout:
+        errors.append(
+            Error(
+                f"BACKFILL_TASK_SECONDS ({budget:g}) plus the slowest edge call "
+                f"({slowest:g} s) must stay below Q_TIMEOUT ({timeout}): otherwise "
+                "django-q2 kills the task that runs a run's batches.",
+                hint="Lower the task budget or the edge timeouts, or raise Q_TIMEOUT (and Q_RETRY).",
+                id="opsportal.E008",
+            )
+        )
+    return errors
 
 
 def _check_batch_budget(timeout: Any) -> list[Any]:

@@ -151,6 +151,13 @@ BACKFILL_BUSY_BACKOFF_BASE = env.float("BACKFILL_BUSY_BACKOFF_BASE", default=0.5
 # seconds (the rest go to the next task), so a task ends well before Q_TIMEOUT kills it;
 # the system check requires budget + the slowest edge call < Q_TIMEOUT.
 BACKFILL_BATCH_SECONDS = env.float("BACKFILL_BATCH_SECONDS", default=45.0)
+# A task's time budget: one django-q2 task processes batch after batch (no queue hop
+# between them) and hands the run to the next task once this many seconds have passed;
+# an edge batch's budget ends with the task's. The system check requires budget + the
+# slowest edge call < Q_TIMEOUT.
+BACKFILL_TASK_SECONDS = env.float("BACKFILL_TASK_SECONDS", default=30.0)
+# Edge backfills: at most this many calls to the function at once per batch.
+EDGE_CONCURRENCY = env.int("EDGE_CONCURRENCY", default=8)
 # Tests only: kill the worker at this commit boundary ("point" or "point@N"), as kill -9
 # would (remediation/jobs/crashpoints.py lists the points). Empty: never.
 CRASH_AT = env.str("OPSPORTAL_CRASH_AT", default="")

@@ -6,8 +6,9 @@ from remediation.jobs import engine
 
 
 def run_batch(run_id: int, token: str) -> str:
-    """Process one batch of a run (any job kind) and enqueue the next."""
-    return engine.process_batch(run_id, token)
+    """Process batches of a run (any job kind) until it stops or the task's time budget
+    (BACKFILL_TASK_SECONDS) runs out, then enqueue the next task."""
+    return engine.run_task(run_id, token)
 
 
 # Tasks enqueued before runs had kinds carry this name.

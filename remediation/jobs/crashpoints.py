@@ -15,9 +15,13 @@ N-th time the point is reached (1 = the first). The points, in the order a batch
                            portal's record of them not yet
     record.committed       the portal's record (items, attempts, figures, cursor, token) is
                            committed, the ledger entries not yet forgotten
-    ledger.forgotten       the mirrored ledger entries are deleted, the next batch not enqueued
+    ledger.forgotten       the mirrored ledger entries are deleted, the next batch not begun
+    task.between_batches   a batch is done and recorded; the same task has not begun the next
+                           (the run's state and token not read again yet)
+    task.handed_over       the task's time budget ran out after a recorded batch; the next
+                           task not enqueued yet
     run.ended              the run's end state is committed, its follow-up (health
-                           snapshot, rollback report) not made yet
+                           snapshot enqueued, rollback report) not made yet
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ POINTS = (
     "pipeline.committed",
     "record.committed",
     "ledger.forgotten",
+    "task.between_batches",
+    "task.handed_over",
     "run.ended",
 )
 _seen: Counter[str] = Counter()

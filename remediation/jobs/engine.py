@@ -419,66 +419,107 @@ def requeue(run: BackfillRun, items: list[BackfillItem], *, backoff: bool = Fals
 
 
 # --- Running a batch -----------------------------------------------------------------------
+def run_task(run_id: int, token: str, *, enqueue_next: bool = True, on_batch: Any = None) -> str:
+    """One django-q2 task of a run: batch after batch, with no queue hop between them,
+    until the run stops (no item left, paused, cancelled, errored) or the task's time
+    budget (BACKFILL_TASK_SECONDS) runs out; then the next task is enqueued. Every batch
+    goes through process_batch's own checks (the run row locked, the token compared, the
+    state read), so a pause or cancel takes effect at the next batch boundary; the batch
+    budget of an edge batch ends with the task's (the run's `task_deadline`)."""
+    deadline = time.monotonic() + settings.BACKFILL_TASK_SECONDS
+    first = True
+    while True:
+        result, token = _batch(run_id, token, deadline=deadline, mirror_first=first)
+        if result != "next":
+            return result
+        first = False
+        if on_batch:
+            on_batch(run_id)
+        if time.monotonic() >= deadline:
+            crashpoints.reached("task.handed_over")
+            if enqueue_next:
+                enqueue_batch(run_id, token)
+            return "next"
+        crashpoints.reached("task.between_batches")
+
+
 def process_batch(run_id: int, token: str, *, enqueue_next: bool = True) -> str:
     """Process one batch of a run; returns what happened ("stale", "done", "next", …)."""
+    result, token = _batch(run_id, token, deadline=None, mirror_first=True)
+    if result == "next" and enqueue_next:
+        enqueue_batch(run_id, token)
+    return result
+
+
+def _batch(
+    run_id: int, token: str, *, deadline: float | None, mirror_first: bool
+) -> tuple[str, str]:
+    """One batch under the run's row lock check and advisory lock: (what happened, the
+    token of the next batch)."""
     with transaction.atomic():
         run = BackfillRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None:
-            return "missing"
+            return "missing", token
         if token != run.batch_token:
-            return "stale"  # a duplicate or superseded delivery
+            return "stale", token  # a duplicate or superseded delivery
         if run.state == State.PAUSING:
             _set_state(run, State.PAUSED)
             run.save()
-            return "paused"
+            return "paused", token
         if run.state == State.CANCELLING:
             _set_state(run, State.CANCELLED)
             run.save()
-            return "cancelled"
+            return "cancelled", token
         if run.state == State.ENQUEUED:
             _set_state(run, State.RUNNING)
+            run.heartbeat_at = timezone.now()
+            run.save()
         elif run.state != State.RUNNING:
-            return str(run.state)
-        run.heartbeat_at = timezone.now()
-        run.save()
+            return str(run.state), token
+        else:
+            run.heartbeat_at = timezone.now()
+            BackfillRun.objects.filter(pk=run_id).update(heartbeat_at=run.heartbeat_at)
     with connections["default"].cursor() as cur:
         cur.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_CLASS, run_id])
         if not cur.fetchone()[0]:
-            return "busy"
+            return "busy", token
+    run.task_deadline = deadline  # type: ignore[attr-defined]
     try:
-        return _process_locked(run, enqueue_next)
+        return _process_locked(run, mirror_first)
     except Exception as exc:  # the run records it; the task itself must not loop on it
         logger.exception("run %s batch failed", run_id)
         with contextlib.suppress(IllegalTransition):
             transition(run_id, State.ERRORED, message=f"{type(exc).__name__}: {exc}"[:2000])
-        return "errored"
+        return "errored", token
     finally:
         with connections["default"].cursor() as cur:
             cur.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_CLASS, run_id])
 
 
-def _process_locked(run: BackfillRun, enqueue_next: bool) -> str:
+def _process_locked(run: BackfillRun, mirror_first: bool) -> tuple[str, str]:
     started = time.monotonic()
     crashpoints.reached("batch.started")
     kind = kind_of(run)
-    mirror(run, kind)  # a batch whose portal record was lost: its ledger entries, first
-    run.refresh_from_db()
+    # A batch whose portal record was lost: its ledger entries, first. Within one task the
+    # batches before this one recorded theirs (a failure to would have ended the task).
+    if mirror_first and mirror(run, kind) is not None:
+        run.refresh_from_db()
     pending = run.items.filter(ordinal__gte=run.cursor, outcome=BackfillItem.Outcome.PENDING)
     items = list(pending.order_by("ordinal")[: run.batch_size])
     if not items:
-        return _finish(run, kind)
+        return _finish(run, kind), str(run.batch_token)
     now = timezone.now()
     # Busy sessions backing off: the batch stops before the first one not due yet.
     due = next((n for n, i in enumerate(items) if i.not_before and i.not_before > now), None)
     if due == 0:
-        return _wait_for(run, items[0], now, enqueue_next)
+        return _wait_for(run, items[0], now)
     if due is not None:
         items = items[:due]
     try:
         outcomes = kind.process(run, items, now)
     except PauseRun as exc:
         transition(run.pk, State.PAUSED, message=str(exc))
-        return "paused"
+        return "paused", str(run.batch_token)
     crashpoints.reached("pipeline.committed")
     done = {o.session_id for o in outcomes}
     # The cursor stops at the first item the batch did not get to (time budget).
@@ -486,9 +527,7 @@ def _process_locked(run: BackfillRun, enqueue_next: bool) -> str:
     cursor = min(left) if left else items[-1].ordinal + 1
     token = record_batch(run, kind, {str(i.session_id): i for i in items}, outcomes, now, cursor)
     _throttle(run, len(done), time.monotonic() - started)
-    if enqueue_next:
-        enqueue_batch(run.pk, token)
-    return "next"
+    return "next", token
 
 
 def record_batch(
@@ -529,16 +568,17 @@ def record_batch(
     return str(locked.batch_token)
 
 
-def mirror(run: BackfillRun, kind: JobKind | None = None) -> int:
+def mirror(run: BackfillRun, kind: JobKind | None = None) -> int | None:
     """Record what the run ledger still holds for `run` (entries of a batch whose portal
     record was lost to a crash) and forget those entries; the number of sessions whose
-    outcome this recorded. The cursor does not move: those items are no longer pending."""
+    outcome this recorded (None: the ledger held nothing, the run row is unchanged). The
+    cursor does not move: those items are no longer pending."""
     kind = kind or kind_of(run)
     if not kind.ledgered(run):
-        return 0
+        return None
     found = ledger.read(run.ledger_key)
     if not found:
-        return 0
+        return None
     items = {
         str(i.session_id): i
         for i in run.items.filter(session_id__in=sorted({o.session_id for o in found}))
@@ -558,7 +598,7 @@ def mirror(run: BackfillRun, kind: JobKind | None = None) -> int:
     return len(fresh)
 
 
-def _wait_for(run: BackfillRun, item: BackfillItem, now: datetime, enqueue_next: bool) -> str:
+def _wait_for(run: BackfillRun, item: BackfillItem, now: datetime) -> tuple[str, str]:
     """Only busy sessions not due yet are left: wait for the first (at most
     BACKFILL_MAX_SLEEP), then hand the run to the next task (the cursor does not move)."""
     assert item.not_before is not None
@@ -570,9 +610,7 @@ def _wait_for(run: BackfillRun, item: BackfillItem, now: datetime, enqueue_next:
         locked.heartbeat_at = timezone.now()
         locked.save()
         token = locked.batch_token
-    if enqueue_next:
-        enqueue_batch(run.pk, token)
-    return "next"
+    return "next", str(token)
 
 
 def _throttle(run: BackfillRun, count: int, elapsed: float) -> None:
@@ -643,14 +681,20 @@ def runs_watchdog(*, resume: bool = True) -> list[int]:
 def run_until_done(
     run_id: int, *, progress: Any = None, max_batches: int = 1_000_000
 ) -> BackfillRun:
-    """Drive a run in this process (tests, `manage.py backfill --sync`), batch after batch."""
+    """Drive a run in this process (tests, `manage.py backfill --sync`), task after task,
+    exactly as django-q2 workers run them (minus the queue hop between tasks)."""
+
+    def each(pk: int) -> None:
+        if progress:
+            progress(BackfillRun.objects.get(pk=pk))
+
     for _ in range(max_batches):
         run = BackfillRun.objects.get(pk=run_id)
         if run.state in STOPPED:
             return run
-        result = process_batch(run_id, run.batch_token, enqueue_next=False)
-        if progress:
-            progress(BackfillRun.objects.get(pk=run_id))
+        result = run_task(run_id, run.batch_token, enqueue_next=False, on_batch=each)
+        if result != "next":
+            each(run_id)
         if result in ("stale", "busy", "missing"):
             time.sleep(0.2)
     return BackfillRun.objects.get(pk=run_id)

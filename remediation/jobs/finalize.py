@@ -10,8 +10,10 @@ Edge: the function writes in its own transaction, so the portal claims each sess
 before the call (its pre-image committed on the item) and reads the profile back after it.
 A claimed item still pending in a later batch is a call whose outcome was lost: the
 database decides (a fresh profile that was not there before is the run's own work) before
-anything is posted again. A batch of edge calls stops taking sessions when its time budget
-(BACKFILL_BATCH_SECONDS) runs out; the rest go to the next task.
+anything is posted again. Up to EDGE_CONCURRENCY calls are made at once (edge_pool.py:
+one HTTP session per thread, one backoff for the pool on 429/503). A batch of edge calls
+stops taking sessions when its time budget (BACKFILL_BATCH_SECONDS, or the end of the
+task's) runs out; the rest go to the next batch.
 """
 
 from __future__ import annotations
@@ -95,14 +97,19 @@ class FinalizeJob(JobKind):
     def finished(self, run: BackfillRun) -> None:
         # Whatever the end (succeeded, finished with failures, all failed): when something
         # was written, the health figures and alerts reflect it now, not at the next schedule.
+        # The snapshot (about 2 s at 1 M sessions) is its own task: the run's task is done.
         if run.dry_run or not (run.created + run.rescored):
             return
         try:
-            from remediation.services.health import health_check_run
+            from django_q.tasks import async_task
 
-            health_check_run()
-        except Exception:  # the run has ended; a failed snapshot is only logged
-            logger.exception("health snapshot after backfill %s failed", run.pk)
+            async_task(
+                "remediation.tasks.health_check",
+                task_name=f"health-after-run-{run.pk}",
+                group="health-after-run",
+            )
+        except Exception:  # the run has ended; a snapshot not enqueued is only logged
+            logger.exception("health snapshot after backfill %s not enqueued", run.pk)
 
     def summary(self, run: BackfillRun) -> str:
         return (
@@ -158,46 +165,64 @@ def _run_local(
 
 
 def _run_edge(run: BackfillRun, items: list[BackfillItem]) -> list[pw.SessionOutcome]:
-    """One edge call per session, each claimed first (pre-image committed on its item),
-    until the batch's time budget runs out; a claim left by a lost outcome is settled from
-    the database instead of posting again."""
-    from remediation.services.edge import edge_finalize
+    """One edge call per session, up to EDGE_CONCURRENCY at a time (remediation/jobs/
+    edge_pool.py), each claimed first (pre-image committed on its item), until the batch's
+    time budget runs out (BACKFILL_BATCH_SECONDS, or the task's end if sooner); a claim
+    left by a lost outcome is settled from the database instead of posting again."""
+    from remediation.jobs.edge_pool import run_pool
 
-    started = time.monotonic()
-    out: list[pw.SessionOutcome] = []
-    for item in items:
-        if out and time.monotonic() - started >= settings.BACKFILL_BATCH_SECONDS:
-            break  # the rest of the batch goes to the next task
-        sid = str(item.session_id)
-        o = pw.SessionOutcome(sid, "pending")
-        if run.dry_run:
-            o.outcome, o.reason = "skipped", "dry_run"
+    if run.dry_run:
+        out = []
+        for item in items:
+            o = pw.SessionOutcome(str(item.session_id), "skipped", reason="dry_run")
             o.explanation = "dry run: would call finalizeAssessment"
             out.append(o)
-            continue
-        if item.pre_image is not None and _settle_claim(item, o):
-            out.append(o)
-            continue
+        return out
+    budget_end = time.monotonic() + settings.BACKFILL_BATCH_SECONDS
+    task_end = getattr(run, "task_deadline", None)
+    if task_end is not None:
+        budget_end = min(budget_end, task_end)
+    return run_pool(
+        items,
+        lambda item, http: _edge_one(run, item, http),
+        concurrency=settings.EDGE_CONCURRENCY,
+        budget_end=budget_end,
+    )
+
+
+def _edge_one(run: BackfillRun, item: BackfillItem, http: Any) -> pw.SessionOutcome:
+    """One session: settle its claim from the database, or claim it (pre-image committed
+    on the item), call the function once, read back its fingerprint."""
+    from remediation.services.edge import edge_finalize
+
+    sid = str(item.session_id)
+    o = pw.SessionOutcome(sid, "pending")
+    if item.pre_image is not None and _settle_claim(item, o):
+        return o
+    with connections["pipeline"].cursor() as cur:
+        o.pre_image = pw.read_pre_images(cur, [sid]).get(sid)
+    BackfillItem.objects.filter(pk=item.pk).update(pre_image=o.pre_image)
+    crashpoints.reached("edge.claimed")
+    attempt = edge_finalize(
+        session_id=sid,
+        rescore=run.rescore,
+        source="backfill",
+        run_id=run.pk,
+        actor="backfill",
+        http=http,
+    )
+    crashpoints.reached("edge.called")
+    # "unknown" stays unknown (the function may have run): "retry failed" settles it
+    # by reading the database before it posts anything again.
+    kept = attempt.outcome in ("created", "rescored", "existing", "unknown")
+    o.outcome = attempt.outcome if kept else "failed"
+    o.reason, o.explanation = attempt.reason, attempt.explanation
+    o.profile_id = str(attempt.profile_id) if attempt.profile_id else None
+    o.type_code, o.results_url = attempt.type_code, attempt.results_url
+    if o.outcome in ("created", "rescored"):
         with connections["pipeline"].cursor() as cur:
-            o.pre_image = pw.read_pre_images(cur, [sid]).get(sid)
-        BackfillItem.objects.filter(pk=item.pk).update(pre_image=o.pre_image)
-        crashpoints.reached("edge.claimed")
-        attempt = edge_finalize(
-            session_id=sid, rescore=run.rescore, source="backfill", run_id=run.pk, actor="backfill"
-        )
-        crashpoints.reached("edge.called")
-        # "unknown" stays unknown (the function may have run): "retry failed" settles it
-        # by reading the database before it posts anything again.
-        kept = attempt.outcome in ("created", "rescored", "existing", "unknown")
-        o.outcome = attempt.outcome if kept else "failed"
-        o.reason, o.explanation = attempt.reason, attempt.explanation
-        o.profile_id = str(attempt.profile_id) if attempt.profile_id else None
-        o.type_code, o.results_url = attempt.type_code, attempt.results_url
-        if o.outcome in ("created", "rescored"):
-            with connections["pipeline"].cursor() as cur:
-                o.post_fingerprint = pw.fingerprints(cur, [sid]).get(sid)
-        out.append(o)
-    return out
+            o.post_fingerprint = pw.fingerprints(cur, [sid]).get(sid)
+    return o
 
 
 def _settle_claim(item: BackfillItem, o: pw.SessionOutcome) -> bool:
