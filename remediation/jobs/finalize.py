@@ -70,7 +70,7 @@ class FinalizeJob(JobKind):
         if run.backend == "edge":
             return _run_edge(run, items)
         try:
-            ctx = pw.load_context()
+            ctx = _context(run)
         except pw.PipelineTimeout as exc:  # a table the context reads is locked: retried later
             return pw.mark_busy([pw.SessionOutcome(sid, "pending") for sid in ids], exc)
         if ctx.maintenance and not run.dry_run:
@@ -120,6 +120,28 @@ class FinalizeJob(JobKind):
 
 register(FinalizeJob())
 
+# The context the previous batch of the same task read: (run, task deadline, context).
+_task_context: tuple[int, float, pw.PipelineContext] | None = None
+
+
+def _context(run: BackfillRun) -> pw.PipelineContext:
+    """The pipeline context for a batch. The batches of one task (remediation/jobs/
+    engine.run_task) share the scoring key, prototypes, calibration, FC options and table
+    shapes the first one read; scoring_config (the maintenance gate, the results version,
+    the engine's settings) is read again for every batch, and a change reads all again."""
+    global _task_context
+    deadline = getattr(run, "task_deadline", None)
+    cached = _task_context
+    if deadline is not None and cached and cached[:2] == (run.pk, deadline):
+        with connections["pipeline"].cursor() as cur:
+            cur.execute("SELECT key, value FROM scoring_config")
+            config = {k: json.loads(v) if isinstance(v, str) else v for k, v in cur.fetchall()}
+        if config == cached[2].config:
+            return cached[2]
+    ctx = pw.load_context()
+    _task_context = (run.pk, deadline, ctx) if deadline is not None else None
+    return ctx
+
 
 def _attempt_row(
     run: BackfillRun, o: pw.SessionOutcome, now: datetime, finished: datetime
@@ -153,13 +175,21 @@ def _run_local(
     run: BackfillRun, ctx: pw.PipelineContext, ids: list[str], now: datetime
 ) -> list[pw.SessionOutcome]:
     with pw.pipeline_transaction() as conn:
+        # The written sessions' fingerprints are computed by the statement that writes
+        # their ledger entries (one round trip for both).
         outcomes = pw.write_batch(
-            ctx, ids, rescore=run.rescore, now=now, lock="skip", dry_run=run.dry_run
+            ctx,
+            ids,
+            rescore=run.rescore,
+            now=now,
+            lock="skip",
+            dry_run=run.dry_run,
+            fingerprint=False,
         )
         if not run.dry_run:
             written = [o for o in outcomes if o.outcome in ("created", "rescored")]
             with conn.cursor() as cur:
-                ledger.write(cur, run.ledger_key, written, now)
+                ledger.write(cur, run.ledger_key, written, now, fingerprint=True)
             crashpoints.reached("pipeline.before_commit")
     return outcomes
 

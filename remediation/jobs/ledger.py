@@ -136,15 +136,43 @@ def _event(d: dict[str, Any]) -> Any:
     return make_event(name, **fields)
 
 
-def write(cur: Any, run_key: Any, outcomes: Iterable[SessionOutcome], at: datetime) -> None:
+def write(
+    cur: Any,
+    run_key: Any,
+    outcomes: Iterable[SessionOutcome],
+    at: datetime,
+    *,
+    fingerprint: bool = False,
+) -> None:
     """One entry per outcome, inside the caller's pipeline transaction (with the writes they
-    record); each outcome gets the seq of its entry. The connection's own role writes them."""
+    record); each outcome gets the seq of its entry. The connection's own role writes them.
+    With `fingerprint`, the same statement computes each session's post-write fingerprint
+    (remediation/pipeline/images.py), puts it in the entry and on the outcome."""
+    from remediation.pipeline.images import FINGERPRINT_OBJECT_SQL
+
     outcomes = list(outcomes)
     if not outcomes:
         return
     ensure(cur)
     cur.execute("RESET ROLE")
     rows = [{"session_id": o.session_id, "entry": to_entry(o, at)} for o in outcomes]
+    if fingerprint:
+        cur.execute(
+            f"INSERT INTO {table()} (run_key, session_id, entry)"
+            " SELECT %s::uuid, v.session_id,"
+            " v.entry || jsonb_build_object('post_fingerprint', fp.value)"
+            " FROM jsonb_to_recordset(%s::jsonb) AS v(session_id text, entry jsonb)"
+            f" LEFT JOIN LATERAL (SELECT {FINGERPRINT_OBJECT_SQL} AS value"
+            "  FROM assessment_sessions s WHERE s.id = v.session_id::uuid) fp ON true"
+            " RETURNING seq, session_id, (entry -> 'post_fingerprint')::text",
+            [str(run_key), json.dumps(rows, default=json_default)],
+        )
+        found = {sid: (seq, fp) for seq, sid, fp in cur.fetchall()}
+        for o in outcomes:
+            seq, fp = found[o.session_id]
+            o.ledger_seq = seq
+            o.post_fingerprint = json.loads(fp) if fp else None
+        return
     cur.execute(
         f"INSERT INTO {table()} (run_key, session_id, entry)"
         " SELECT %s::uuid, v.session_id, v.entry"

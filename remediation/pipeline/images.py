@@ -20,6 +20,14 @@ _FINGERPRINT_SQL = (
     "  FROM fc_scores f WHERE f.session_id = s.id)"
     " FROM assessment_sessions s WHERE s.id = ANY(%s::text::uuid[])"
 )
+# The same fingerprint as one JSON object, of the session row `s` (for statements that
+# compute it where they write something else: the run ledger's).
+FINGERPRINT_OBJECT_SQL = (
+    "jsonb_build_object('session', md5(to_jsonb(s)::text),"
+    " 'profile', (SELECT md5(to_jsonb(p)::text) FROM profiles p WHERE p.session_id = s.id),"
+    " 'fc_scores', (SELECT md5(coalesce(jsonb_agg(to_jsonb(f) ORDER BY f.version, f.fc_kind),"
+    " '[]')::text) FROM fc_scores f WHERE f.session_id = s.id))"
+)
 
 # The session columns a finalize changes, and so the ones a rollback puts back.
 SESSION_COLUMNS = (

@@ -27,10 +27,10 @@ from remediation.pipeline.errors import (
     ProfileWriteFailed,
     classify_error,
 )
-from remediation.pipeline.images import fill_pre_images, fingerprint_many
+from remediation.pipeline.images import fingerprint_many
 from remediation.pipeline.outcomes import SessionOutcome, WriteResult, results_url
 from remediation.pipeline.profiles import score_units, update_sessions, upsert_profiles
-from remediation.pipeline.reads import fc_responses_many, read_answers_many
+from remediation.pipeline.reads import UNIQUE_ANSWERS_SQL, batch_inputs
 from remediation.pipeline.sql import uuid_array
 from remediation.pipeline.timeouts import PipelineTimeout
 
@@ -82,6 +82,7 @@ def write_batch(
     dry_run: bool = False,
     honour_maintenance: bool = True,
     before_write: Any = None,
+    fingerprint: bool = True,
 ) -> list[SessionOutcome]:
     """Finalize many sessions in the caller's transaction; one bad session never stops the rest.
 
@@ -89,7 +90,13 @@ def write_batch(
     or "wait" (FOR UPDATE). `before_write(outcomes)` is called with the pre-images of the
     sessions about to be written, before any pipeline row changes, so a caller can store
     them durably (exact rollback). With dry_run everything is rolled back and sessions that
-    would be written come back "skipped".
+    would be written come back "skipped". `fingerprint=False`: the caller computes the
+    written sessions' fingerprints itself (the run ledger does, in the statement that
+    records them).
+
+    Round trips: one statement locks the sessions (and says whether the answers' unique
+    key makes DISTINCT ON needless), one reads every pre-image, answer and FC response
+    (batch_inputs), then the writes.
     """
     outcomes = {sid: SessionOutcome(sid, "pending") for sid in session_ids}
     ordered = [outcomes[sid] for sid in session_ids]
@@ -100,16 +107,7 @@ def write_batch(
     try:
         # A savepoint: a lock or statement timeout here leaves the caller's transaction usable.
         with transaction.atomic(using=using), conn.cursor() as cur:
-            todo = _lock_and_sort(cur, ctx, outcomes, session_ids, rescore, lock)
-            if not todo:
-                return ordered
-            answers = read_answers_many(cur, todo)
-            for sid in list(todo):
-                if not answers.get(sid):
-                    outcomes[sid].refuse("no_answers", "the session has no answers to score")
-                    todo.remove(sid)
-            fc_rows = fc_responses_many(cur, todo)
-            fill_pre_images(cur, outcomes, todo)
+            todo, answers, fc_rows = _lock_and_read(cur, outcomes, session_ids, rescore, lock)
     except PipelineTimeout as exc:
         # A table the batch reads is locked (LOCK TABLE, a migration): nothing was read or
         # written; every session not refused yet is "busy", retried later like a held row.
@@ -120,7 +118,8 @@ def write_batch(
         before_write([outcomes[sid] for sid in todo])
     with transaction.atomic(using=using), conn.cursor() as cur:
         written = _write_sessions(cur, ctx, outcomes, todo, answers, fc_rows, now, using)
-        fingerprint_many(cur, outcomes, written)
+        if fingerprint and not dry_run:
+            fingerprint_many(cur, outcomes, written)
         for sid in written:
             o = outcomes[sid]
             o.results_url = results_url(sid, o.share_token)
@@ -179,21 +178,27 @@ def _refuse_all(ordered: list[SessionOutcome], status: dict[str, Any]) -> list[S
     return ordered
 
 
-def _lock_and_sort(
+def _lock_and_read(
     cur: Any,
-    ctx: PipelineContext,
     outcomes: dict[str, SessionOutcome],
     ids: list[str],
     rescore: bool,
     lock: str,
-) -> list[str]:
+) -> tuple[list[str], dict[str, scoring.AnswerColumns], dict[str, list[tuple[str, str]]]]:
+    """Lock the sessions, sort them (busy, unknown, abandoned, existing, to write) and read
+    what the write needs: (sessions to write, their answers, their FC responses). Every
+    outcome of a session to write has its whole pre-image."""
     suffix = " SKIP LOCKED" if lock == "skip" else ""
     cur.execute(
-        "SELECT id::text, status, share_token, to_jsonb(s)::text FROM assessment_sessions s"
-        " WHERE id = ANY(%s::text::uuid[]) ORDER BY id FOR UPDATE" + suffix,
+        "SELECT id::text, status, share_token, to_jsonb(s)::text, "
+        + UNIQUE_ANSWERS_SQL
+        + " FROM assessment_sessions s WHERE id = ANY(%s::text::uuid[]) ORDER BY id FOR UPDATE"
+        + suffix,
         [uuid_array(ids)],
     )
-    locked = {sid: (status, token, image) for sid, status, token, image in cur.fetchall()}
+    rows = cur.fetchall()
+    locked = {sid: (status, token, image) for sid, status, token, image, _ in rows}
+    unique_answers = bool(rows and rows[0][4])
     missing = [sid for sid in ids if sid not in locked]
     if missing:
         cur.execute(
@@ -208,36 +213,45 @@ def _lock_and_sort(
                 outcomes[sid].explanation = "another worker holds this session; retried later"
             else:
                 outcomes[sid].refuse("unknown_session", f"no session with id {sid}")
-    cur.execute(
-        "SELECT session_id::text, id::text, type_code, results_version, to_jsonb(p)::text"
-        " FROM profiles p WHERE session_id = ANY(%s::text::uuid[])",
-        [uuid_array(list(locked))],
+    inputs = (
+        batch_inputs(cur, list(locked), rescore=rescore, unique_answers=unique_answers)
+        if locked
+        else {}
     )
-    profiles = {r[0]: r[1:] for r in cur.fetchall()}
-    todo = []
+    todo: list[str] = []
+    answers: dict[str, scoring.AnswerColumns] = {}
+    fc_rows: dict[str, list[tuple[str, str]]] = {}
     for sid in ids:
         if sid not in locked:
             continue
         status, token, image = locked[sid]
+        pid, type_code, version, pimage, fc_image, qids, values, blocks, options = inputs[sid]
         o = outcomes[sid]
         o.share_token = token or ""
-        o.pre_image = {"session": json.loads(image), "profile": None, "fc_scores": []}
         if status == "abandoned":
+            o.pre_image = {"session": json.loads(image), "profile": None, "fc_scores": []}
             o.refuse(
                 "abandoned", "the session was abandoned; finalizing it would mark it completed"
             )
             continue
-        if sid in profiles:
-            pid, type_code, version, pimage = profiles[sid]
-            o.pre_image["profile"] = json.loads(pimage)
-            if not rescore:
-                o.outcome, o.profile_id = "existing", pid
-                o.type_code, o.results_version = type_code or "", version or ""
-                o.results_url = results_url(sid, o.share_token) if o.share_token else ""
-                o.pre_image = None
-                continue
+        if pid is not None and not rescore:
+            o.outcome, o.profile_id = "existing", pid
+            o.type_code, o.results_version = type_code or "", version or ""
+            o.results_url = results_url(sid, o.share_token) if o.share_token else ""
+            continue
+        o.pre_image = {
+            "session": json.loads(image),
+            "profile": json.loads(pimage) if pimage else None,
+            "fc_scores": json.loads(fc_image),
+        }
+        if not qids:
+            o.refuse("no_answers", "the session has no answers to score")
+            continue
+        answers[sid] = scoring.AnswerColumns(qids, values)
+        if blocks:
+            fc_rows[sid] = list(zip(blocks, options, strict=True))
         todo.append(sid)
-    return todo
+    return todo, answers, fc_rows
 
 
 def _write_sessions(

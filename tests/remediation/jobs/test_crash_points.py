@@ -18,8 +18,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.test import override_settings
@@ -43,10 +45,15 @@ LOCAL_POINTS = [
     ("pipeline.committed", 2),
     ("record.committed", 2),
     ("ledger.forgotten", 2),
+    ("task.between_batches", 1),  # one task runs batch after batch: after the first
+    ("task.handed_over", 1),  # the task's budget ran out: the next task not enqueued
     ("run.ended", 1),
 ]
 EDGE_POINTS = [("batch.started", 2), ("edge.claimed", 3), ("edge.called", 3), *LOCAL_POINTS[3:]]
+# The task budget that makes a task hand over after its first batch.
+TASK_ENV = {"task.handed_over": {"BACKFILL_TASK_SECONDS": "0.001"}}
 EDGE = {
+    "EDGE_CONCURRENCY": "1",  # one call at a time: each boundary is met in a known order
     "EDGE_CONNECT_TIMEOUT": "1.0",
     "EDGE_READ_TIMEOUT": "5",
     "EDGE_MAX_RETRIES": "1",
@@ -184,13 +191,13 @@ def test_a_backfill_and_its_rollback_killed_at_each_boundary_are_exact(point, nt
     ids = [*orphans, had, abandoned]
     before = _tables(ids)
     run = jobs.backfill_start(selection="ids", ids=ids, batch_size=3, enqueue=False)
-    _kill_worker_at(run.pk, point, nth)
+    _kill_worker_at(run.pk, point, nth, **TASK_ENV.get(point, {}))
     done = _resume(run.pk)
     _assert_truthful(done, before, orphans, had, abandoned)
     # Its rollback, killed at the same boundary, then resumed: every row as it was.
     rollback = jobs.run_rollback(run.pk, enqueue=False)
     BackfillRun.objects.filter(pk=rollback.pk).update(batch_size=2)
-    _kill_worker_at(rollback.pk, point, nth)
+    _kill_worker_at(rollback.pk, point, nth, **TASK_ENV.get(point, {}))
     undone = _resume(rollback.pk)
     assert undone.state == "succeeded", undone.message
     assert (undone.processed, undone.counts) == (6, {"restored": 6})
@@ -198,9 +205,13 @@ def test_a_backfill_and_its_rollback_killed_at_each_boundary_are_exact(point, nt
     _assert_rolled_back(run.pk, before, ids)
 
 
+_emulator: Any = None
+
+
 @pytest.fixture
 def emulator(clear_path):
-    server = start_in_thread()
+    global _emulator
+    server = _emulator = start_in_thread()
     key = "crash-test-service-role-key"
     with override_settings(
         SUPABASE_URL=server.url,
@@ -222,7 +233,7 @@ def test_an_edge_backfill_killed_at_each_boundary_posts_each_session_once(point,
     run = jobs.backfill_start(
         selection="ids", ids=orphans, backend="edge", batch_size=2, enqueue=False
     )
-    _kill_worker_at(run.pk, point, nth, **emulator)
+    _kill_worker_at(run.pk, point, nth, **emulator, **TASK_ENV.get(point, {}))
     done = _resume(run.pk)
     assert done.state == "succeeded", done.message
     items = {str(i.session_id): i for i in done.items.all()}
@@ -250,6 +261,42 @@ def test_an_edge_backfill_killed_at_each_boundary_posts_each_session_once(point,
     assert report["restored"] == 5
     columns = report["not_restored"]["columns"]
     assert _without(_tables(orphans), columns) == _without(before, columns)
+
+
+@pytest.mark.parametrize("point", ["edge.claimed", "edge.called"])
+def test_a_parallel_edge_batch_killed_mid_pool_posts_each_session_once(point, emulator):
+    """Three calls at a time, the worker killed at the second claim (call): the other
+    threads' sessions were claimed, posted or recorded, whatever they had reached. After
+    the resume every session was posted exactly once and has one profile; a session whose
+    call the kill cut short has no attempt of its own and is settled from the database."""
+    orphans = [make_session(seed=70 + i) for i in range(6)]
+    server_env = {**emulator, "EDGE_CONCURRENCY": "3"}
+    run = jobs.backfill_start(
+        selection="ids", ids=orphans, backend="edge", batch_size=6, enqueue=False
+    )
+    _kill_worker_at(run.pk, point, 2, **server_env)
+    seen = _emulator.requests_seen
+    time.sleep(1.0)  # the watchdog's stale period: calls in flight at the kill have ended
+    assert _emulator.requests_seen == seen
+    with override_settings(EDGE_CONCURRENCY=3):
+        done = _resume(run.pk)
+    assert (done.state, done.created, done.processed) == ("succeeded", 6, 6), done.message
+    assert _emulator.requests_seen == 6, "each session posted exactly once"
+    profiles = pipeline_sql(
+        "SELECT session_id::text, count(*) FROM profiles WHERE session_id = ANY(%s::uuid[])"
+        " GROUP BY session_id",
+        [orphans],
+        "all",
+    )
+    assert dict(profiles) == dict.fromkeys(orphans, 1)
+    attempts = Counter(
+        str(s)
+        for s in FinalizeAttempt.objects.filter(run_id=run.pk).values_list("session_id", flat=True)
+    )
+    items = {str(i.session_id): i for i in done.items.all()}
+    for sid in orphans:
+        assert attempts[sid] == (0 if items[sid].reason == "claim_settled" else 1), sid
+        assert items[sid].post_fingerprint and items[sid].pre_image["profile"] is None
 
 
 def test_a_redelivered_batch_after_a_lost_record_takes_its_outcomes_from_the_ledger(clear_variant):
