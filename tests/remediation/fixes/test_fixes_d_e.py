@@ -95,9 +95,15 @@ def test_the_demo_chain_step_by_step_then_a_backfill_clears_every_orphan(rebuilt
     start = timezone.now() - timezone.timedelta(days=20)
     completed, converted = health.conversion(start, timezone.now())
     assert completed > 40 and converted == completed
-    # The run's end took a health snapshot: the dashboard shows the recovery at once.
-    from remediation.models import MetricSnapshot
+    # The run's end enqueued a health snapshot (its own task); once a worker has run it,
+    # the dashboard shows the recovery.
+    from django_q.models import OrmQ
 
+    from remediation.models import MetricSnapshot
+    from remediation.tasks import health_check
+
+    assert "remediation.tasks.health_check" in [q.func() for q in OrmQ.objects.all()]
+    health_check()
     latest = MetricSnapshot.objects.filter(window="all").first()
     assert latest is not None and latest.figures["windows"]["7d"]["conversion"] == 1.0
 

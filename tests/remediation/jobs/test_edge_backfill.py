@@ -122,7 +122,8 @@ def test_a_batch_of_slow_edge_calls_stops_at_its_time_budget_and_the_run_finishe
 
     ids = [make_session(seed=80 + i) for i in range(5)]
     emulator.faults = Faults(latency_ms=400)
-    with override_settings(BACKFILL_BATCH_SECONDS=0.2, EDGE_READ_TIMEOUT=5.0):
+    # One call at a time (tests/remediation/jobs/test_edge_pool.py: the pool's budget).
+    with override_settings(BACKFILL_BATCH_SECONDS=0.2, EDGE_READ_TIMEOUT=5.0, EDGE_CONCURRENCY=1):
         run = bf.backfill_start(
             selection="ids", ids=ids, backend="edge", batch_size=5, enqueue=False, actor="t"
         )

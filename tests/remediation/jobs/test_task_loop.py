@@ -50,7 +50,7 @@ def test_a_dry_run_or_a_run_that_wrote_nothing_enqueues_no_snapshot(clear_varian
 
 
 @pytest.mark.parametrize(
-    ("ask", "state"), [(bf.State.PAUSING, "paused"), (bf.State.CANCELLING, "cancelled")]
+    ("ask", "state"), [(engine.State.PAUSING, "paused"), (engine.State.CANCELLING, "cancelled")]
 )
 def test_a_pause_or_cancel_between_two_batches_of_one_task_takes_effect_there(
     clear_variant, ask, state
@@ -60,7 +60,7 @@ def test_a_pause_or_cancel_between_two_batches_of_one_task_takes_effect_there(
 
     def asked(pk: int) -> None:  # someone presses pause (cancel) after the first batch
         if BackfillRun.objects.get(pk=pk).processed == 2:
-            bf.transition(pk, ask)
+            engine.transition(pk, ask)
 
     assert engine.run_task(run.pk, run.batch_token, on_batch=asked) == state
     stopped = BackfillRun.objects.get(pk=run.pk)
@@ -112,10 +112,14 @@ def test_a_real_cluster_runs_a_backfill_in_one_task_then_the_health_snapshot(cle
             90,
             "the run",
         )
-        wait_for(lambda: MetricSnapshot.objects.exists(), 60, "the health snapshot task")
+        wait_for(
+            lambda: Task.objects.filter(func="remediation.tasks.health_check").exists(),
+            60,
+            "the health snapshot task",
+        )
     finally:
         kill_cluster(cluster)
     assert done.created == 12
     funcs = list(Task.objects.values_list("func", flat=True))
     assert funcs.count("remediation.tasks.run_batch") == 1, funcs  # six batches, one task
-    assert "remediation.tasks.health_check" in funcs
+    assert "remediation.tasks.health_check" in funcs and MetricSnapshot.objects.exists()
