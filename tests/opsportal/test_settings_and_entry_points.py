@@ -162,3 +162,25 @@ def test_a_batch_budget_that_does_not_fit_q_timeout_is_refused(settings, overrid
         setattr(settings, name, value)
     ids = [e.id for e in check_portal_settings()]
     assert ("opsportal.E007" in ids) == refused
+
+
+@pytest.mark.parametrize(
+    ("overrides", "refused"),
+    [
+        ({}, False),  # the defaults fit: 30 s + 222.2 s < 300 s
+        ({"BACKFILL_TASK_SECONDS": 80.0}, True),
+        ({"BACKFILL_TASK_SECONDS": 0.0}, True),
+        ({"EDGE_CONCURRENCY": 0}, True),
+    ],
+)
+def test_a_task_budget_that_does_not_fit_q_timeout_is_refused(settings, overrides, refused):
+    from opsportal.checks import check_portal_settings
+
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 300, "retry": 360}
+    settings.EDGE_CONNECT_TIMEOUT, settings.EDGE_READ_TIMEOUT = 3.05, 30.0
+    settings.EDGE_MAX_RETRIES, settings.EDGE_RETRY_AFTER_CAP = 3, 30.0
+    settings.BACKFILL_TASK_SECONDS, settings.EDGE_CONCURRENCY = 30.0, 8
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    ids = [e.id for e in check_portal_settings()]
+    assert ("opsportal.E008" in ids) == refused
