@@ -182,7 +182,8 @@ def cluster(ids: list[str]) -> float:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "opsportal.settings"}
     for name in ("Q_WORKERS", "Q_POLL", "BACKFILL_TASK_SECONDS", "Q_BROKER"):
         env.pop(name, None)
-    log = open(ROOT / ".pgdata-bench-qcluster.log", "ab")  # noqa: SIM115
+    (ROOT / "test-artifacts").mkdir(exist_ok=True)
+    log = open(ROOT / "test-artifacts" / "bench-qcluster.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "qcluster"],
         cwd=ROOT,
@@ -199,7 +200,7 @@ def cluster(ids: list[str]) -> float:
         deadline = time.monotonic() + 120
         while not Success.objects.filter(name="bench-warmup").exists():
             if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit("the cluster did not start: see .pgdata-bench-qcluster.log")
+                raise SystemExit("the cluster did not start: see test-artifacts/bench-qcluster.log")
             time.sleep(0.1)
         connections.close_all()
         with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
@@ -223,7 +224,11 @@ def cluster(ids: list[str]) -> float:
         os.unlink(f.name)
     finally:
         os.killpg(proc.pid, 15)
-        proc.wait(60)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait(20)
     assert run.state == "succeeded" and run.created == len(ids), (run.state, run.message)
     return elapsed
 

@@ -226,13 +226,25 @@ def run_create(
             state_changed_at=timezone.now(),
             **fields,
         )
-        BackfillItem.objects.bulk_create(
-            (BackfillItem(run=run, ordinal=i, session_id=sid) for i, sid in enumerate(session_ids)),
-            batch_size=5000,
-        )
+        _create_items(run, session_ids)
         if enqueue:
             _enqueue_on_commit(run)
     return run
+
+
+def _create_items(run: BackfillRun, session_ids: list[str]) -> None:
+    """One pending item per session, ordinals in order, in one statement (bulk_create takes
+    seconds for 20,000 items)."""
+    field = BackfillItem._meta.get_field("session_id")
+    ids = [str(field.to_python(sid)) for sid in session_ids]  # ValidationError as the ORM's
+    with connections["default"].cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {BackfillItem._meta.db_table} (run_id, ordinal, session_id, outcome,"
+            " reason, sqlstate, constraint_name, error, type_code, results_url, tries,"
+            " rolled_back) SELECT %s, u.n - 1, u.sid, %s, '', '', '', '', '', '', 0, false"
+            " FROM unnest(%s::text::uuid[]) WITH ORDINALITY AS u(sid, n)",
+            [run.pk, BackfillItem.Outcome.PENDING, "{" + ",".join(ids) + "}"],
+        )
 
 
 def started_by(actor: Any) -> dict[str, Any]:

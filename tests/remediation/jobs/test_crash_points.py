@@ -294,8 +294,11 @@ def test_a_parallel_edge_batch_killed_mid_pool_posts_each_session_once(point, em
         for s in FinalizeAttempt.objects.filter(run_id=run.pk).values_list("session_id", flat=True)
     )
     items = {str(i.session_id): i for i in done.items.all()}
-    for sid in orphans:
-        assert attempts[sid] == (0 if items[sid].reason == "claim_settled" else 1), sid
+    for sid in orphans:  # a call cut short before its attempt was saved has none
+        if items[sid].reason == "claim_settled":
+            assert attempts[sid] <= 1, sid
+        else:
+            assert attempts[sid] == 1, sid
         assert items[sid].post_fingerprint and items[sid].pre_image["profile"] is None
 
 
