@@ -1,12 +1,12 @@
 """Edge backfill throughput against the edge-function emulator with a fixed latency.
 
-    .venv/bin/python benchmarks/bench_edge.py [--orphans 400] [--latency-ms 200]
+    .venv/bin/python benchmarks/bench_edge.py [--orphans 400] [--latency-ms 200] [--concurrency N]
 
 Starts `manage.py edge_emulator --latency-ms 200` (its own process, over the benchmark's
 pipeline database), backfills the orphans through the edge backend with the defaults
 (batches of 200, EDGE_CONCURRENCY calls at once) in this process, task after task as a
 worker runs them, and checks every session got exactly one profile and one call. One call
-at a time cannot beat 1 / latency (serial_limit). The last line:
+at a time cannot beat 1 / latency (serial_limit), N at a time not N / latency. The last line:
 
     edge_sessions_per_s=N serial_limit=5.0
 
@@ -39,7 +39,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--orphans", type=int, default=400)
     parser.add_argument("--latency-ms", type=int, default=200)
+    parser.add_argument(
+        "--concurrency", type=int, help="EDGE_CONCURRENCY for this run (default: the setting)"
+    )
     args = parser.parse_args()
+    if args.concurrency:
+        os.environ["EDGE_CONCURRENCY"] = str(args.concurrency)
     use_bench_databases("benchedge")
     port = free_port()
     os.environ.update(
