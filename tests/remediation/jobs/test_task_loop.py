@@ -123,3 +123,29 @@ def test_a_real_cluster_runs_a_backfill_in_one_task_then_the_health_snapshot(cle
     funcs = list(Task.objects.values_list("func", flat=True))
     assert funcs.count("remediation.tasks.run_batch") == 1, funcs  # six batches, one task
     assert "remediation.tasks.health_check" in funcs and MetricSnapshot.objects.exists()
+
+
+def test_the_batches_of_a_task_share_the_context_and_maintenance_still_pauses_between_them(
+    clear_variant, monkeypatch
+):
+    """The scoring context is read once per task; scoring_config is read for every batch,
+    so the maintenance gate closed between two batches pauses the run at the next one."""
+    from remediation import pipeline as pw
+
+    loads = []
+    shipped = pw.load_context
+    monkeypatch.setattr(pw, "load_context", lambda *a, **k: loads.append(1) or shipped(*a, **k))
+    ids = [make_session(seed=60 + i) for i in range(8)]
+    run = _start(ids, batch_size=2)
+
+    def between(pk: int) -> None:
+        if BackfillRun.objects.get(pk=pk).processed == 4:
+            pipeline_sql(
+                'UPDATE scoring_config SET value = \'{"status": "maintenance"}\''
+                " WHERE key = 'system_status'"
+            )
+
+    assert engine.run_task(run.pk, run.batch_token, on_batch=between) == "paused"
+    paused = BackfillRun.objects.get(pk=run.pk)
+    assert (paused.state, paused.created) == ("paused", 4) and "maintenance" in paused.message
+    assert len(loads) == 2  # the first batch, and the batch after scoring_config changed
