@@ -244,10 +244,13 @@ class ReasonChangeList(ChangeList):
         paginator = OrphanPaginator(pages, self.list_per_page)
         result_count = paginator.count
         multi_page = result_count > self.list_per_page
-        try:
-            result_list = paginator.page(self.page_num).object_list
-        except InvalidPage:
-            raise IncorrectLookupParameters from None
+        if not multi_page:  # as Django does: one page whatever ?p= says
+            result_list = pages[0 : self.list_per_page]
+        else:
+            try:
+                result_list = paginator.page(self.page_num).object_list
+            except InvalidPage:
+                raise IncorrectLookupParameters from None
         self.result_count = result_count
         self.show_full_result_count = False
         self.show_admin_actions = True

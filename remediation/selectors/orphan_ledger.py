@@ -195,28 +195,35 @@ def _sql_condition(sql: str) -> RawSQL:
     return RawSQL(sql, [], output_field=BooleanField())  # noqa: S611
 
 
-def order_sql(ordering: list[Any]) -> str | None:
-    """The list's ordering as ORDER BY over the union's columns, or None if it cannot be."""
-    parts = []
+def total_ordering(ordering: list[Any]) -> list[str] | None:
+    """The list's ordering, made total as the admin makes it (a trailing -pk), or None if an
+    item is not one of the ledger's sort keys."""
+    out: list[str] = []
     for item in ordering:
-        if not isinstance(item, str):
+        if not isinstance(item, str) or item.lstrip("-") not in SORT_COLUMNS:
             return None
-        name = item.lstrip("-")
-        if name not in SORT_COLUMNS:
-            return None
-        parts.append(f"o.{SORT_COLUMNS[name]} {'DESC' if item.startswith('-') else 'ASC'}")
-    if not parts:
+        out.append(item)
+    if not out:
         return None
-    if not any(p.startswith("o.id ") for p in parts):
-        parts.append("o.id DESC")  # a total order, as the admin makes it
-    return ", ".join(parts)
+    if not any(item.lstrip("-") in ("id", "pk") for item in out):
+        out.append("-pk")
+    return out
+
+
+def order_sql(ordering: list[str]) -> str:
+    """ORDER BY over the union's columns."""
+    return ", ".join(
+        f"o.{SORT_COLUMNS[item.lstrip('-')]} {'DESC' if item.startswith('-') else 'ASC'}"
+        for item in ordering
+    )
 
 
 class OrphanPages:
     """The orphans matching the list's filters, in its order: a sequence for a Paginator.
 
     `ledger_rows` is the ledger with the list's filters applied, `live` the plain definition
-    with the same filters (the ChangeList's queryset); `[a:b]` runs one statement."""
+    with the same filters (the ChangeList's queryset). Each part is ordered and limited on its
+    own (so each walks its index and stops), then the two are merged: `[a:b]` is one statement."""
 
     ordered = True
 
@@ -228,45 +235,61 @@ class OrphanPages:
         ordering: list[Any],
         state: LedgerState,
     ) -> None:
-        order = order_sql(ordering)
-        if order is None or state.horizon is None:
-            raise ValueError("this ordering cannot be served from the ledger")
-        self.order = order
+        total = total_ordering(ordering)
+        if total is None or state.horizon is None:
+            raise ValueError("this ordering is read from the plain definition")
+        self.order = order_sql(total)
+        self.live_order = [i.replace("id", "pk") if i.lstrip("-") == "id" else i for i in total]
         self.live = live
         self.estimated = False
-        listed = ledger_rows.order_by().filter(_sql_condition(VERIFIED_SQL))
-        tail = (
-            live.order_by()
-            .filter(Q(completed_at__gte=state.horizon) | Q(completed_at__isnull=True))
-            .filter(_sql_condition(NOT_LISTED_SQL))
+        self.listed = (
+            ledger_rows.order_by()
+            .filter(_sql_condition(VERIFIED_SQL))
+            .values_list("session_id", "completed_at", "email")
         )
-        l_sql, l_params = listed.values_list(
-            "session_id", "completed_at", "email"
-        ).query.sql_with_params()
-        t_sql, t_params = tail.values_list("id", "completed_at", "email").query.sql_with_params()
-        self.union = f"(({l_sql}) UNION ALL ({t_sql})) AS o(id, completed_at, email)"
-        self.params = [*l_params, *t_params]
+        # The tail in two index ranges (an OR of the two would be a filter, not a range).
+        tail = live.order_by().filter(_sql_condition(NOT_LISTED_SQL))
+        self.tails = [
+            tail.filter(completed_at__gte=state.horizon).values_list("id", "completed_at", "email"),
+            tail.filter(completed_at__isnull=True).values_list("id", "completed_at", "email"),
+        ]
         self.db = live.db
 
-    def page_sql(self) -> str:
-        return f"SELECT o.id FROM {self.union} ORDER BY {self.order} LIMIT %s OFFSET %s"
+    def union(self, *, limit: int | None, ordered: bool) -> tuple[str, list[Any]]:
+        parts, params = [], []
+        for part in (self.listed, *self.tails):
+            if ordered:
+                part = part.order_by(*self.live_order)
+            if limit is not None:
+                part = part[:limit]
+            sql, part_params = part.query.sql_with_params()
+            parts.append(f"({sql})")
+            params.extend(part_params)
+        return f"({' UNION ALL '.join(parts)}) AS o(id, completed_at, email)", params
+
+    def page_sql(self, offset: int, limit: int) -> tuple[str, list[Any]]:
+        union, params = self.union(limit=offset + limit, ordered=True)
+        return (
+            f"SELECT o.id FROM {union} ORDER BY {self.order} LIMIT %s OFFSET %s",
+            [*params, limit, offset],
+        )
 
     def ids(self, offset: int, limit: int) -> list[Any]:
+        sql, params = self.page_sql(offset, limit)
         with connections[self.db].cursor() as cur:
-            cur.execute(self.page_sql(), [*self.params, limit, offset])
+            cur.execute(sql, params)
             return [r[0] for r in cur.fetchall()]
 
     def count(self) -> int:
         """Exact up to COUNT_CAP, then the planner's estimate (self.estimated is then True)."""
+        union, params = self.union(limit=COUNT_CAP + 1, ordered=False)
         with connections[self.db].cursor() as cur:
-            cur.execute(
-                f"SELECT count(*) FROM (SELECT 1 FROM {self.union} LIMIT {COUNT_CAP + 1}) c",
-                self.params,
-            )
+            cur.execute(f"SELECT count(*) FROM {union}", params)
             exact = int(cur.fetchone()[0])
             if exact <= COUNT_CAP:
                 return exact
-            cur.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {self.union}", self.params)
+            union, params = self.union(limit=None, ordered=False)
+            cur.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {union}", params)
             plan = cur.fetchone()[0]
         if isinstance(plan, str):
             import json
