@@ -10,14 +10,14 @@ that were orphans at its last refresh with their sort keys, indexed by each sort
 Truthful, not a cache: a page is the union of
 - the ledger's rows whose session is, live, still an orphan (ORPHAN_SQL) with the same
   completed_at and email as the ledger recorded (so the ledger's order is the live order), and
-- the tail: live orphans completed since the refresh's horizon (its start, less the oldest
-  open transaction then and ORPHAN_LEDGER_TAIL_MARGIN_MINUTES) or with no completed_at,
-  read from `assessment_sessions` through its completed_at index, minus those of the first part;
+- the tail: live orphans completed since the refresh's horizon (its start, or the start of the
+  oldest transaction open then, less ORPHAN_LEDGER_TAIL_MARGIN_MINUTES), read from
+  `assessment_sessions` through its completed_at index, minus those of the first part;
 both filtered by the list's own filters, merged in the list's order, in one statement.
 A session is shown only if it is an orphan now. What the union can miss is an orphan made
 after the refresh with an old completed_at: a deleted profile (the guard below sees those and
 the list falls back to the plain definition), or a session set completed with a back-dated
-completed_at or an edited email; those appear at the next refresh (a scheduled task, every
+completed_at (or none) or an edited email; those appear at the next refresh (a scheduled task, every
 ORPHAN_LEDGER_REFRESH_MINUTES). The export, "diagnose all" and "backfill all" keep reading
 the plain definition.
 
@@ -35,7 +35,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import BooleanField, Q, QuerySet
+from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 
 from remediation.selectors.sessions import ORPHAN_SQL
@@ -247,17 +247,17 @@ class OrphanPages:
             .filter(_sql_condition(VERIFIED_SQL))
             .values_list("session_id", "completed_at", "email")
         )
-        # The tail in two index ranges (an OR of the two would be a filter, not a range).
-        tail = live.order_by().filter(_sql_condition(NOT_LISTED_SQL))
-        self.tails = [
-            tail.filter(completed_at__gte=state.horizon).values_list("id", "completed_at", "email"),
-            tail.filter(completed_at__isnull=True).values_list("id", "completed_at", "email"),
-        ]
+        self.tail = (
+            live.order_by()
+            .filter(completed_at__gte=state.horizon)
+            .filter(_sql_condition(NOT_LISTED_SQL))
+            .values_list("id", "completed_at", "email")
+        )
         self.db = live.db
 
     def union(self, *, limit: int | None, ordered: bool) -> tuple[str, list[Any]]:
         parts, params = [], []
-        for part in (self.listed, *self.tails):
+        for part in (self.listed, self.tail):
             if ordered:
                 part = part.order_by(*self.live_order)
             if limit is not None:
