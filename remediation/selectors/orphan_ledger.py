@@ -43,7 +43,7 @@ from remediation.selectors.sessions import ORPHAN_SQL
 LEDGER = "orphan_ledger"
 STATE = "orphan_ledger_state"
 # An exact count up to this many rows, then the planner's estimate (labelled as such).
-COUNT_CAP = 1000
+COUNT_CAP = 500
 # The list's sort keys and the ledger columns that carry them.
 SORT_COLUMNS = {"completed_at": "completed_at", "email": "email", "id": "id", "pk": "id"}
 

@@ -242,11 +242,9 @@ def test_oldest_first_walks_the_ledger_not_the_sessions_with_profiles(
     cl = _changelist(root, "o=3")
     assert cl.source == "ledger" and len(cl.result_list) == 100
     pages = cl.paginator.object_list
+    sql, params = pages.page_sql(0, 100)
     with connections["pipeline"].cursor() as cur:
-        cur.execute(
-            "EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) " + pages.page_sql(),
-            [*pages.params, 100, 0],
-        )
+        cur.execute("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) " + sql, params)
         plan = cur.fetchone()[0]
     plan = plan if isinstance(plan, list) else __import__("json").loads(plan)
     nodes = _plan_nodes(plan[0]["Plan"])
