@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -241,9 +241,10 @@ class ReasonChangeList(ChangeList):
 
     def _paginate(self, request: HttpRequest, pages: orphan_ledger.OrphanPages) -> None:
         """ChangeList.get_results over the ledger's pages (never a "show all" of the whole list)."""
-        paginator = OrphanPaginator(pages, self.list_per_page)
+        paginator = OrphanPaginator(cast(Any, pages), self.list_per_page)
         result_count = paginator.count
         multi_page = result_count > self.list_per_page
+        result_list: Any
         if not multi_page:  # as Django does: one page whatever ?p= says
             result_list = pages[0 : self.list_per_page]
         else:

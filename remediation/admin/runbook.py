@@ -363,16 +363,16 @@ def runbook_orphan_ledger(request: HttpRequest) -> HttpResponse:
                     f"Orphan ledger created: {result['added']:,} orphans in {result['seconds']} s.",
                 )
             elif action == "refresh":
-                result = orphan_ledger_refresh(actor=request.user)
-                if result is None:
+                refreshed = orphan_ledger_refresh(actor=request.user)
+                if refreshed is None:
                     messages.error(
                         request, "There is no orphan ledger to refresh: create it first."
                     )
                 else:
                     messages.success(
                         request,
-                        f"Orphan ledger refreshed: {result['added']:,} added,"
-                        f" {result['removed']:,} removed in {result['seconds']} s.",
+                        f"Orphan ledger refreshed: {refreshed['added']:,} added,"
+                        f" {refreshed['removed']:,} removed in {refreshed['seconds']} s.",
                     )
             elif action == "drop":
                 orphan_ledger_drop(actor=request.user)

@@ -256,7 +256,8 @@ class OrphanPages:
         self.db = live.db
 
     def union(self, *, limit: int | None, ordered: bool) -> tuple[str, list[Any]]:
-        parts, params = [], []
+        parts: list[str] = []
+        params: list[Any] = []
         for part in (self.listed, self.tail):
             if ordered:
                 part = part.order_by(*self.live_order)
