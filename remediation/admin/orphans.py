@@ -207,7 +207,7 @@ class ReasonChangeList(ChangeList):
             )
             return None
         try:
-            state = orphan_ledger.ledger_state(self.queryset.db)
+            state = orphan_ledger.ledger_state(self.queryset.db, tail_index=False)
         except DatabaseError:
             state = orphan_ledger.LedgerState(exists=False)
         self.ledger = state

@@ -156,14 +156,16 @@ def q_state() -> str:
     )
 
 
-def ledger_state(using: str = "pipeline") -> LedgerState:
-    """Whether the ledger exists, when it was refreshed, and whether it is still intact."""
+def ledger_state(using: str = "pipeline", *, tail_index: bool = True) -> LedgerState:
+    """Whether the ledger exists, when it was refreshed, and whether it is still intact (and,
+    unless tail_index=False, whether the completed_at index the live tail reads exists)."""
     ps = _schema()
     with connections[using].cursor() as cur:
         cur.execute(Q_LEDGER_EXISTS, [f"{ps}.{LEDGER}", f"{ps}.{STATE}"])
         exists = bool(cur.fetchone()[0])
-        cur.execute(Q_TAIL_INDEX)
-        tail_index = bool(cur.fetchone()[0])
+        if tail_index:
+            cur.execute(Q_TAIL_INDEX)
+            tail_index = bool(cur.fetchone()[0])
         if not exists:
             return LedgerState(exists=False, tail_index=tail_index)
         cur.execute(q_state())
