@@ -6,8 +6,8 @@ ledger and through the plain definition (the old query) in the same run, and the
 Uses throwaway databases in a separate embedded PostgreSQL (.pgdata-bench/) unless
 DATABASE_URL/PIPELINE_DATABASE_URL are set; seeds them with seed_demo unless --reuse finds
 enough sessions there. Creates (or refreshes) the orphan ledger, then requests each page
---runs times with the ledger and --runs times without it (its state table renamed away for
-the baseline pass, so the list reads the plain definition exactly as before the ledger).
+--runs times with the ledger and --runs times without it, interleaved (its state table renamed
+away for the baseline, so the list reads the plain definition exactly as before the ledger).
 Prints the machine, the load average, the data size, and per page the median and worst time
 of both, which path served it, and the rows on the first page.
 """
@@ -54,17 +54,19 @@ def orphan_pages(today: datetime) -> dict[str, str]:
     }
 
 
-def timed(client, url: str, runs: int) -> tuple[float, float, str, int]:
-    timings = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        resp = client.get(url)
-        timings.append((time.perf_counter() - t) * 1000)
-        assert resp.status_code == 200, (url, resp.status_code)
+def timed(client, url: str) -> tuple[float, str, int]:
+    t = time.perf_counter()
+    resp = client.get(url)
+    ms = (time.perf_counter() - t) * 1000
+    assert resp.status_code == 200, (url, resp.status_code)
     html = resp.content.decode()
     found = re.search(r'data-source="(\w+)"', html)
-    rows = html.count('name="_selected_action"')
-    return statistics.median(timings), max(timings), found.group(1) if found else "-", rows
+    return ms, found.group(1) if found else "-", html.count('name="_selected_action"')
+
+
+def summary(runs: list[tuple[float, str, int]]) -> tuple[float, float, str, int]:
+    times = [ms for ms, _, _ in runs]
+    return statistics.median(times), max(times), runs[-1][1], runs[-1][2]
 
 
 def main() -> None:
@@ -142,19 +144,35 @@ def main() -> None:
             "orphans, search email": f"{ORPHANS}?q={some_email}",
         }
     )
-    for url in pages.values():  # warm both paths' caches once
-        client.get(url)
-    with_ledger = {name: timed(client, url, args.runs) for name, url in pages.items()}
     off = f"{orphan_ledger.STATE}_bench_off"
-    with connections["pipeline"].cursor() as cur:
-        cur.execute(f"ALTER TABLE {schema}.{orphan_ledger.STATE} RENAME TO {off}")
-    try:
-        for url in pages.values():
-            client.get(url)
-        baseline = {name: timed(client, url, args.runs) for name, url in pages.items()}
-    finally:
+
+    current = {"on": True}
+
+    def ledger(on: bool) -> None:
+        """The baseline: the state table renamed away, so the list reads the plain definition."""
+        if current["on"] == on:
+            return
+        old, new = (off, orphan_ledger.STATE) if on else (orphan_ledger.STATE, off)
         with connections["pipeline"].cursor() as cur:
-            cur.execute(f"ALTER TABLE {schema}.{off} RENAME TO {orphan_ledger.STATE}")
+            cur.execute(f"ALTER TABLE {schema}.{old} RENAME TO {new}")
+        current["on"] = on
+
+    # Interleaved (ledger, old, ledger, old, ...) so that load changes on this shared machine
+    # fall on both alike.
+    samples: dict[str, dict[bool, list[tuple[float, str, int]]]] = {}
+    try:
+        for name, url in pages.items():
+            samples[name] = {True: [], False: []}
+            for _ in range(args.runs + 1):
+                for on in (True, False):
+                    ledger(on)
+                    samples[name][on].append(timed(client, url))
+            for on in (True, False):
+                samples[name][on].pop(0)  # the first of each warms the caches
+    finally:
+        ledger(True)
+    with_ledger = {name: summary(s[True]) for name, s in samples.items()}
+    baseline = {name: summary(s[False]) for name, s in samples.items()}
 
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f} (1 min)")
     print(
