@@ -23,6 +23,11 @@ class OpsAdminSite(admin.AdminSite):
             path("runbook/do/<str:action>/", wrap(runbook.runbook_action), name="runbook_action"),
             path("runbook/compare/", wrap(runbook.runbook_compare), name="runbook_compare"),
             path("runbook/export.md", wrap(runbook.runbook_export), name="runbook_export"),
+            path(
+                "runbook/orphan-ledger/",
+                wrap(runbook.runbook_orphan_ledger),
+                name="runbook_orphan_ledger",
+            ),
             path("health/", wrap(health.health_page), name="health"),
             path("incident/", wrap(timeline.timeline_page), name="incident_timeline"),
             path(

@@ -86,6 +86,10 @@ _pipeline_options["options"] = " ".join(
 )
 # Seconds the portal keeps the pipeline tables' shape (their columns) before reading it again.
 PIPELINE_SCHEMA_TTL = env.int("PIPELINE_SCHEMA_TTL", default=60)
+# The orphan ledger (remediation/selectors/orphan_ledger.py): minutes between its scheduled
+# refreshes, and how far before a refresh the list still reads completions live (the tail).
+ORPHAN_LEDGER_REFRESH_MINUTES = env.int("ORPHAN_LEDGER_REFRESH_MINUTES", default=5)
+ORPHAN_LEDGER_TAIL_MARGIN_MINUTES = env.int("ORPHAN_LEDGER_TAIL_MARGIN_MINUTES", default=10)
 # Longest the runbook migrations wait for a lock on a pipeline table before giving up.
 PIPELINE_LOCK_TIMEOUT = env.str("PIPELINE_LOCK_TIMEOUT", default="3s")
 DATABASES["pipeline"]["OPTIONS"] = _pipeline_options

@@ -32,3 +32,10 @@ def canary() -> str:
     from remediation.services.canary import canary_run
 
     return canary_run(source="schedule").outcome
+
+
+def orphan_ledger_refresh() -> dict[str, object] | None:
+    """Bring the orphan list's ledger up to date (nothing when it has not been created)."""
+    from remediation.services.orphan_ledger import orphan_ledger_refresh as refresh
+
+    return refresh()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import InvalidPage, Paginator
+from django.db import DatabaseError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
@@ -30,7 +33,8 @@ from remediation.admin.filters import (
 )
 from remediation.admin.permissions import log_change
 from remediation.admin.sessions import SessionActionsMixin
-from remediation.models import AssessmentSession, OrphanedSession
+from remediation.models import AssessmentSession, OrphanedSession, OrphanLedgerRow
+from remediation.selectors import orphan_ledger
 
 
 @admin.register(OrphanedSession)
@@ -165,11 +169,94 @@ class OrphanedSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAdmi
         return format_html('<a href="{}">open</a>', url)
 
 
+class OrphanPaginator(Paginator):
+    """Pages of an OrphanPages sequence; `estimated` when its count is the planner's."""
+
+    @property
+    def estimated(self) -> bool:
+        return bool(getattr(self.object_list, "estimated", False))
+
+
+# Query parameters the ledger can serve (sort, page, the list's three filters).
+LEDGER_PARAMS = {"o", "p", "completed_at__from", "completed_at__to", "age", "fc"}
+
+
 class ReasonChangeList(ChangeList):
-    """Attaches each listed session's latest known reason (two queries per page)."""
+    """Reads the page through the orphan ledger when it can (remediation/selectors/orphan_ledger.py:
+    an indexed walk that never passes sessions with profiles, every row checked live), else
+    the plain definition; then attaches each listed session's latest known reason."""
+
+    source = "plain"
+    source_reason = ""
+    ledger: orphan_ledger.LedgerState | None = None
 
     def get_results(self, request: HttpRequest) -> None:
-        super().get_results(request)
+        pages = self._ledger_pages(request)
+        if pages is None:
+            super().get_results(request)
+        else:
+            self._paginate(request, pages)
         reasons = selectors.latest_reasons([obj.pk for obj in self.result_list])
         for obj in self.result_list:
             obj._reason = reasons.get(str(obj.pk))
+
+    def _ledger_pages(self, request: HttpRequest) -> orphan_ledger.OrphanPages | None:
+        if self.query or set(request.GET) - LEDGER_PARAMS:
+            self.source_reason = (
+                "a search or an unusual parameter is read from the plain definition"
+            )
+            return None
+        try:
+            state = orphan_ledger.ledger_state(self.queryset.db, tail_index=False)
+        except DatabaseError:
+            state = orphan_ledger.LedgerState(exists=False)
+        self.ledger = state
+        if not state.exists:
+            self.source_reason = "no orphan ledger (see the runbook's check)"
+            return None
+        if not state.usable:
+            self.source_reason = (
+                "profiles were deleted since the ledger's refresh: plain definition until the next"
+                if state.refreshed_at
+                else "the ledger was never refreshed"
+            )
+            return None
+        rows: QuerySet[Any] = OrphanLedgerRow.objects.all()
+        for spec in self.filter_specs:
+            narrowed = spec.queryset(request, rows)
+            if narrowed is not None:
+                rows = narrowed
+        try:
+            pages = orphan_ledger.OrphanPages(
+                ledger_rows=rows,
+                live=self.queryset,
+                ordering=self.get_ordering(request, self.queryset),
+                state=state,
+            )
+        except ValueError as exc:
+            self.source_reason = str(exc)
+            return None
+        self.source = "ledger"
+        return pages
+
+    def _paginate(self, request: HttpRequest, pages: orphan_ledger.OrphanPages) -> None:
+        """ChangeList.get_results over the ledger's pages (never a "show all" of the whole list)."""
+        paginator = OrphanPaginator(cast(Any, pages), self.list_per_page)
+        result_count = paginator.count
+        multi_page = result_count > self.list_per_page
+        result_list: Any
+        if not multi_page:  # as Django does: one page whatever ?p= says
+            result_list = pages[0 : self.list_per_page]
+        else:
+            try:
+                result_list = paginator.page(self.page_num).object_list
+            except InvalidPage:
+                raise IncorrectLookupParameters from None
+        self.result_count = result_count
+        self.show_full_result_count = False
+        self.show_admin_actions = True
+        self.full_result_count = None
+        self.result_list = result_list
+        self.can_show_all = False
+        self.multi_page = multi_page
+        self.paginator = paginator

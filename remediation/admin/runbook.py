@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError
@@ -336,3 +337,71 @@ def markdown(records: list[Any]) -> str:
 
 def _md(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def runbook_orphan_ledger(request: HttpRequest) -> HttpResponse:
+    """GET: the orphan ledger's state and the exact SQL creating or refreshing it would run (the
+    confirm page); POST (action create, refresh or drop): do it, audited, back to the runbook."""
+    from remediation.selectors import orphan_ledger
+    from remediation.services.orphan_ledger import (
+        orphan_ledger_create,
+        orphan_ledger_drop,
+        orphan_ledger_refresh,
+    )
+
+    if not _can_view(request):
+        raise PermissionDenied
+    if request.method == "POST":
+        if not can_run_runbook(request):
+            raise PermissionDenied
+        action = request.POST.get("action", "")
+        try:
+            if action == "create":
+                result = orphan_ledger_create(actor=request.user)
+                messages.success(
+                    request,
+                    f"Orphan ledger created: {result['added']:,} orphans in {result['seconds']} s.",
+                )
+            elif action == "refresh":
+                refreshed = orphan_ledger_refresh(actor=request.user)
+                if refreshed is None:
+                    messages.error(
+                        request, "There is no orphan ledger to refresh: create it first."
+                    )
+                else:
+                    messages.success(
+                        request,
+                        f"Orphan ledger refreshed: {refreshed['added']:,} added,"
+                        f" {refreshed['removed']:,} removed in {refreshed['seconds']} s.",
+                    )
+            elif action == "drop":
+                orphan_ledger_drop(actor=request.user)
+                messages.success(
+                    request, "Orphan ledger dropped: the list reads the plain definition."
+                )
+            else:
+                return HttpResponse("Unknown action.", status=400)
+        except DatabaseError as exc:
+            messages.error(request, f"The database refused: {str(exc).splitlines()[0]}")
+        return HttpResponseRedirect(reverse("admin:runbook"))
+    try:
+        state = orphan_ledger.ledger_state()
+        error = ""
+    except DatabaseError as exc:
+        state, error = orphan_ledger.LedgerState(exists=False), str(exc).splitlines()[0]
+    context = {
+        **admin.site.each_context(request),
+        "title": "Orphan ledger",
+        "opts": RunbookRecord._meta,
+        "state": state,
+        "error": error,
+        "can_run": can_run_runbook(request),
+        "sql": [
+            *([] if state.exists else orphan_ledger.ledger_ddl()),
+            *orphan_ledger.refresh_sql(),
+        ],
+        "baseline_sql": orphan_ledger.BASELINE_SQL,
+        "drop_sql": orphan_ledger.drop_sql(),
+        "refresh_minutes": settings.ORPHAN_LEDGER_REFRESH_MINUTES,
+    }
+    return TemplateResponse(request, "admin/remediation/runbook_orphan_ledger.html", context)

@@ -86,6 +86,29 @@ class OrphanedSession(AssessmentSession):
         ordering = ["-completed_at"]
 
 
+class OrphanLedgerRow(models.Model):
+    """One row of the portal's orphan ledger (`<PIPELINE_PORTAL_SCHEMA>.orphan_ledger` in the
+    pipeline database, found through the connection's search_path): a session that was an
+    orphan at the ledger's last refresh, with the sort keys it had then. Only a keyed,
+    indexed walk for the orphan list; every row is checked live before it is shown
+    (remediation/selectors/orphan_ledger.py). Created from the runbook, never by a migration.
+    """
+
+    PIPELINE = True
+
+    session_id = models.UUIDField(primary_key=True)
+    completed_at = models.DateTimeField(null=True)
+    email = models.TextField(null=True)
+
+    class Meta:
+        managed = False
+        db_table = "orphan_ledger"
+        verbose_name = "orphan ledger row"
+
+    def __str__(self) -> str:
+        return str(self.session_id)
+
+
 class AssessmentResponse(PipelineModel):
     id = models.UUIDField(primary_key=True)
     session = models.ForeignKey(

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
@@ -394,6 +395,69 @@ def _check_optional_columns() -> Check:
     )
 
 
+def _check_orphan_ledger() -> Check:
+    """Whether the orphan list's ledger (portal schema) and the completed_at index its live
+    tail reads exist, and whether the ledger is current (remediation/selectors/orphan_ledger.py)."""
+    from remediation.selectors import orphan_ledger as ledger
+
+    state = ledger.ledger_state()
+    now = timezone.now()
+    index = "present" if state.tail_index else "absent"
+    rows = [
+        ["ledger", f"{ledger._schema()}.{ledger.LEDGER}", "present" if state.exists else "absent"],
+        ["tail index", "assessment_sessions (completed_at …)", index],
+    ]
+    query = f"{ledger.Q_LEDGER_EXISTS};\n{ledger.Q_TAIL_INDEX};\n{ledger.q_state()}"
+    title = "Orphan ledger (the orphan list's fast sorts and filters)"
+    expected = (
+        f"present, intact, refreshed within {2 * settings.ORPHAN_LEDGER_REFRESH_MINUTES} min;"
+        " tail index present"
+    )
+    if not state.exists:
+        return Check(
+            "orphan_ledger",
+            title,
+            WARN,
+            "absent",
+            expected,
+            query,
+            "The orphan list reads the plain definition: oldest-first and filtered pages walk"
+            " every session with a profile. Create the ledger: Orphan ledger… below (confirm page).",
+            rows,
+        )
+    age = state.age_seconds(now)
+    figure = (
+        f"{state.rows:,} rows, refreshed {int(age)} s ago" if age is not None else "never refreshed"
+    )
+    problems = []
+    if state.refreshed_at is None:
+        problems.append("never refreshed")
+    elif not state.intact:
+        problems.append(
+            "profiles were deleted (or truncated) since the refresh: the list reads the plain"
+            " definition until the next refresh"
+        )
+    elif not state.current(now):
+        problems.append("older than twice the refresh interval: is the job cluster running?")
+    if not state.tail_index:
+        problems.append(
+            "assessment_sessions has no index on completed_at: the live tail is a sequential"
+            " scan. Recommended: CREATE INDEX CONCURRENTLY assessment_sessions_completed_idx"
+            " ON public.assessment_sessions (completed_at DESC) WHERE status = 'completed';"
+        )
+    return Check(
+        "orphan_ledger",
+        title,
+        WARN if problems else PASS,
+        figure,
+        expected,
+        query,
+        "; ".join(problems)
+        or f"Current; completions since {state.horizon:%Y-%m-%d %H:%M:%S} are read live.",
+        rows,
+    )
+
+
 CHECKS: list[Callable[[], Check]] = [
     _check_policy_count,
     _check_rls,
@@ -410,6 +474,7 @@ CHECKS: list[Callable[[], Check]] = [
     _check_system_status,
     _check_numeric_only,
     _check_optional_columns,
+    _check_orphan_ledger,
 ]
 
 

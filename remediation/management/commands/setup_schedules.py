@@ -13,6 +13,10 @@ SCHEDULES = {
     "backfill-watchdog": ("remediation.tasks.backfill_watchdog", 1),
     "health-check": ("remediation.tasks.health_check", 5),
     "write-path-canary": ("remediation.tasks.canary", 0),  # 0: canary_minutes()
+    "orphan-ledger-refresh": (
+        "remediation.tasks.orphan_ledger_refresh",
+        settings.ORPHAN_LEDGER_REFRESH_MINUTES,
+    ),
 }
 
 
