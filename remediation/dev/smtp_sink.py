@@ -29,7 +29,7 @@ class Received:
 
     @property
     def message(self) -> email.message.EmailMessage:
-        return email.message_from_bytes(self.data, policy=email.policy.default)  # type: ignore[return-value]
+        return email.message_from_bytes(self.data, policy=email.policy.default)
 
 
 @dataclass

@@ -211,8 +211,7 @@ def register(kind: JobKind) -> JobKind:
 
 
 def kind_of(run: BackfillRun) -> JobKind:
-    from remediation.jobs import diagnosis, finalize, rollback  # noqa: F401  (they register)
-    from remediation.jobs import notify  # noqa: F401  (registers the notify kind)
+    from remediation.jobs import diagnosis, finalize, notify, rollback  # noqa: F401  (they register)
 
     return KINDS[run.kind]
 

@@ -6,67 +6,199 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('remediation', '0008_item_not_before'),
+        ("remediation", "0008_item_not_before"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SuppressedAddress',
+            name="SuppressedAddress",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('address', models.CharField(help_text='Stored lower-case', max_length=320, unique=True)),
-                ('reason', models.CharField(blank=True, max_length=200)),
-                ('added_by', models.CharField(blank=True, max_length=150)),
-                ('added_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "address",
+                    models.CharField(help_text="Stored lower-case", max_length=320, unique=True),
+                ),
+                ("reason", models.CharField(blank=True, max_length=200)),
+                ("added_by", models.CharField(blank=True, max_length=150)),
+                ("added_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'verbose_name': 'suppressed address',
-                'verbose_name_plural': 'suppression list',
-                'ordering': ['address'],
+                "verbose_name": "suppressed address",
+                "verbose_name_plural": "suppression list",
+                "ordering": ["address"],
             },
         ),
         migrations.AlterField(
-            model_name='backfillitem',
-            name='outcome',
-            field=models.CharField(choices=[('pending', 'Pending'), ('created', 'Created'), ('rescored', 'Rescored'), ('existing', 'Existing'), ('failed', 'Failed'), ('skipped', 'Skipped'), ('busy', 'Busy'), ('unknown', 'Unknown'), ('restored', 'Restored'), ('conflict', 'Conflict'), ('diagnosed', 'Diagnosed'), ('sent', 'Sent')], default='pending', max_length=10),
+            model_name="backfillitem",
+            name="outcome",
+            field=models.CharField(
+                choices=[
+                    ("pending", "Pending"),
+                    ("created", "Created"),
+                    ("rescored", "Rescored"),
+                    ("existing", "Existing"),
+                    ("failed", "Failed"),
+                    ("skipped", "Skipped"),
+                    ("busy", "Busy"),
+                    ("unknown", "Unknown"),
+                    ("restored", "Restored"),
+                    ("conflict", "Conflict"),
+                    ("diagnosed", "Diagnosed"),
+                    ("sent", "Sent"),
+                ],
+                default="pending",
+                max_length=10,
+            ),
         ),
         migrations.AlterField(
-            model_name='backfillrun',
-            name='kind',
-            field=models.CharField(choices=[('finalize', 'backfill (finalize)'), ('rollback', 'roll back a run'), ('diagnosis', 'bulk diagnosis'), ('notify', 'send results notifications')], db_index=True, default='finalize', max_length=10),
+            model_name="backfillrun",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("finalize", "backfill (finalize)"),
+                    ("rollback", "roll back a run"),
+                    ("diagnosis", "bulk diagnosis"),
+                    ("notify", "send results notifications"),
+                ],
+                db_index=True,
+                default="finalize",
+                max_length=10,
+            ),
         ),
         migrations.CreateModel(
-            name='ResultsNotification',
+            name="ResultsNotification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('session_id', models.UUIDField(db_index=True)),
-                ('kind', models.CharField(choices=[('results', 'results ready')], default='results', max_length=20)),
-                ('generation', models.PositiveSmallIntegerField(default=1, help_text='1 for the first message; each explicit resend adds one')),
-                ('state', models.CharField(choices=[('queued', 'queued'), ('sending', 'sending (claimed, SMTP call in progress)'), ('sent', 'sent'), ('failed', 'failed'), ('skipped', 'skipped'), ('unknown', 'unknown (interrupted mid-send: check before resending)')], db_index=True, default='queued', max_length=10)),
-                ('reason', models.CharField(blank=True, choices=[('', '–'), ('no_email', 'no email address'), ('invalid_address', 'invalid address'), ('suppressed', 'on the suppression list'), ('no_profile', 'no profile'), ('token_expired', 'share token expired'), ('maintenance', 'pipeline in maintenance'), ('no_session', 'no such session'), ('temporary', 'temporary SMTP failure (retries used up)'), ('permanent', 'permanent SMTP failure'), ('interrupted', 'worker stopped mid-send'), ('lost_reply', 'connection lost after the message, before the reply')], max_length=20)),
-                ('recipient', models.CharField(blank=True, help_text="The session's email", max_length=320)),
-                ('results_url', models.CharField(blank=True, max_length=500)),
-                ('type_code', models.CharField(blank=True, max_length=3)),
-                ('attempts', models.PositiveSmallIntegerField(default=0, help_text='SMTP transactions tried')),
-                ('smtp_reply', models.TextField(blank=True, help_text="The SMTP server's reply or the error")),
-                ('message_id', models.CharField(blank=True, max_length=200)),
-                ('source_run_id', models.BigIntegerField(blank=True, help_text='The backfill whose profiles it announces', null=True)),
-                ('requested_by_name', models.CharField(blank=True, max_length=150)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('claimed_at', models.DateTimeField(blank=True, null=True)),
-                ('sent_at', models.DateTimeField(blank=True, db_index=True, null=True)),
-                ('settled_at', models.DateTimeField(blank=True, db_index=True, help_text='When it last reached sent/failed/skipped/unknown', null=True)),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('run', models.ForeignKey(blank=True, help_text='The notify run that last took it', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='notifications', to='remediation.backfillrun')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("session_id", models.UUIDField(db_index=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("results", "results ready")], default="results", max_length=20
+                    ),
+                ),
+                (
+                    "generation",
+                    models.PositiveSmallIntegerField(
+                        default=1,
+                        help_text="1 for the first message; each explicit resend adds one",
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("queued", "queued"),
+                            ("sending", "sending (claimed, SMTP call in progress)"),
+                            ("sent", "sent"),
+                            ("failed", "failed"),
+                            ("skipped", "skipped"),
+                            ("unknown", "unknown (interrupted mid-send: check before resending)"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "reason",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "–"),
+                            ("no_email", "no email address"),
+                            ("invalid_address", "invalid address"),
+                            ("suppressed", "on the suppression list"),
+                            ("no_profile", "no profile"),
+                            ("token_expired", "share token expired"),
+                            ("maintenance", "pipeline in maintenance"),
+                            ("no_session", "no such session"),
+                            ("temporary", "temporary SMTP failure (retries used up)"),
+                            ("permanent", "permanent SMTP failure"),
+                            ("interrupted", "worker stopped mid-send"),
+                            ("lost_reply", "connection lost after the message, before the reply"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "recipient",
+                    models.CharField(blank=True, help_text="The session's email", max_length=320),
+                ),
+                ("results_url", models.CharField(blank=True, max_length=500)),
+                ("type_code", models.CharField(blank=True, max_length=3)),
+                (
+                    "attempts",
+                    models.PositiveSmallIntegerField(
+                        default=0, help_text="SMTP transactions tried"
+                    ),
+                ),
+                (
+                    "smtp_reply",
+                    models.TextField(blank=True, help_text="The SMTP server's reply or the error"),
+                ),
+                ("message_id", models.CharField(blank=True, max_length=200)),
+                (
+                    "source_run_id",
+                    models.BigIntegerField(
+                        blank=True, help_text="The backfill whose profiles it announces", null=True
+                    ),
+                ),
+                ("requested_by_name", models.CharField(blank=True, max_length=150)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("claimed_at", models.DateTimeField(blank=True, null=True)),
+                ("sent_at", models.DateTimeField(blank=True, db_index=True, null=True)),
+                (
+                    "settled_at",
+                    models.DateTimeField(
+                        blank=True,
+                        db_index=True,
+                        help_text="When it last reached sent/failed/skipped/unknown",
+                        null=True,
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The notify run that last took it",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="notifications",
+                        to="remediation.backfillrun",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'results notification',
-                'ordering': ['-created_at'],
-                'permissions': [('send_results', 'Can send (and resend) results notifications')],
-                'constraints': [models.UniqueConstraint(fields=('session_id', 'kind', 'generation'), name='notification_generation')],
+                "verbose_name": "results notification",
+                "ordering": ["-created_at"],
+                "permissions": [("send_results", "Can send (and resend) results notifications")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("session_id", "kind", "generation"), name="notification_generation"
+                    )
+                ],
             },
         ),
     ]

@@ -1,4 +1,5 @@
-"""The models: `pipeline` (unmanaged, over the Supabase tables), `portal`, `backfill` and `notifications` (the portal's own state)."""
+"""The models: `pipeline` (unmanaged, over the Supabase tables), `portal`, `backfill` and
+`notifications` (the portal's own state)."""
 
 from remediation.models.backfill import BackfillItem, BackfillRun
 from remediation.models.canary import AutoHeal, CanaryResult
@@ -46,8 +47,8 @@ __all__ = [
     "MetricSnapshot",
     "OrphanedSession",
     "Profile",
-    "RunbookRecord",
     "ResultsNotification",
+    "RunbookRecord",
     "ScoringConfig",
     "ScoringKey",
     "SessionDiagnosis",

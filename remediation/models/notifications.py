@@ -75,7 +75,10 @@ class ResultsNotification(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True, db_index=True)
     settled_at = models.DateTimeField(
-        null=True, blank=True, db_index=True, help_text="When it last reached sent/failed/skipped/unknown"
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="When it last reached sent/failed/skipped/unknown",
     )
 
     class Meta:

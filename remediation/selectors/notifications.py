@@ -7,10 +7,12 @@ these, so the preview says exactly what the run will do.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import make_msgid
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -153,7 +155,7 @@ def latest_notifications(
 
 # A session whose latest message is in one of these states is not sent another by an
 # ordinary send: only an explicit resend does that.
-NOT_AGAIN = {
+NOT_AGAIN: dict[str, str] = {
     NState.SENT: "already_sent",
     NState.SENDING: "sending",
     NState.UNKNOWN: "unknown",
@@ -164,9 +166,9 @@ def created_sessions(run: BackfillRun) -> list[str]:
     """The sessions whose profile this (finalize) run created, in the run's order."""
     return [
         str(s)
-        for s in run.items.filter(outcome="created").order_by("ordinal").values_list(
-            "session_id", flat=True
-        )
+        for s in run.items.filter(outcome="created")
+        .order_by("ordinal")
+        .values_list("session_id", flat=True)
     ]
 
 
@@ -249,3 +251,35 @@ def address_for(user: Any, address: str) -> str:
     if user is not None and user.has_perm("remediation.view_assessmentsession"):
         return address
     return "(hidden)"
+
+
+def sink_messages(folder: Path, limit: int = 200) -> list[dict[str, Any]]:
+    """The messages the demo's local SMTP sink kept in `folder` (<n>.eml), newest first."""
+    import email
+    import email.policy
+
+    if not folder.is_dir():
+        return []
+    files = sorted(folder.glob("*.eml"), key=lambda f: f.name, reverse=True)[:limit]
+    out = []
+    for f in files:
+        try:
+            msg = email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
+            body = msg.get_body(preferencelist=("plain",))
+            text = body.get_content() if body is not None else ""
+        except Exception:  # a file that is not a message is shown as such, never a 500
+            out.append({"file": f.name, "subject": "(unreadable)", "to": "", "text": ""})
+            continue
+        link = re.search(r"https?://\S+/results/\S+", text)
+        out.append(
+            {
+                "file": f.name,
+                "date": str(msg.get("Date", "")),
+                "to": str(msg.get("To", "")),
+                "subject": str(msg.get("Subject", "")),
+                "message_id": str(msg.get("Message-ID", "")),
+                "link": link.group(0) if link else "",
+                "text": text,
+            }
+        )
+    return out

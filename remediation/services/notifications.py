@@ -126,7 +126,9 @@ def _queue(run: BackfillRun, ids: list[str], *, resend: bool, who: dict[str, Any
     )
     tops = {(str(r["session_id"]), r["g"]) for r in top}
     requeue = [n.pk for n in retry if (str(n.session_id), n.generation) in tops]
-    ResultsNotification.objects.filter(pk__in=requeue).update(state=NState.QUEUED, reason="", run=run)
+    ResultsNotification.objects.filter(pk__in=requeue).update(
+        state=NState.QUEUED, reason="", run=run
+    )
 
 
 def suppression_add(*, address: str, reason: str = "", actor: Any = None) -> SuppressedAddress:

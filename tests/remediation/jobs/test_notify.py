@@ -92,7 +92,9 @@ def test_two_workers_on_two_runs_over_the_same_people_send_each_one_message(clea
     _, ids = backfilled(6)
     with smtp_server() as smtp:
         a = results_send_start(session_ids=ids, actor="a", enqueue=False, batch_size=2)
-        b = results_send_start(session_ids=list(reversed(ids)), actor="b", enqueue=False, batch_size=2)
+        b = results_send_start(
+            session_ids=list(reversed(ids)), actor="b", enqueue=False, batch_size=2
+        )
         errors = []
 
         def work(run_id):
@@ -154,8 +156,12 @@ def test_skips_say_why_and_send_nothing(clear_path):
         rows = _notifications([*ids, no_profile])
         assert rows[suppressed].state == "skipped" and rows[suppressed].reason == "suppressed"
         # Fixed since: the next ordinary send takes the skipped ones up again.
-        pipeline_sql("UPDATE assessment_sessions SET email = 'fixed@example.org' WHERE id = %s", [no_email])
-        jobs.run_until_done(results_send_start(session_ids=[no_email, fine], actor="t", enqueue=False).pk)
+        pipeline_sql(
+            "UPDATE assessment_sessions SET email = 'fixed@example.org' WHERE id = %s", [no_email]
+        )
+        jobs.run_until_done(
+            results_send_start(session_ids=[no_email, fine], actor="t", enqueue=False).pk
+        )
         assert len(smtp.to("fixed@example.org")) == 1 and len(smtp.to(_email_of(fine))) == 1
 
 

@@ -61,9 +61,11 @@ def test_kill_9_mid_send_then_resume_sends_no_one_two_messages(clear_path):
         second = start_cluster(**env)
         try:
             done = wait_for(
-                lambda: (r := BackfillRun.objects.get(pk=run.pk)).state
-                in ("succeeded", "finished_with_failures", "failed", "errored")
-                and r,
+                lambda: (
+                    (r := BackfillRun.objects.get(pk=run.pk)).state
+                    in ("succeeded", "finished_with_failures", "failed", "errored")
+                    and r
+                ),
                 90,
                 "the run to finish",
             )
@@ -80,6 +82,8 @@ def test_kill_9_mid_send_then_resume_sends_no_one_two_messages(clear_path):
         run_retry_failed(run.pk, actor="tester")
         jobs.run_until_done(run.pk)
         assert len(smtp.to(held)) == 1
-        resend = results_send_start(session_ids=[ids[2]], actor="tester", resend=True, enqueue=False)
+        resend = results_send_start(
+            session_ids=[ids[2]], actor="tester", resend=True, enqueue=False
+        )
         jobs.run_until_done(resend.pk)
         assert len(smtp.to(held)) == 2
