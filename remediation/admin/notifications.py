@@ -186,6 +186,11 @@ class ResultsNotificationAdmin(ReadOnlyAdmin):
         extra = {**(extra_context or {}), "sink": bool(settings.EMAIL_SINK_DIR)}
         return super().changelist_view(request, extra)
 
+    @admin.display(description="recipient")
+    def recipient_shown(self, obj: ResultsNotification) -> str:
+        """Replaced per request by _recipient_for; without a request nobody sees it."""
+        return sel.address_for(None, obj.recipient) or "–"
+
     def _recipient_for(self, request: HttpRequest) -> Any:
         """The address column as this user may see it (whole only with session access)."""
         user = request.user
