@@ -8,6 +8,7 @@ real message rendered as it will go out; sending (or a dry run) is its POST.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,8 @@ def send_page(request: HttpRequest) -> HttpResponse:
     html = ""
     if message is not None:
         html = next((str(c) for c, mime in message.alternatives if mime == "text/html"), "")
+        body = re.search(r"<body[^>]*>(.*)</body>", html, re.S)  # the page shows the body only
+        html = body.group(1) if body else html
     context = {
         **admin.site.each_context(request),
         "title": "Resend results" if resend else "Send results",

@@ -15,9 +15,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(databases="__all__", transa
 def test_send_results_for_a_run_and_see_the_states(clear_path, admin_login, page):
     source, ids = backfilled(3)
     with smtp_server() as smtp:
-        cluster = start_cluster(
-            EMAIL_URL=f"smtp://127.0.0.1:{smtp.port}", NOTIFY_PER_MINUTE="0"
-        )
+        cluster = start_cluster(EMAIL_URL=f"smtp://127.0.0.1:{smtp.port}", NOTIFY_PER_MINUTE="0")
         try:
             admin_login(f"/admin/remediation/backfillrun/{source}/change/")
             page.click("#run-send-results")

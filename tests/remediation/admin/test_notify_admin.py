@@ -165,3 +165,33 @@ def test_the_notify_results_command(clear_path, capsys):
 
     with pytest.raises(CommandError, match="no backfill run"):
         call_command("notify_results", "--run", "999999")
+
+
+def test_resend_is_explicit_and_the_demo_sink_page_shows_what_was_received(
+    client, support, clear_path, tmp_path
+):
+    from remediation.services.notifications import results_send_start
+
+    _, (sid,) = backfilled(1)
+    with smtp_server(folder=tmp_path) as smtp, override_settings(EMAIL_SINK_DIR=str(tmp_path)):
+        jobs.run_until_done(results_send_start(session_ids=[sid], actor="t", enqueue=False).pk)
+        client.force_login(support)
+        listing = reverse("admin:remediation_resultsnotification_changelist")
+        assert b"mail-sink-link" in client.get(listing).content
+        sink = client.get(reverse("admin:remediation_resultsnotification_sink")).content.decode()
+        assert f"/results/{sid}?t=" in sink and _email(sid) in sink
+        # The action leads to the confirmation page, which says it is a resend; only its
+        # POST sends the second message.
+        n = ResultsNotification.objects.get()
+        resp = client.post(listing, {"action": "resend_selected", "_selected_action": [n.pk]})
+        assert resp.status_code == 302 and "resend=1" in resp["Location"]
+        confirm = client.get(resp["Location"]).content.decode()
+        assert 'id="notify-will-send">1<' in confirm and "explicit resend" in confirm
+        assert len(smtp.received) == 1
+        client.post(reverse(SEND), {"session": sid, "resend": "1", "mode": "send"})
+        run = BackfillRun.objects.filter(kind="notify").order_by("-pk").first()
+        jobs.run_until_done(run.pk)
+        assert len(smtp.to(_email(sid))) == 2
+        assert AuditEvent.objects.filter(action="notify.resend", actor="support").exists()
+    with override_settings(EMAIL_SINK_DIR=""):
+        assert client.get(reverse("admin:remediation_resultsnotification_sink")).status_code == 404
