@@ -94,6 +94,10 @@ def start_sink(
         with socket.socket() as s:
             s.bind((host, 0))
             port = s.getsockname()[1]
+    import logging
+
+    # aiosmtpd logs every command, addresses included: only its warnings, please.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     controller = Controller(handler, hostname=host, port=port)
     controller.start()
     return controller, port

@@ -195,3 +195,39 @@ def test_resend_is_explicit_and_the_demo_sink_page_shows_what_was_received(
         assert AuditEvent.objects.filter(action="notify.resend", actor="support").exists()
     with override_settings(EMAIL_SINK_DIR=""):
         assert client.get(reverse("admin:remediation_resultsnotification_sink")).status_code == 404
+
+
+def test_the_notification_pages_only_read_on_get(client, support, clear_path, tmp_path):
+    import contextlib
+
+    from django.db import connections
+
+    from remediation.services.notifications import results_send_start
+    from tests.remediation.admin.test_get_reads_only import Recorder, offending
+
+    source, ids = backfilled(2)
+    with smtp_server(folder=tmp_path), override_settings(EMAIL_SINK_DIR=str(tmp_path)):
+        run = jobs.run_until_done(
+            results_send_start(session_ids=ids, actor="t", enqueue=False).pk
+        )
+        client.force_login(support)
+        pages = [
+            reverse(SEND) + f"?run={source}",
+            reverse(SEND) + f"?session={ids[0]}&session={ids[1]}",
+            reverse(SEND) + f"?session={ids[0]}&resend=1",
+            reverse("admin:remediation_backfillrun_change", args=[source]),
+            reverse("admin:remediation_backfillrun_change", args=[run.pk]),
+            reverse("admin:remediation_assessmentsession_change", args=[ids[0]]),
+            reverse("admin:remediation_resultsnotification_changelist"),
+            reverse("admin:remediation_resultsnotification_sink"),
+            reverse("admin:remediation_suppressedaddress_changelist"),
+        ]
+        for url in pages:
+            recorder = Recorder()
+            with contextlib.ExitStack() as stack:
+                for alias in ("default", "pipeline"):
+                    stack.enter_context(connections[alias].execute_wrapper(recorder))
+                resp = client.get(url)
+            assert resp.status_code == 200, url
+            bad = [(a, sql) for a, sql in recorder.statements if offending(sql)]
+            assert bad == [], url
