@@ -68,6 +68,8 @@ class StepwiseSmtpBackend(SmtpBackend):
         self.body_sent = True
         code, resp = conn.data(body)
         self.last_reply = f"{code} {_text(resp)}"
+        if code != 250:  # smtplib returns the final reply; only the 354 step raises itself
+            raise smtplib.SMTPDataError(code, resp)
         return True
 
 

@@ -230,7 +230,11 @@ def _claim(
 
 def _send(n: ResultsNotification, target: sel.Target) -> mail.Delivery:
     """The SMTP transaction, tried again on temporary failures (with backoff)."""
-    message = sel.message_for(target, message_id=n.message_id)
+    try:
+        message = sel.message_for(target, message_id=n.message_id)
+    except Exception as exc:  # nothing was sent: a broken template is not "unknown"
+        logger.exception("results message for notification %s could not be built", n.pk)
+        return mail.Delivery("permanent", f"the message could not be built: {type(exc).__name__}")
     delivery = mail.Delivery("temporary", "not tried")
     for attempt in range(1, max(1, settings.NOTIFY_MAX_TRIES) + 1):
         _pace()

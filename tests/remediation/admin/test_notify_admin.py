@@ -207,9 +207,7 @@ def test_the_notification_pages_only_read_on_get(client, support, clear_path, tm
 
     source, ids = backfilled(2)
     with smtp_server(folder=tmp_path), override_settings(EMAIL_SINK_DIR=str(tmp_path)):
-        run = jobs.run_until_done(
-            results_send_start(session_ids=ids, actor="t", enqueue=False).pk
-        )
+        run = jobs.run_until_done(results_send_start(session_ids=ids, actor="t", enqueue=False).pk)
         client.force_login(support)
         pages = [
             reverse(SEND) + f"?run={source}",
@@ -221,6 +219,10 @@ def test_the_notification_pages_only_read_on_get(client, support, clear_path, tm
             reverse("admin:remediation_resultsnotification_changelist"),
             reverse("admin:remediation_resultsnotification_sink"),
             reverse("admin:remediation_suppressedaddress_changelist"),
+            reverse(
+                "admin:remediation_resultsnotification_change",
+                args=[ResultsNotification.objects.first().pk],
+            ),
         ]
         for url in pages:
             recorder = Recorder()

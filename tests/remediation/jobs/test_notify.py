@@ -166,14 +166,16 @@ def test_skips_say_why_and_send_nothing(clear_path):
 
 
 def test_temporary_failures_are_retried_and_permanent_ones_are_not(clear_path):
-    _, ids = backfilled(3)
-    flaky, dead, hopeless = (_email_of(s) for s in ids)
+    _, ids = backfilled(4)
+    flaky, dead, hopeless, spam = (_email_of(s) for s in ids)
     with smtp_server(
         rcpt_faults={
             flaky: ["451 4.3.0 try later", "421 4.7.0 busy"],  # then accepted
             dead: ["550 5.1.1 no such user"],
             hopeless: ["452 4.2.2 mailbox full"] * 10,
-        }
+        },
+        # After the message body: a 4xx once (tried again), then a 5xx (not tried again).
+        data_faults={spam: ["451 4.7.1 greylisted", "554 5.7.1 rejected as spam"]},
     ) as smtp:
         run = jobs.run_until_done(results_send_start(session_ids=ids, actor="t", enqueue=False).pk)
         rows = _notifications(ids)
@@ -189,8 +191,14 @@ def test_temporary_failures_are_retried_and_permanent_ones_are_not(clear_path):
             "temporary",
             3,
         )
+        assert (rows[ids[3]].state, rows[ids[3]].reason, rows[ids[3]].attempts) == (
+            "failed",
+            "permanent",
+            2,
+        )
+        assert rows[ids[3]].smtp_reply.startswith("554")
         assert run.state == "finished_with_failures"
-        assert run.failed_by_reason == {"permanent": 1, "temporary": 1}
+        assert run.failed_by_reason == {"permanent": 2, "temporary": 1}
         assert len(smtp.to(flaky)) == 1 and not smtp.to(dead) and not smtp.to(hopeless)
         # Retry failed: the temporary one is tried again; the permanent one is not.
         smtp.rcpt_faults.clear()
@@ -198,8 +206,8 @@ def test_temporary_failures_are_retried_and_permanent_ones_are_not(clear_path):
 
         run_retry_failed(run.pk, actor="t")
         again = jobs.run_until_done(run.pk)
-        assert len(smtp.to(hopeless)) == 1 and not smtp.to(dead)
-        assert again.failed_by_reason == {"permanent": 1}
+        assert len(smtp.to(hopeless)) == 1 and not smtp.to(dead) and not smtp.to(spam)
+        assert again.failed_by_reason == {"permanent": 2}
 
 
 def test_a_connection_refused_is_temporary(clear_path):
