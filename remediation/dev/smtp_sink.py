@@ -5,7 +5,8 @@ Each message is kept in memory and, with a folder, written there as <n>.eml (the
 lists that folder when EMAIL_SINK_DIR points at it). Faults for tests: per recipient, a
 list of RCPT replies to give first ("451 4.3.0 try later", "550 5.1.1 no such user"); and
 `hold`, recipients whose DATA is stored and then not answered until `release` is set (a
-worker killed while waiting for the reply).
+worker killed while waiting for the reply); `drop`, recipients whose DATA is stored and the
+connection closed without a reply.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class SinkHandler:
     rcpt_faults: dict[str, list[str]] = field(default_factory=dict)
     data_faults: dict[str, list[str]] = field(default_factory=dict)
     hold: set[str] = field(default_factory=set)
+    drop: set[str] = field(default_factory=set)  # store, then hang up without a reply
     release: threading.Event = field(default_factory=threading.Event)
     held: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -66,6 +68,9 @@ class SinkHandler:
             if self.folder is not None:
                 self.folder.mkdir(parents=True, exist_ok=True)
                 (self.folder / f"{time.time_ns()}-{number}.eml").write_bytes(item.data)
+        if self.drop.intersection(rcpts):
+            server.transport.close()
+            return "250 never seen by the client"
         if self.hold.intersection(rcpts):
             self.held.set()
             while not self.release.is_set():  # the client waits for the reply meanwhile

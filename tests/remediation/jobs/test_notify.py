@@ -234,3 +234,22 @@ def test_a_connection_refused_is_temporary(clear_path):
     assert (n.state, n.reason, n.attempts) == ("failed", "temporary", 2)
     assert "Connection" in n.smtp_reply or "refused" in n.smtp_reply.lower()
     assert run.state == "failed"
+
+
+def test_a_connection_lost_after_the_message_is_unknown_and_never_sent_again(clear_path):
+    _, ids = backfilled(2)
+    lost, fine = (_email_of(s) for s in ids)
+    with smtp_server(drop={lost}) as smtp:
+        run = jobs.run_until_done(results_send_start(session_ids=ids, actor="t", enqueue=False).pk)
+        rows = _notifications(ids)
+        assert (rows[ids[0]].state, rows[ids[0]].reason, rows[ids[0]].attempts) == (
+            "unknown",
+            "lost_reply",
+            1,
+        )
+        assert "connection lost after the message was sent" in rows[ids[0]].smtp_reply
+        assert rows[ids[1]].state == "sent"
+        assert run.state == "finished_with_failures" and run.counts == {"sent": 1, "unknown": 1}
+        smtp.drop.clear()
+        jobs.run_until_done(results_send_start(session_ids=ids, actor="t", enqueue=False).pk)
+        assert len(smtp.to(lost)) == 1 and len(smtp.to(fine)) == 1
