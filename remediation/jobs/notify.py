@@ -194,6 +194,15 @@ def _claim(
     now = timezone.now()
     with transaction.atomic():
         n = ResultsNotification.objects.select_for_update().get(pk=pk)
+        if n.state == NState.SENT and n.run_id == run.pk:
+            # Sent by this run, whose record of it was lost (a crash, a redelivered batch).
+            return n, pw.SessionOutcome(
+                sid,
+                "sent",
+                explanation=n.smtp_reply,
+                results_url=n.results_url,
+                type_code=n.type_code,
+            )
         if n.state == NState.SENT:
             return n, pw.SessionOutcome(
                 sid, "skipped", reason="already_sent", explanation=sel.SKIP_WORDS["already_sent"]
