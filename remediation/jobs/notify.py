@@ -11,11 +11,13 @@ Exactly once, under at-least-once delivery and concurrent workers:
   out, so it becomes "unknown" (needs a check) and is never sent again automatically; only
   an explicit resend (a new generation) sends another;
 - a sent row is never sent again by an ordinary send (a repeated task, a retried round, a
-  second run over the same people): the item is "skipped", reason "already_sent".
+  second run over the same people): the item is "skipped", reason "already_sent" (or
+  "sent" when this very run sent it and its record of that was lost).
 
 Temporary SMTP failures (4xx, connection errors before the message was handed over) are
 retried in place with backoff (NOTIFY_MAX_TRIES, NOTIFY_RETRY_BACKOFF doubling); permanent
-ones (5xx) fail at once. Messages are paced to NOTIFY_PER_MINUTE per worker. A dry run
+ones (5xx) fail at once. Messages are paced to NOTIFY_PER_MINUTE per worker; a batch stops
+taking people when its time budget (BACKFILL_BATCH_SECONDS) has run out. A dry run
 evaluates every person (who would be sent, who skipped and why) and sends nothing.
 """
 
@@ -72,8 +74,13 @@ class NotifyJob(JobKind):
             return [_dry(found[sid], latest.get(sid), blocked, maintenance, now) for sid in ids]
         if connections["default"].in_atomic_block:  # the claim must commit before SMTP
             raise RuntimeError("notify must run outside a portal transaction (claims commit)")
-        out = []
+        out: list[pw.SessionOutcome] = []
+        # The batch's time budget (BACKFILL_BATCH_SECONDS): people not reached in time go
+        # to the next task, so a task ends well before django-q2 kills it mid-send.
+        deadline = time.monotonic() + settings.BACKFILL_BATCH_SECONDS
         for sid in ids:
+            if out and time.monotonic() >= deadline:
+                break
             n = latest.get(sid) or _first_notification(run, sid)
             out.append(_deliver(run, n, found[sid], blocked, maintenance))
         return out

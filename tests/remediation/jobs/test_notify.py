@@ -254,3 +254,17 @@ def test_a_connection_lost_after_the_message_is_unknown_and_never_sent_again(cle
         smtp.drop.clear()
         jobs.run_until_done(results_send_start(session_ids=ids, actor="t", enqueue=False).pk)
         assert len(smtp.to(lost)) == 1 and len(smtp.to(fine)) == 1
+
+
+def test_a_batch_stops_at_its_time_budget_and_the_rest_go_to_the_next(clear_path):
+    from django.test import override_settings
+
+    _, ids = backfilled(3)
+    with smtp_server() as smtp, override_settings(BACKFILL_BATCH_SECONDS=0.0001):
+        run = results_send_start(session_ids=ids, actor="t", enqueue=False, batch_size=10)
+        jobs.process_batch(run.pk, run.batch_token, enqueue_next=False)
+        first = BackfillRun.objects.get(pk=run.pk)
+        assert first.counts == {"sent": 1} and len(smtp.received) == 1
+        done = jobs.run_until_done(run.pk)
+        assert done.state == "succeeded" and done.counts == {"sent": 3}
+        assert len(smtp.received) == 3

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("remediation", "0008_item_not_before"),
+        ("remediation", "0009_run_ledger"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
