@@ -60,3 +60,48 @@ def link_in(received) -> tuple[str, str]:
     url = LINK.search(text).group(0)
     parts = urlsplit(url)
     return parts.path.rsplit("/", 1)[1], parse_qs(parts.query)["t"][0]
+
+
+@contextmanager
+def results_site():
+    """The results page as the pipeline serves it, on loopback: /results/<session_id>?t=<token>
+    answers 200 with the profile's type code when the token is that session's own, else 404.
+    Yields its base URL (for RESULTS_BASE_URL)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from django.db import connections
+
+    from tests.factories import pipeline_sql
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            parts = urlsplit(self.path)
+            sid = parts.path.rsplit("/", 1)[-1]
+            token = parse_qs(parts.query).get("t", [""])[0]
+            try:
+                row = pipeline_sql(
+                    "SELECT p.type_code FROM assessment_sessions s JOIN profiles p"
+                    " ON p.session_id = s.id WHERE s.id::text = %s AND s.share_token = %s",
+                    [sid, token],
+                    "one",
+                )
+            finally:
+                connections.close_all()
+            body = (f"results of {sid}: {row[0]}" if row else "not found").encode()
+            self.send_response(200 if row and parts.path.startswith("/results/") else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -206,7 +206,17 @@ class ResultsNotificationAdmin(ReadOnlyAdmin):
 
     def get_list_display(self, request: HttpRequest) -> Any:
         shown = self._recipient_for(request)
-        return [shown if f == "recipient_shown" else f for f in super().get_list_display(request)]
+        sees = request.user.has_perm("remediation.view_assessmentsession")
+
+        def reply(obj: ResultsNotification) -> str:
+            # A refusal may quote the address: only for those who may see addresses.
+            return obj.smtp_reply if sees else ("(hidden)" if obj.smtp_reply else "–")
+
+        reply.short_description = "SMTP reply"  # type: ignore[attr-defined]
+        swap = {"recipient_shown": shown, "smtp_reply": reply}
+        return [
+            swap.get(f, f) if isinstance(f, str) else f for f in super().get_list_display(request)
+        ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         shown = self._recipient_for(request)

@@ -284,8 +284,11 @@ def notify_context(request: HttpRequest, run: BackfillRun) -> dict[str, Any]:
     if run.kind != BackfillRun.Kind.NOTIFY:
         return {}
     rows = list(run.notifications.order_by("pk")[:500])
+    sees = request.user.has_perm("remediation.view_assessmentsession")
     for n in rows:
         n.shown_to = sel.address_for(request.user, n.recipient)  # type: ignore[attr-defined]
+        # A refusal may quote the address: the reply only for those who may see addresses.
+        n.reply_shown = n.smtp_reply if sees else ("(hidden)" if n.smtp_reply else "")  # type: ignore[attr-defined]
     return {
         "notifications": rows,
         "notification_total": run.notifications.count(),

@@ -268,3 +268,34 @@ def test_a_batch_stops_at_its_time_budget_and_the_rest_go_to_the_next(clear_path
         done = jobs.run_until_done(run.pk)
         assert done.state == "succeeded" and done.counts == {"sent": 3}
         assert len(smtp.received) == 3
+
+
+def test_the_link_in_each_message_opens_that_persons_results(clear_variant):
+    import urllib.error
+    import urllib.request
+
+    from django.test import override_settings
+
+    from tests.notify_helpers import LINK, results_site
+
+    _, ids = backfilled(3)
+    with results_site() as base, override_settings(RESULTS_BASE_URL=base), smtp_server() as smtp:
+        jobs.run_until_done(results_send_start(session_ids=ids, actor="t", enqueue=False).pk)
+        for sid in ids:
+            (got,) = smtp.to(_email_of(sid))
+            html = got.message.get_body(preferencelist=("html",)).get_content()
+            text = got.message.get_body(preferencelist=("plain",)).get_content()
+            url = LINK.search(text).group(0)
+            assert f'href="{url}"' in html  # the HTML button carries the same link
+            type_code = pipeline_sql(
+                "SELECT type_code FROM profiles WHERE session_id = %s", [sid], "one"
+            )[0]
+            with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (loopback)
+                assert resp.status == 200
+                assert resp.read().decode() == f"results of {sid}: {type_code}"
+            assert type_code in text
+            # Another session's token does not open it.
+            other = ids[(ids.index(sid) + 1) % len(ids)]
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(url.replace(sid, other), timeout=10)  # noqa: S310
+            assert refused.value.code == 404
