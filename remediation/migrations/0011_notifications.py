@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("remediation", "0009_run_ledger"),
+        ("remediation", "0010_canary"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
