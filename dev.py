@@ -2,7 +2,7 @@
 """One entry point for a fresh clone (needs only python3 and pip).
 
     python3 dev.py up      # venv + install (demo extra), embedded PostgreSQL, demo incident,
-                           # portal + job cluster
+                           # portal + job cluster + edge emulator + local SMTP sink
     python3 dev.py test    # venv + install (dev and demo extras), Chromium if missing, the
                            # static gates and the whole test suite on the test PostgreSQL
 
@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
 CHROMIUM = Path("/usr/bin/chromium")
+SMTP_SINK_PORT = 1025  # dev.py up: the local SMTP sink (aiosmtpd) on 127.0.0.1
 
 
 def say(msg: str) -> None:
@@ -129,11 +130,27 @@ def cmd_up(argv: list[str]) -> int:
     run(manage("demo_setup"))  # manage.py starts the embedded PostgreSQL (no URL set)
     if port_in_use(int(port)):
         sys.exit(f"[dev] port {port} is in use: python3 dev.py up <another port>")
+    # Results notifications go to a local SMTP sink on loopback (nothing leaves the machine)
+    # and the portal lists what it received; EMAIL_URL set in the environment wins.
+    sink = not os.environ.get("EMAIL_URL")
+    child_env = dict(os.environ)
+    if sink:
+        child_env["EMAIL_URL"] = f"smtp://127.0.0.1:{SMTP_SINK_PORT}"
+        child_env["EMAIL_SINK_DIR"] = str(ROOT / ".mail-sink")
     essential = [
-        subprocess.Popen(manage("qcluster"), cwd=ROOT),
-        subprocess.Popen(manage("runserver", f"127.0.0.1:{port}", "--noreload"), cwd=ROOT),
+        subprocess.Popen(manage("qcluster"), cwd=ROOT, env=child_env),
+        subprocess.Popen(
+            manage("runserver", f"127.0.0.1:{port}", "--noreload"), cwd=ROOT, env=child_env
+        ),
     ]
     procs = list(essential)
+    if sink and port_in_use(SMTP_SINK_PORT):
+        say(f"port {SMTP_SINK_PORT} is in use: assuming it is an SMTP sink already running")
+    elif sink:
+        sink_cmd = manage(
+            "smtp_sink", "--port", str(SMTP_SINK_PORT), "--dir", str(ROOT / ".mail-sink")
+        )
+        procs.append(subprocess.Popen(sink_cmd, cwd=ROOT, env=child_env))
     if port_in_use(54321):
         say(
             "port 54321 is in use: the edge-function emulator is not started (the local backend works)"
@@ -146,7 +163,11 @@ def cmd_up(argv: list[str]) -> int:
     say(f"orphaned sessions: http://127.0.0.1:{port}/admin/remediation/orphanedsession/")
     say(f"IR-07 runbook:     http://127.0.0.1:{port}/admin/runbook/")
     say(f"pipeline health:   http://127.0.0.1:{port}/admin/health/")
-    say("Ctrl-C stops the portal, the job cluster and the edge-function emulator")
+    if sink:
+        say(
+            f"mail sink:         http://127.0.0.1:{port}/admin/remediation/resultsnotification/sink/"
+        )
+    say("Ctrl-C stops the portal, the job cluster, the edge-function emulator and the SMTP sink")
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM stops the children like Ctrl-C does

@@ -181,6 +181,27 @@ ALERT_EMAILS = env.list("ALERT_EMAILS", default=[])
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="opsportal@localhost")
+EMAIL_TIMEOUT = EMAIL_CONFIG.get("EMAIL_TIMEOUT") or env.float("EMAIL_TIMEOUT", default=10.0)
+
+# --- Results notifications (remediation/jobs/notify.py) ------------------------------------
+# Messages per minute a notify run sends at most (per worker); SMTP tries per message on
+# temporary failures (4xx, connection errors), the first wait between them (doubling).
+NOTIFY_PER_MINUTE = env.int("NOTIFY_PER_MINUTE", default=60)
+NOTIFY_MAX_TRIES = env.int("NOTIFY_MAX_TRIES", default=4)
+NOTIFY_RETRY_BACKOFF = env.float("NOTIFY_RETRY_BACKOFF", default=2.0)
+NOTIFY_BATCH_SIZE = env.int("NOTIFY_BATCH_SIZE", default=20)
+NOTIFY_FROM_EMAIL = env.str("NOTIFY_FROM_EMAIL", default="") or DEFAULT_FROM_EMAIL
+# List-Unsubscribe: a mailto address (default: the sender) and an optional one-click URL.
+NOTIFY_UNSUBSCRIBE_MAILTO = env.str("NOTIFY_UNSUBSCRIBE_MAILTO", default="") or NOTIFY_FROM_EMAIL
+NOTIFY_UNSUBSCRIBE_URL = env.str("NOTIFY_UNSUBSCRIBE_URL", default="")
+# Alert when more than this share of the messages of the last NOTIFY_ALERT_WINDOW_MINUTES
+# failed, once at least NOTIFY_ALERT_MIN_MESSAGES were tried.
+NOTIFY_ALERT_FAILURE_RATE = env.float("NOTIFY_ALERT_FAILURE_RATE", default=0.2)
+NOTIFY_ALERT_MIN_MESSAGES = env.int("NOTIFY_ALERT_MIN_MESSAGES", default=5)
+NOTIFY_ALERT_WINDOW_MINUTES = env.int("NOTIFY_ALERT_WINDOW_MINUTES", default=60)
+# The local SMTP sink of `dev.py up` writes what it receives here; when set, the portal lists
+# it (/admin/remediation/resultsnotification/sink/). Empty: no such page.
+EMAIL_SINK_DIR = env.str("EMAIL_SINK_DIR", default="")
 SNAPSHOT_RETENTION_DAYS = env.int("SNAPSHOT_RETENTION_DAYS", default=30)
 # --- Write-path canary, fresh orphans and auto-heal ------------------------------------
 # Seconds between canary passes (the django-q2 schedule runs in whole minutes, at least 1).

@@ -90,6 +90,22 @@ class SnapshotCollector(Collector):
             [],
             [([], day["legacy_fc_scores"])],
         )
+        yield _gauge(
+            "prism_results_messages",
+            "Results notifications settled in the window, by state (sent, failed, skipped, unknown).",
+            ["window", "state"],
+            [
+                ([w, state], f.get(f"notify_{state}"))
+                for w, f in by_window
+                for state in ("sent", "failed", "skipped", "unknown")
+            ],
+        )
+        yield _gauge(
+            "prism_results_message_failure_ratio",
+            "Results messages that failed / (sent + failed), in the window.",
+            ["window"],
+            [([w], f.get("notify_failure_rate")) for w, f in by_window],
+        )
         open_alerts = Alert.objects.filter(state="open").values("severity").annotate(n=Count("id"))
         yield _gauge(
             "prism_alerts_open",

@@ -8,6 +8,8 @@
 - `health`: the health dashboard (/admin/health/), alerts, snapshots;
 - `timeline`: the incident timeline (/admin/incident/), its export, canary results, the
   auto-heal switch;
+- `notifications`: sending results (the confirmation page), the notification list, the
+  suppression list, the demo's mail sink;
 - `fc`, `audit`, `attempts`, `pipeline_tables`: FC sets, the audit trail, attempts and
   diagnoses, the pipeline's tables read-only;
 - `base`, `permissions`: building blocks, the one permission and LogEntry helpers (the
@@ -20,6 +22,7 @@ from remediation.admin import (  # noqa: F401  (importing a module registers its
     backfills,
     fc,
     health,
+    notifications,
     orphans,
     pipeline_tables,
     runbook,

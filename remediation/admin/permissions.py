@@ -14,6 +14,7 @@ RUN_LARGE_BACKFILL = "remediation.run_large_backfill"
 ROLLBACK_BACKFILL = "remediation.rollback_backfill"
 RUN_RUNBOOK = "remediation.run_runbook"
 MANAGE_FC = "remediation.manage_fc"
+SEND_RESULTS = "remediation.send_results"
 
 
 def has_perm(request: HttpRequest, permission: str) -> bool:

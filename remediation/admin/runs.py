@@ -96,6 +96,7 @@ OUTCOME_WORDS = {
     "restored": "restored",
     "conflict": "changed since and left alone",
     "diagnosed": "diagnosed",
+    "sent": "sent",
 }
 
 
@@ -210,6 +211,7 @@ class BackfillRunAdmin(ReadOnlyAdmin):
             "controls": _controls(run),
             "refresh": run.is_active,
             "conflicts": (run.rollback_report or {}).get("conflicts", []),
+            **notify_context(request, run),
         }
         return TemplateResponse(request, "admin/remediation/backfill_run.html", context)
 
@@ -268,6 +270,39 @@ class BackfillRunAdmin(ReadOnlyAdmin):
         ]
         rows = run.items.order_by("ordinal").values_list(*columns).iterator(chunk_size=2000)
         return csv_response(f"{run.kind}-{run.pk}-items.csv", columns, rows)
+
+
+def notify_context(request: HttpRequest, run: BackfillRun) -> dict[str, Any]:
+    """Results notifications on a run page: the send button of a backfill, the messages of a
+    notify run (each one's state as the database has it; addresses only with session access)."""
+    from remediation.admin.notifications import can_send
+    from remediation.selectors import notifications as sel
+
+    if run.kind == BackfillRun.Kind.FINALIZE:
+        created = 0 if run.dry_run else run.items.filter(outcome="created").count()
+        return {"notify_created": created, "can_send": can_send(request)}
+    if run.kind != BackfillRun.Kind.NOTIFY:
+        return {}
+    rows = list(run.notifications.order_by("pk")[:500])
+    sees = request.user.has_perm("remediation.view_assessmentsession")
+    for n in rows:
+        n.shown_to = sel.address_for(request.user, n.recipient)  # type: ignore[attr-defined]
+        # A refusal may quote the address: the reply only for those who may see addresses.
+        n.reply_shown = n.smtp_reply if sees else ("(hidden)" if n.smtp_reply else "")  # type: ignore[attr-defined]
+    return {
+        "notifications": rows,
+        "notification_total": run.notifications.count(),
+        "skip_reasons": sorted(
+            (sel.SKIP_WORDS.get(r or "", r), n)
+            for r, n in _tally(run.items.filter(outcome="skipped").values_list("reason", flat=True))
+        ),
+    }
+
+
+def _tally(values: Any) -> list[tuple[str, int]]:
+    from collections import Counter
+
+    return list(Counter(values).items())
 
 
 def _controls(run: BackfillRun) -> list[tuple[str, str]]:

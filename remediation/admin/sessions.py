@@ -51,10 +51,13 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
     paginator = CappedCountPaginator
     show_full_result_count = False
     list_per_page = 50
-    readonly_fields = ("pipeline_state", "why_no_profile", "attempts")
+    readonly_fields = ("pipeline_state", "why_no_profile", "attempts", "results_messages")
     actions = ("finalize_selected", "diagnose_selected", "recompute_fc", "recompute_fc_refinalize")
     fieldsets = (
-        ("Pipeline state", {"fields": ("pipeline_state", "why_no_profile", "attempts")}),
+        (
+            "Pipeline state",
+            {"fields": ("pipeline_state", "why_no_profile", "attempts", "results_messages")},
+        ),
         (
             "Session",
             {
@@ -123,7 +126,20 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
     ) -> Any:
-        extra_context = {**(extra_context or {}), "can_finalize": can_finalize(request)}
+        from remediation.admin.notifications import can_send
+        from remediation.selectors.notifications import targets
+
+        try:
+            sid = normalize_session_id(object_id)
+        except InvalidSessionId:
+            sid = None
+        link = targets([sid])[sid].results_url if sid else ""
+        extra_context = {
+            **(extra_context or {}),
+            "can_finalize": can_finalize(request),
+            "can_send_results": can_send(request),
+            "results_link": link,
+        }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def has_manage_fc_permission(self, request: HttpRequest) -> bool:
@@ -195,6 +211,36 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
                         else "–",
                     )
                     for a in rows
+                ),
+            ),
+        )
+
+    @admin.display(description="results messages")
+    def results_messages(self, obj: AssessmentSession) -> SafeString:
+        """The results notifications of this session, as the database has them."""
+        from remediation.models import ResultsNotification
+
+        rows = ResultsNotification.objects.filter(session_id=obj.pk).order_by("-generation")[:10]
+        if not rows:
+            return format_html("{}", "none sent yet")
+        return format_html(
+            '<table class="results-messages"><tr><th>message</th><th>state</th><th>reason</th>'
+            "<th>attempts</th><th>sent</th><th>run</th></tr>{}</table>",
+            format_html_join(
+                "",
+                '<tr><td>#{}</td><td class="notification-state">{}</td><td>{}</td><td>{}</td>'
+                '<td>{}</td><td><a href="{}">#{}</a></td></tr>',
+                (
+                    (
+                        n.generation,
+                        n.get_state_display(),
+                        n.get_reason_display(),
+                        n.attempts,
+                        n.sent_at or "–",
+                        reverse("admin:remediation_backfillrun_change", args=[n.run_id or 0]),
+                        n.run_id or "–",
+                    )
+                    for n in rows
                 ),
             ),
         )

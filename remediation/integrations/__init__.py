@@ -2,7 +2,9 @@
 
 - `edge`: the finalizeAssessment client (timeouts, urllib3 `Retry`, never re-POSTing
   after a read timeout) and the validation of its answers;
-- `alerts`: webhook and email delivery of alerts.
+- `alerts`: webhook and email delivery of alerts;
+- `mail`: one results message over SMTP (EMAIL_URL), its reply classified (sent,
+  temporary, permanent, unknown).
 
 No models and no database access here: callers record what happened.
 """

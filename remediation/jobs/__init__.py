@@ -5,6 +5,7 @@
 - `finalize`: the backfill (give orphans their profiles; local or edge backend);
 - `rollback`: restore every row a backfill changed, as its own run with progress;
 - `diagnosis`: why has each session no profile, for a whole selection;
+- `notify`: send each person their results link, exactly once (claim before SMTP);
 - `selection`: ids, CSVs, windows and filters as lists of sessions.
 
 A new bulk job is a `JobKind` subclass with a `process()` and a `register()` call.

@@ -148,6 +148,9 @@ FAILURE_OUTCOMES: dict[str, frozenset[str]] = {
     BackfillRun.Kind.FINALIZE: frozenset({"failed", "unknown"}),
     BackfillRun.Kind.ROLLBACK: frozenset({"failed", "conflict"}),
     BackfillRun.Kind.DIAGNOSIS: frozenset({"failed"}),
+    # notify (remediation/jobs/notify.py): a message that failed, or whose fate is unknown
+    # (the worker stopped mid-send), is not a success; a skipped person is not a failure.
+    BackfillRun.Kind.NOTIFY: frozenset({"failed", "unknown"}),
 }
 UNSETTLED = (BackfillItem.Outcome.PENDING, BackfillItem.Outcome.BUSY)  # no outcome yet
 
@@ -208,7 +211,7 @@ def register(kind: JobKind) -> JobKind:
 
 
 def kind_of(run: BackfillRun) -> JobKind:
-    from remediation.jobs import diagnosis, finalize, rollback  # noqa: F401  (they register)
+    from remediation.jobs import diagnosis, finalize, notify, rollback  # noqa: F401  (they register)
 
     return KINDS[run.kind]
 

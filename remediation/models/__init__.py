@@ -1,7 +1,9 @@
-"""The models: `pipeline` (unmanaged, over the Supabase tables), `portal` and `backfill` (the portal's own state)."""
+"""The models: `pipeline` (unmanaged, over the Supabase tables), `portal`, `backfill` and
+`notifications` (the portal's own state)."""
 
 from remediation.models.backfill import BackfillItem, BackfillRun
 from remediation.models.canary import AutoHeal, CanaryResult
+from remediation.models.notifications import ResultsNotification, SuppressedAddress
 from remediation.models.pipeline import (
     AssessmentResponse,
     AssessmentSession,
@@ -47,9 +49,11 @@ __all__ = [
     "OrphanLedgerRow",
     "OrphanedSession",
     "Profile",
+    "ResultsNotification",
     "RunbookRecord",
     "ScoringConfig",
     "ScoringKey",
     "SessionDiagnosis",
+    "SuppressedAddress",
     "TypePrototype",
 ]

@@ -34,6 +34,7 @@ class BackfillRun(models.Model):
         FINALIZE = "finalize", "backfill (finalize)"
         ROLLBACK = "rollback", "roll back a run"
         DIAGNOSIS = "diagnosis", "bulk diagnosis"
+        NOTIFY = "notify", "send results notifications"
 
     class Selection(models.TextChoices):
         WINDOW = "window", "completion-date window"
@@ -119,7 +120,12 @@ class BackfillRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        noun = {"finalize": "Backfill", "rollback": "Rollback", "diagnosis": "Diagnosis"}
+        noun = {
+            "finalize": "Backfill",
+            "rollback": "Rollback",
+            "diagnosis": "Diagnosis",
+            "notify": "Notification run",
+        }
         return f"{noun.get(self.kind, 'Run')} #{self.pk} ({self.get_state_display()})"
 
     @property
@@ -145,6 +151,7 @@ class BackfillItem(models.Model):
         RESTORED = "restored"  # rollback: the pre-image is back
         CONFLICT = "conflict"  # rollback: changed since the run, left alone
         DIAGNOSED = "diagnosed"  # diagnosis: stored (the reason says what it found)
+        SENT = "sent"  # notify: the SMTP server accepted the message
 
     run = models.ForeignKey(BackfillRun, on_delete=models.CASCADE, related_name="items")
     ordinal = models.PositiveIntegerField()

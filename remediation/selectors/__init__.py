@@ -5,7 +5,9 @@
 - `config`: the configured results version and the maintenance gate;
 - `health`: conversion and the incident's figures;
 - `checks`: the IR-07 runbook's live catalog checks (add a check there);
-- `fc`: FC coverage.
+- `fc`: FC coverage;
+- `notifications`: who can be sent their results and why not, the message as it goes
+  out, the notification figures for health.
 
 Selectors never write and never lock.
 """

@@ -23,6 +23,8 @@ from remediation.models import FinalizeAttempt, MetricSnapshot
 from remediation.pipeline.context import FC_VERSION
 from remediation.selectors.canary import fresh_orphan_count, fresh_orphan_sample
 from remediation.selectors.config import configured_results_version
+from remediation.selectors.notifications import alert_figures as notification_alert_figures
+from remediation.selectors.notifications import figures as notification_figures
 from remediation.selectors.sessions import HAS_PROFILE_SQL
 
 WINDOWS = {
@@ -157,6 +159,8 @@ def window_figures(window: str, now: datetime) -> dict[str, Any]:
         "orphans_in_window": completed - converted,
         "version_drift": version_drift(start, now),
         **attempt_figures(start, now),
+        # Results notifications settled in the window (selectors/notifications.py).
+        **notification_figures(start, now),
     }
 
 
@@ -253,6 +257,8 @@ def evaluate(now: datetime | None = None) -> list[RuleResult]:
     )
     fb = figures["fallback_rate"]
     fresh = fresh_orphan_count(now)
+    mail = notification_alert_figures(now)
+    mail_rate, mail_tried = mail["notify_failure_rate"], mail["notify_sent"] + mail["notify_failed"]
     return [
         RuleResult(
             "conversion_page",
@@ -297,6 +303,21 @@ def evaluate(now: datetime | None = None) -> list[RuleResult]:
             f"Profile write errors: {errors}." if errors else "",
         ),
         RuleResult("fresh_orphans", "high", fresh > 0, fresh, fresh_orphans_message(fresh, now)),
+        # Results notifications: too many of the window's messages failed (SMTP refusals,
+        # an unreachable server, retries used up).
+        RuleResult(
+            "notify_failures",
+            "high",
+            mail_tried >= settings.NOTIFY_ALERT_MIN_MESSAGES
+            and mail_rate is not None
+            and mail_rate > settings.NOTIFY_ALERT_FAILURE_RATE,
+            mail_rate,
+            f"{mail['notify_failed']} of {mail_tried} results messages failed in the last"
+            f" {settings.NOTIFY_ALERT_WINDOW_MINUTES} min (alert above"
+            f" {settings.NOTIFY_ALERT_FAILURE_RATE:.0%})."
+            if mail_tried
+            else "",
+        ),
     ]
 
 

@@ -7,6 +7,7 @@ its audit record.
 - `fixes`, `gates`, `runbook`, `probe`: the IR-07 runbook's changes and records;
 - `health`: snapshots, alerts and their delivery;
 - `fc`, `fc_sets`: forced-choice sets: load, roll back, undo, recompute;
+- `notifications`: start a results send (a notify run), resend, the suppression list;
 - `audit`: the immutable audit trail.
 """
 

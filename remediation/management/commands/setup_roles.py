@@ -24,6 +24,8 @@ VIEW_MODELS = [
     "auditevent",
     "canaryresult",
     "autoheal",
+    "resultsnotification",
+    "suppressedaddress",
 ]
 VIEWER = [f"remediation.view_{m}" for m in VIEW_MODELS]
 SUPPORT = [
@@ -31,6 +33,7 @@ SUPPORT = [
     "remediation.finalize_session",
     "remediation.run_backfill",
     "remediation.change_alert",
+    "remediation.send_results",
 ]
 ENGINEER = [
     *SUPPORT,
@@ -43,6 +46,9 @@ ENGINEER = [
     "remediation.change_fcblock",
     "remediation.add_fcoption",
     "remediation.change_fcoption",
+    "remediation.add_suppressedaddress",
+    "remediation.change_suppressedaddress",
+    "remediation.delete_suppressedaddress",
 ]
 ROLES = {"Viewer": VIEWER, "Support": SUPPORT, "Engineer": ENGINEER}
 

@@ -8,3 +8,19 @@ document.addEventListener("submit", (event) => {
     event.preventDefault();
   }
 });
+// <button data-copy="text">: puts the text on the clipboard and says so on the button.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest ? event.target.closest("[data-copy]") : null;
+  if (!button) {
+    return;
+  }
+  const text = button.dataset.copy;
+  const done = () => {
+    button.textContent = "Copied";
+  };
+  if (navigator.clipboard && navigator.clipboard.writeText) {
+    navigator.clipboard.writeText(text).then(done, () => window.prompt("Copy the link:", text));
+  } else {
+    window.prompt("Copy the link:", text);
+  }
+});
