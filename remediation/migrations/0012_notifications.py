@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("remediation", "0010_canary"),
+        ("remediation", "0011_orphan_ledger"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
