@@ -197,8 +197,8 @@ def _send_results(now: datetime) -> None:
     """AUTO_HEAL_SEND_RESULTS: once per ended heal run, send the results of what it wrote."""
     if not settings.AUTO_HEAL_SEND_RESULTS:
         return
-    # Built by the results-notification work ("Close the loop"); imported only when used.
-    from remediation.services.notifications import results_send_start  # type: ignore[import-not-found,unused-ignore]
+    # The results notifications ("Close the loop"); imported only when used.
+    from remediation.services.notifications import results_send_start
 
     with transaction.atomic():
         state = _locked_state()

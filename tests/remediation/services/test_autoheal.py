@@ -140,22 +140,30 @@ def test_the_breaker_trips_when_a_heal_run_fails_for_too_many_sessions(heal_sett
     assert BackfillRun.objects.filter(started_by_name=HEAL_ACTOR).count() == 1
 
 
-def test_the_send_results_setting_imports_the_notifications_service(heal_settings, clear_path):
-    """AUTO_HEAL_SEND_RESULTS calls remediation.services.notifications.results_send_start
-    once a heal run has ended; that service comes from another branch. Without it the
-    pass still records its result and its alert (the failure is logged)."""
-    import importlib.util
+def test_with_send_results_the_healed_people_get_their_results_once(heal_settings, clear_path):
+    """AUTO_HEAL_SEND_RESULTS: once a heal run has ended, the next pass sends the results of
+    every session it created (a notify run, actor auto-heal); the loopback SMTP server
+    receives one message per healed person with that session's own link, and later passes
+    send nothing again."""
+    from remediation.models import ResultsNotification
+    from tests.notify_helpers import link_in, smtp_server
 
     heal_settings.AUTO_HEAL_SEND_RESULTS = True
-    fresh_orphans(1)
+    fresh = fresh_orphans(2)
     autoheal_set(enabled=True, actor="test")
-    run_id = canary_run().heal_run_id
-    assert run_id is not None
-    run_until_done(run_id)
-    result = canary_run()
-    assert result.outcome == "ok"
-    state = AutoHeal.objects.get(pk=1)
-    if importlib.util.find_spec("remediation.services.notifications") is None:
-        assert state.last_sent_run_id is None
-    else:
-        assert state.last_sent_run_id == run_id
+    with smtp_server() as sink:
+        run_id = canary_run().heal_run_id
+        assert run_id is not None
+        assert run_until_done(run_id).created == 2
+        assert canary_run().outcome == "ok"  # this pass starts the send
+        notify = BackfillRun.objects.get(kind="notify", source_run_id=run_id)
+        assert notify.started_by_name == HEAL_ACTOR
+        assert run_until_done(notify.pk).state == "succeeded"
+        canary_run()  # nothing left to send
+        assert BackfillRun.objects.filter(kind="notify").count() == 1
+        assert AutoHeal.objects.get(pk=1).last_sent_run_id == run_id
+        assert sorted(link_in(m)[0] for m in sink.received) == sorted(fresh)
+    states = ResultsNotification.objects.filter(session_id__in=fresh).values_list(
+        "state", flat=True
+    )
+    assert sorted(states) == ["sent", "sent"]

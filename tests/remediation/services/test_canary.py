@@ -233,7 +233,9 @@ def test_a_pass_that_cannot_get_its_locks_gives_up_after_the_lock_timeout(clear_
         release.set()
         worker.join(30)
     assert result.outcome == "busy"
-    assert result.sqlstate == "55P03"
+    # The lock timeout and the statement timeout are the same bound: whichever the server
+    # fires first (55P03 lock_not_available, 57014 query_canceled), the pass gave up in time.
+    assert result.sqlstate in ("55P03", "57014")
     assert open_alert() is None
 
 
