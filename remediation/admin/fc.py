@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -19,6 +20,7 @@ from remediation.admin.base import LiveColumnsAdmin, ReadOnlyAdmin
 from remediation.admin.permissions import MANAGE_FC, has_perm, log_change
 from remediation.models import FcBlock, FcChange, FcOption
 from remediation.selectors.fc import coverage
+from remediation.selectors.fc_rollback import fc_version_removal
 from remediation.services import fc
 from remediation.services.fc_sets import (
     MAX_SET_BYTES,
@@ -112,7 +114,24 @@ class FcBlockAdmin(_ManagedFcAdmin):
         permissions=["manage_fc"],
         description="Roll back the versions of the selected blocks (undoable)",
     )
-    def rollback_versions(self, request: HttpRequest, queryset: QuerySet[FcBlock]) -> None:
+    def rollback_versions(
+        self, request: HttpRequest, queryset: QuerySet[FcBlock]
+    ) -> HttpResponse | None:
+        """Like delete_selected: first a page listing every block and option it removes
+        (the whole version of each selected block); the POST with post=yes does it."""
+        if request.POST.get("post") != "yes":
+            versions: dict[str, int] = {}
+            for version in queryset.values_list("version", flat=True):
+                versions[version] = versions.get(version, 0) + 1
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Roll back FC set versions?",
+                "opts": self.model._meta,
+                "removals": [fc_version_removal(v, n) for v, n in sorted(versions.items())],
+                "queryset": queryset,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/remediation/fc_rollback_confirm.html", context)
         for version in sorted(set(queryset.values_list("version", flat=True))):
             change = fc.fc_version_rollback(version, actor=request.user.get_username())
             log_change(request, change, f"Rolled back FC {version}")
@@ -123,6 +142,7 @@ class FcBlockAdmin(_ManagedFcAdmin):
                 + f". Undo from FC set changes (#{change.pk}).",
                 messages.SUCCESS,
             )
+        return None
 
     def version_view(self, request: HttpRequest, version: str) -> HttpResponse:
         if not self.has_view_permission(request):

@@ -1,8 +1,12 @@
 """The IR-07 runbook page (/admin/runbook/): checks, probe, verification, fixes, gates, records
-and the Markdown export. A page view only reads; every button is a POST."""
+and the Markdown export. A page view only reads; every button is a POST, except the fixes
+and the gates, which lead to a confirmation page first (Django's delete_selected pattern):
+a GET, or a POST without `confirm=yes`, shows the SQL and the objects it touches and
+changes nothing; the POST with `confirm=yes` does it."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.conf import settings
@@ -19,14 +23,22 @@ from django.utils.safestring import SafeString
 from remediation.admin.base import ReadOnlyAdmin
 from remediation.admin.permissions import RUN_RUNBOOK, has_perm
 from remediation.fixes import executor
-from remediation.fixes.forms import FORMS
+from remediation.fixes.forms import DEFAULT_FORM, FORMS
 from remediation.models import RunbookRecord
 from remediation.pipeline.timeouts import PipelineTimeout
 from remediation.selectors.checks import FAIL, STRICT_POLICY_SQL, Check, run_checks
+from remediation.selectors.config import configured_results_version, system_status
+from remediation.selectors.fix_preview import fix_preview, fix_states, sql_quote
 from remediation.selectors.runbook import steps
 from remediation.services import InvalidSessionId, normalize_session_id
 from remediation.services.fixes import fix_apply
-from remediation.services.gates import maintenance_set, results_version_set
+from remediation.services.gates import (
+    RESULTS_VERSION_SQL,
+    SYSTEM_STATUS_SQL,
+    maintenance_set,
+    maintenance_value,
+    results_version_set,
+)
 from remediation.services.probe import probe_write_path
 from remediation.services.runbook import runbook_record_save, runbook_verify, test_session_diagnose
 
@@ -193,6 +205,19 @@ def refusal_html(result: dict[str, Any]) -> SafeString:
     return format_html("{} Re-score or correct those rows first, or keep the fix.", html)
 
 
+def fixes_now(before: dict[str, bool], after: dict[str, bool]) -> str:
+    """What happened to each fix, read from the database after the action: every fix is
+    named, so a banner never mentions only the one that was asked for."""
+    parts = []
+    for name in executor.FIXES:
+        state = "applied" if after[name] else "not applied"
+        if before[name] == after[name]:
+            parts.append(f"Fix {name} {state} (unchanged)")
+        else:
+            parts.append(f"Fix {name} {'applied now' if after[name] else 'rolled back now'}")
+    return "Now: " + ", ".join(parts) + "."
+
+
 def _fix(name: str, *, reverse: bool) -> Any:
     def handler(request: HttpRequest, label: str) -> str:
         form = None
@@ -200,12 +225,15 @@ def _fix(name: str, *, reverse: bool) -> Any:
             form = request.POST.get("form") or None
             if form is not None and form not in FORMS:
                 raise ActionRefused(format_html("Unknown Fix A form {}: plan or strict.", form))
+        before = fix_states()
         result = fix_apply(name, reverse=reverse, form=form)
         _save(request, "change", result, label)
+        now = fixes_now(before, fix_states())
         if result["outcome"] == "refused":
-            raise ActionRefused(refusal_html(result))
+            raise ActionRefused(format_html("{} {}", refusal_html(result), now))
         after = result["diagnosis_after"]
-        return f"{result['change']}. The test session now: {after['category']} {after['sqlstate']}".strip()
+        session = f"The test session now: {after['category']} {after['sqlstate']}".strip()
+        return f"{result['change']}. {session}. {now}"
 
     return handler
 
@@ -249,8 +277,95 @@ ACTIONS = {
 }
 
 
+# The actions that change the pipeline database: each asks first (runbook_confirm.html).
+CONFIRMED = {
+    "version_v121",
+    "version_v120",
+    "maintenance_on",
+    "maintenance_off",
+    *(f"{verb}_{name.lower()}" for verb in ("apply", "rollback") for name in executor.FIXES),
+}
+
+
+def confirm_context(request: HttpRequest, action: str) -> dict[str, Any]:
+    """The confirmation page's preview of `action`, read from the live database."""
+    params = request.POST if request.method == "POST" else request.GET
+    label = params.get("label", "").strip()[:200]
+    context: dict[str, Any] = {"action": action, "label": label, "fix": None, "gate": None}
+    verb, _, rest = action.partition("_")
+    if verb in ("apply", "rollback"):
+        name = rest.upper()
+        preview = fix_preview(name, reverse=verb == "rollback")
+        chosen = params.get("form") or DEFAULT_FORM
+        context.update(
+            title=f"{'Roll back' if preview.reverse else 'Apply'} Fix {name}?",
+            confirm_label=f"Yes, {'roll back' if preview.reverse else 'apply'} Fix {name}",
+            fix=preview,
+            chosen_form=chosen if chosen in FORMS else DEFAULT_FORM,
+            states=fix_states(),
+        )
+        return context
+    if verb == "version":
+        version = {"version_v121": "v1.2.1", "version_v120": "v1.2.0"}[action]
+        current = configured_results_version()
+        gate = {
+            "name": "scoring_config.results_version",
+            "now": current,
+            "new": version,
+            "statements": [RESULTS_VERSION_SQL.replace("%s", sql_quote(version))],
+            "effect": "new profiles carry this results_version; the runbook's checks compare"
+            " against it",
+        }
+        context.update(
+            title=f"Set results_version to {version}?",
+            confirm_label=f"Yes, set results_version to {version}",
+            gate=gate,
+        )
+        return context
+    on = action == "maintenance_on"
+    value = maintenance_value(on=on, message=label, actor=request.user.get_username())
+    value["last_updated"] = "(the time you confirm)"
+    gate: dict[str, Any] = {
+        "name": "scoring_config.system_status",
+        "now": system_status(),
+        "new": value,
+        "statements": [SYSTEM_STATUS_SQL.replace("%s", sql_quote(json.dumps(value)))],
+        "effect": "finalize and backfill pause while the status is not ok"
+        if on
+        else "finalize and backfill run again",
+    }
+    context.update(
+        title=f"Maintenance {'on' if on else 'off'}?",
+        confirm_label=f"Yes, maintenance {'on' if on else 'off'}",
+        gate=gate,
+    )
+    return context
+
+
+def runbook_confirm(request: HttpRequest, action: str) -> HttpResponse:
+    """The confirmation page: reads only, whatever the method."""
+    try:
+        preview = confirm_context(request, action)
+    except DatabaseError as exc:
+        messages.error(request, f"The database refused the preview: {str(exc).splitlines()[0]}")
+        return HttpResponseRedirect(reverse("admin:runbook"))
+    context = {
+        **admin.site.each_context(request),
+        "opts": RunbookRecord._meta,
+        "fix_a_forms": list(FORMS.values()),
+        **preview,
+    }
+    return TemplateResponse(request, "admin/remediation/runbook_confirm.html", context)
+
+
 def runbook_action(request: HttpRequest, action: str) -> HttpResponse:
-    """POST one of ACTIONS; the outcome (or the database's refusal) as a message."""
+    """POST one of ACTIONS; the outcome (or the database's refusal) as a message. A
+    CONFIRMED action without `confirm=yes` (or a GET of it) shows its confirmation page."""
+    if action in CONFIRMED:
+        if not can_run_runbook(request):
+            raise PermissionDenied
+        if request.method != "POST" or request.POST.get("confirm") != "yes":
+            return runbook_confirm(request, action)
     if request.method != "POST":
         return HttpResponse(status=405)
     if not can_run_runbook(request) or action not in ACTIONS:

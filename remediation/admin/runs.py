@@ -14,6 +14,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from remediation import jobs
+from remediation.admin import run_confirm
 from remediation.admin.backfills import (
     NewBackfillForm,
     can_rescore,
@@ -147,6 +148,11 @@ class BackfillRunAdmin(ReadOnlyAdmin):
                 name="remediation_backfillrun_control",
             ),
             path(
+                "<int:run_id>/rollback-sessions.csv",
+                wrap(lambda request, run_id: run_confirm.rollback_csv_view(self, request, run_id)),
+                name="remediation_backfillrun_rollback_csv",
+            ),
+            path(
                 "<int:run_id>/items.csv",
                 wrap(self.items_csv_view),
                 name="remediation_backfillrun_items_csv",
@@ -216,12 +222,14 @@ class BackfillRunAdmin(ReadOnlyAdmin):
         return TemplateResponse(request, "admin/remediation/backfill_run.html", context)
 
     def control_view(self, request: HttpRequest, run_id: int, action: str) -> HttpResponse:
-        if request.method != "POST":
+        if request.method != "POST" and action not in run_confirm.CONFIRMED:
             return HttpResponse(status=405)
         needed = ROLLBACK_BACKFILL if action == "rollback" else RUN_BACKFILL
         if not has_perm(request, needed):
             raise PermissionDenied
         run = get_object_or_404(BackfillRun, pk=run_id)
+        if run_confirm.needs_confirmation(request, action):  # rollback, cancel: ask first
+            return run_confirm.confirm_page(self, request, run, action)
         handlers = {
             "pause": run_services.run_pause,
             "resume": run_services.run_resume,

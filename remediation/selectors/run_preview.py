@@ -1,0 +1,97 @@
+"""What rolling back or cancelling a run would do, read from the run's items (and, for what a
+rollback cannot restore, from the live trigger catalog). Reads only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import DatabaseError
+
+from remediation.jobs.engine import STOPPED
+from remediation.jobs.rollback import restorable_items
+from remediation.models import BackfillItem, BackfillRun
+from remediation.selectors.triggers import rewritten_columns, write_triggers
+
+SAMPLE = 20
+Outcome = BackfillItem.Outcome
+
+
+def rollback_refusal(run: BackfillRun) -> str:
+    """Why a rollback of `run` would be refused now ("" when it would start): the same
+    rules as jobs.run_rollback, checked without writing."""
+    if run.kind != BackfillRun.Kind.FINALIZE:
+        return f"run #{run.pk} is a {run.kind} run; only backfills are rolled back"
+    if run.state not in STOPPED:
+        return f"run #{run.pk} is {run.state}: pause or cancel it before rolling back"
+    if run.dry_run:
+        return "a dry run changed nothing; there is nothing to roll back"
+    active = run.follow_up_runs.filter(kind="rollback", state__in=BackfillRun.ACTIVE_STATES).first()
+    if active is not None:
+        return f"run #{run.pk} is being rolled back already (run #{active.pk})"
+    if not restorable_items(run).exists():
+        return f"run #{run.pk} has no session left to restore"
+    return ""
+
+
+def rollback_preview(run: BackfillRun) -> dict[str, Any]:
+    """The count, a sample and what cannot be restored, from the run's items."""
+    # restorable_items excludes JSON null pre-images; an SQL NULL one has nothing to restore
+    # either (the rollback reports it as such), so it is counted apart, not as restored.
+    items = restorable_items(run).filter(pre_image__isnull=False)
+    by_outcome = {o: items.filter(outcome=o).count() for o in (Outcome.CREATED, Outcome.RESCORED)}
+    written = run.items.filter(outcome__in=[Outcome.CREATED, Outcome.RESCORED])
+    preview: dict[str, Any] = {
+        "count": sum(by_outcome.values()),
+        "created": by_outcome[Outcome.CREATED],
+        "rescored": by_outcome[Outcome.RESCORED],
+        "written": written.count(),
+        "already_rolled_back": written.filter(rolled_back=True).count(),
+        "without_pre_image": written.filter(rolled_back=False, pre_image__isnull=True).count(),
+        "sample": list(
+            items.order_by("ordinal").values(
+                "ordinal", "session_id", "outcome", "profile_id", "processed_at"
+            )[:SAMPLE]
+        ),
+        "refusal": rollback_refusal(run),
+    }
+    try:
+        triggers = write_triggers()
+        columns = sorted(rewritten_columns("assessment_sessions", triggers)) + sorted(
+            f"profiles.{c}" for c in rewritten_columns("profiles", triggers)
+        )
+        other = [
+            {"trigger": t.name, "table": t.table, "writes": sorted(t.writes_other_tables)}
+            for t in triggers
+            if t.table in ("profiles", "fc_scores") and t.enabled and t.writes_other_tables
+        ]
+        preview.update(rewritten=columns, other_tables=other, catalog_error="")
+    except DatabaseError as exc:
+        preview.update(rewritten=[], other_tables=[], catalog_error=str(exc).splitlines()[0])
+    return preview
+
+
+def rollback_sessions(run: BackfillRun) -> Any:
+    """Every session a rollback of `run` restores, in order (for the CSV)."""
+    return (
+        restorable_items(run)
+        .filter(pre_image__isnull=False)
+        .order_by("ordinal")
+        .values_list(
+            "ordinal", "session_id", "outcome", "profile_id", "results_url", "processed_at"
+        )
+    )
+
+
+ROLLBACK_COLUMNS = ["ordinal", "session_id", "outcome", "profile_id", "results_url", "processed_at"]
+
+
+def cancel_preview(run: BackfillRun) -> dict[str, Any]:
+    """How many of the run's sessions are not processed yet (they stay untouched)."""
+    pending = run.items.filter(outcome=Outcome.PENDING)
+    return {
+        "pending": pending.count(),
+        "processed": run.items.exclude(outcome=Outcome.PENDING).count(),
+        "total": run.items.count(),
+        "sample": list(pending.order_by("ordinal").values_list("session_id", flat=True)[:SAMPLE]),
+        "active": run.state in (BackfillRun.State.RUNNING, BackfillRun.State.PAUSING),
+    }
