@@ -308,7 +308,7 @@ def confirm_context(request: HttpRequest, action: str) -> dict[str, Any]:
     if verb == "version":
         version = {"version_v121": "v1.2.1", "version_v120": "v1.2.0"}[action]
         current = configured_results_version()
-        gate = {
+        gate: dict[str, Any] = {
             "name": "scoring_config.results_version",
             "now": current,
             "new": version,
@@ -325,7 +325,7 @@ def confirm_context(request: HttpRequest, action: str) -> dict[str, Any]:
     on = action == "maintenance_on"
     value = maintenance_value(on=on, message=label, actor=request.user.get_username())
     value["last_updated"] = "(the time you confirm)"
-    gate: dict[str, Any] = {
+    gate = {
         "name": "scoring_config.system_status",
         "now": system_status(),
         "new": value,

@@ -70,14 +70,18 @@ def state_changing_requests(sid: str, run_id: int, change_id: int) -> list[tuple
             {"ids": sid, "backend": "local", "batch_size": "10"},
         ),
         *[
-            (reverse("admin:remediation_backfillrun_control", args=[run_id, a]), {})
+            (reverse("admin:remediation_backfillrun_control", args=[run_id, a]), {"confirm": "yes"})
             for a in ("pause", "cancel", "rollback")
         ],
-        *[(url, {"label": "x"}) for url in runbook],
+        *[(url, {"label": "x", "confirm": "yes"}) for url in runbook],
         (reverse("admin:remediation_fc_load"), {"confirm": "yes"}),
         (
             reverse("admin:remediation_fcblock_changelist"),
-            {"action": "rollback_versions", "_selected_action": [reference_data_block()]},
+            {
+                "action": "rollback_versions",
+                "_selected_action": [reference_data_block()],
+                "post": "yes",
+            },
         ),
         (
             reverse("admin:remediation_fcchange_changelist"),

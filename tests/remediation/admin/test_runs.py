@@ -148,7 +148,10 @@ def test_rollback_from_the_run_page(client, clear_path):
     ids = [make_session(seed=i) for i in range(2)]
     run = bf.run_until_done(bf.backfill_start(selection="ids", ids=ids, enqueue=False).pk)
     assert pipeline_sql("SELECT count(*) FROM profiles", fetch="one")[0] == 2
-    resp = client.post(reverse("admin:remediation_backfillrun_control", args=[run.pk, "rollback"]))
+    resp = client.post(
+        reverse("admin:remediation_backfillrun_control", args=[run.pk, "rollback"]),
+        {"confirm": "yes"},
+    )
     # The rollback is a run of its own: the page it leads to is the rollback run's.
     rollback = BackfillRun.objects.get(source_run=run)
     assert rollback.kind == "rollback" and rollback.estimated_total == 2

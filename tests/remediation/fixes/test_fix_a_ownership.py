@@ -190,19 +190,19 @@ def test_the_page_offers_both_forms_applies_the_chosen_one_and_says_what_it_foun
     assert "including a forged claim" in page  # what the plan's form lets through
 
     url = reverse("admin:runbook_action", args=["apply_a"])
-    bad = client.post(url, {"form": "loose"}, follow=True).content.decode()
+    bad = client.post(url, {"form": "loose", "confirm": "yes"}, follow=True).content.decode()
     assert "Unknown Fix A form loose" in bad and executor.applied() == set()
 
-    done = client.post(url, {"form": "strict"}, follow=True).content.decode()
+    done = client.post(url, {"form": "strict", "confirm": "yes"}, follow=True).content.decode()
     assert f"created the policy &quot;{STRICT_NAME}&quot;" in done
     assert 'id="fix-a-form">the strict form' in done
     assert RunbookRecord.objects.get(kind="change").results["form"] == "strict"
-    client.post(reverse("admin:runbook_action", args=["rollback_a"]))
+    client.post(reverse("admin:runbook_action", args=["rollback_a"]), {"confirm": "yes"})
     assert executor.applied() == set()
 
     pipeline_sql(HAND_MADE)
     before = policies()
-    again = client.post(url, {"form": "plan"}, follow=True).content.decode()
+    again = client.post(url, {"form": "plan", "confirm": "yes"}, follow=True).content.decode()
     assert f"a policy named &quot;{PLAN_POLICY_NAME}&quot; was already there" in again
     assert "nothing changed" in again and policies() == before
 

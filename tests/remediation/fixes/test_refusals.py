@@ -119,7 +119,9 @@ def test_the_page_shows_the_refusal_with_links_and_records_it(client, engineer, 
     sids = violating_profiles(ROW_CAP + 5)
     before = snapshot()
     client.force_login(engineer)
-    resp = client.post(reverse("admin:runbook_action", args=["rollback_d"]), follow=True)
+    resp = client.post(
+        reverse("admin:runbook_action", args=["rollback_d"]), {"confirm": "yes"}, follow=True
+    )
     assert resp.status_code == 200
     body = resp.content.decode()
     assert "Traceback" not in body
@@ -157,7 +159,9 @@ def test_a_lock_timeout_is_a_refusal_shown_and_recorded(client, engineer, rebuil
         # A long reader: reads go on, the ALTER TABLE cannot get its lock.
         other.execute("LOCK TABLE public.profiles IN ACCESS SHARE MODE")
         with override_settings(PIPELINE_LOCK_TIMEOUT="300ms"):
-            resp = client.post(reverse("admin:runbook_action", args=["apply_d"]), follow=True)
+            resp = client.post(
+                reverse("admin:runbook_action", args=["apply_d"]), {"confirm": "yes"}, follow=True
+            )
         other.execute("ROLLBACK")
     body = resp.content.decode()
     assert "Fix D could not be applied: public.profiles is busy (lock timeout after 300ms" in body

@@ -211,7 +211,7 @@ def test_admin_load_version_page_rollback_and_undo(client):
     ids = [b["id"] for b in SEED["blocks"][:1]]
     client.post(
         reverse("admin:remediation_fcblock_changelist"),
-        {"action": "rollback_versions", "_selected_action": ids},
+        {"action": "rollback_versions", "_selected_action": ids, "post": "yes"},
     )
     assert fc_tables()["fc_blocks"] == []
     change = FcChange.objects.get(kind="rollback")
