@@ -52,7 +52,7 @@ def test_backfill_from_the_orphan_list(pipeline_db, admin_login, page):
 
 def test_pages_run_under_the_csp_and_rollback_asks_first(pipeline_db, admin_login, page):
     """No page breaks the Content-Security-Policy (Chromium reports every violation); the
-    rollback button's confirmation, now a static script, still asks and can be cancelled."""
+    rollback button leads to its confirmation page, which can be left without a change."""
     from remediation import jobs
     from remediation.models import BackfillRun
 
@@ -70,19 +70,13 @@ def test_pages_run_under_the_csp_and_rollback_asks_first(pipeline_db, admin_logi
         admin_login(path)
         page.wait_for_selector("#site-name")
     admin_login(f"/admin/remediation/backfillrun/{run.pk}/change/")
-    questions: list[str] = []
-
-    def dismiss(dialog) -> None:
-        questions.append(dialog.message)
-        dialog.dismiss()
-
-    page.once("dialog", dismiss)
     page.click("#run-rollback")
-    page.wait_for_timeout(500)
-    assert questions and questions[0].startswith("Start a rollback run")
+    page.wait_for_selector("#confirm-yes")
+    page.click("#confirm-cancel")  # "No, take me back"
+    page.wait_for_selector("#run-rollback")
     assert not BackfillRun.objects.filter(kind="rollback").exists()
-    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#run-rollback")
     with page.expect_navigation():
-        page.click("#run-rollback")
+        page.click("#confirm-yes")
     assert BackfillRun.objects.filter(kind="rollback").count() == 1
     assert violations == []

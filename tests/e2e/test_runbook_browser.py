@@ -32,6 +32,8 @@ def test_checks_before_and_after_fix_a(clean_fix_a, admin_login, page):
     assert _status(page, "check_constraints") == "FAIL"
     assert page.inner_text("#fix-a-state") == "not applied"
     page.click("#apply-fix-a")
+    page.wait_for_selector("#confirm-yes")  # the confirmation page first
+    page.click("#confirm-yes")
     page.wait_for_selector("ul.messagelist li.success")
     assert page.inner_text("#fix-a-state") == "applied"
     page.fill("input[name=label]", "after Fix A")
@@ -49,6 +51,7 @@ def test_checks_before_and_after_fix_a(clean_fix_a, admin_login, page):
     page.go_back()
     page.wait_for_selector("#rollback-fix-a")
     page.click("#rollback-fix-a")
+    page.click("#confirm-yes")
     page.wait_for_selector("#apply-fix-a")
     assert (
         pipeline_sql("SELECT count(*) FROM pg_policies WHERE tablename = 'profiles'", fetch="one")[

@@ -48,6 +48,7 @@ def test_walk_the_runbook_to_a_resolved_incident(demo_incident, admin_login, pag
     }
     for fix, (category, shown) in expected.items():
         page.click(f"#apply-fix-{fix}")
+        page.click("#confirm-yes")
         page.wait_for_selector(f"#rollback-fix-{fix}")
         assert "applied" in step(page, f"fix_{fix}")
         assert f"after: {category}" in step(page, f"fix_{fix}")
