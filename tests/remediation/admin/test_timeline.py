@@ -41,7 +41,7 @@ def walk_incident(engineer) -> dict:
     failed = canary_run()
     health_check_run()
     c = login(engineer)
-    response = c.post("/admin/runbook/do/apply_d/", {"label": "fix the CHECK"})
+    response = c.post("/admin/runbook/do/apply_d/", {"label": "fix the CHECK", "confirm": "yes"})
     assert response.status_code == 302
     response = c.post("/admin/incident/autoheal/", {"enabled": "on", "confirm": "yes"})
     assert response.status_code == 302
