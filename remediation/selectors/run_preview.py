@@ -88,7 +88,12 @@ ROLLBACK_COLUMNS = ["ordinal", "session_id", "outcome", "profile_id", "results_u
 def cancel_preview(run: BackfillRun) -> dict[str, Any]:
     """How many of the run's sessions are not processed yet (they stay untouched)."""
     pending = run.items.filter(outcome=Outcome.PENDING)
+    s = BackfillRun.State
+    cancellable = (s.ENQUEUED, s.RUNNING, s.PAUSING, s.PAUSED, s.INTERRUPTED, s.ERRORED)
     return {
+        "refusal": ""
+        if run.state in cancellable
+        else f"run #{run.pk} is {run.state}: it has stopped",
         "pending": pending.count(),
         "processed": run.items.exclude(outcome=Outcome.PENDING).count(),
         "total": run.items.count(),

@@ -294,6 +294,8 @@ def test_run_cancel_shows_the_sessions_not_processed_yet(client, engineer, schem
     run.refresh_from_db()
     assert run.state == "cancelled"
     assert AuditEvent.objects.get(action="backfill.cancel").actor == "engineer"
+    again = client.get(url).content.decode()  # a stopped run: nothing to confirm
+    assert "Nothing to cancel" in again and 'id="confirm-yes"' not in again
 
 
 def test_fc_version_rollback_lists_every_block_and_option_it_removes(
