@@ -346,6 +346,8 @@ def runbook_confirm(request: HttpRequest, action: str) -> HttpResponse:
     """The confirmation page: reads only, whatever the method."""
     try:
         preview = confirm_context(request, action)
+    except PipelineTimeout:
+        raise  # one 503 for the page (opsportal.middleware)
     except DatabaseError as exc:
         messages.error(request, f"The database refused the preview: {str(exc).splitlines()[0]}")
         return HttpResponseRedirect(reverse("admin:runbook"))
