@@ -32,9 +32,11 @@ logger = logging.getLogger("remediation.jobs.rollback")
 
 def restorable_items(source: BackfillRun) -> Any:
     """The source run's items a rollback restores: written by it, not rolled back yet."""
+    # pre_image=None matches JSON null only; SQL NULL needs isnull.
     return source.items.filter(
         outcome__in=[BackfillItem.Outcome.CREATED, BackfillItem.Outcome.RESCORED],
         rolled_back=False,
+        pre_image__isnull=False,
     ).exclude(pre_image=None)
 
 
