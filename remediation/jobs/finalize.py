@@ -306,7 +306,7 @@ def settle_unknown(run: BackfillRun, items: list[BackfillItem]) -> list[Backfill
         cur.execute(
             "SELECT p.session_id::text, p.id::text, coalesce(p.type_code, ''), s.share_token"
             " FROM profiles p JOIN assessment_sessions s ON s.id = p.session_id"
-            " WHERE p.session_id = ANY(%s::text::uuid[]) AND p.results_version = %s",
+            " WHERE p.session_id = ANY(%s::uuid[]) AND p.results_version = %s",
             [pw.uuid_array(list(unknown)), expected],
         )
         found = {row[0]: row[1:] for row in cur.fetchall()}

@@ -18,7 +18,7 @@ _FINGERPRINT_SQL = (
     " (SELECT md5(to_jsonb(p)::text) FROM profiles p WHERE p.session_id = s.id),"
     " (SELECT md5(coalesce(jsonb_agg(to_jsonb(f) ORDER BY f.version, f.fc_kind), '[]')::text)"
     "  FROM fc_scores f WHERE f.session_id = s.id)"
-    " FROM assessment_sessions s WHERE s.id = ANY(%s::text::uuid[])"
+    " FROM assessment_sessions s WHERE s.id = ANY(%s::uuid[])"
 )
 # The same fingerprint as one JSON object, of the session row `s` (for statements that
 # compute it where they write something else: the run ledger's).
@@ -63,7 +63,7 @@ def fill_pre_images(cur: Any, outcomes: dict[str, Any], ids: list[str]) -> None:
     (the write path reads those in the statements that lock them)."""
     cur.execute(
         "SELECT session_id::text, to_jsonb(f)::text FROM fc_scores f"
-        " WHERE session_id = ANY(%s::text::uuid[]) ORDER BY session_id, version, fc_kind",
+        " WHERE session_id = ANY(%s::uuid[]) ORDER BY session_id, version, fc_kind",
         [uuid_array(ids)],
     )
     for sid, image in cur.fetchall():
@@ -81,7 +81,7 @@ def read_pre_images(cur: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
         " (SELECT to_jsonb(p)::text FROM profiles p WHERE p.session_id = s.id),"
         " (SELECT coalesce(jsonb_agg(to_jsonb(f) ORDER BY f.version, f.fc_kind), '[]')::text"
         "  FROM fc_scores f WHERE f.session_id = s.id)"
-        " FROM assessment_sessions s WHERE s.id = ANY(%s::text::uuid[])",
+        " FROM assessment_sessions s WHERE s.id = ANY(%s::uuid[])",
         [uuid_array(ids)],
     )
     return {

@@ -158,7 +158,7 @@ def _fc_scores(
                 score_fc(cur, ctx, sid, fc_rows[sid], outcomes[sid].events, using)
         cur.execute("RESET ROLE")
     cur.execute(
-        "SELECT session_id::text, scores_json::text FROM fc_scores WHERE session_id = ANY(%s::text::uuid[])"
+        "SELECT session_id::text, scores_json::text FROM fc_scores WHERE session_id = ANY(%s::uuid[])"
         " AND version = %s AND fc_kind = 'functions'",
         [uuid_array(todo), FC_VERSION],
     )

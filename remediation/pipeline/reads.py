@@ -16,7 +16,7 @@ def read_answers_many(cur: Any, ids: list[str]) -> dict[str, scoring.AnswerColum
         " array_agg(v ORDER BY question_id) FROM ("
         "  SELECT DISTINCT ON (session_id, question_id) session_id, question_id,"
         "  coalesce(answer_value, answer_numeric::text) AS v FROM assessment_responses"
-        "  WHERE session_id = ANY(%s::text::uuid[])"
+        "  WHERE session_id = ANY(%s::uuid[])"
         "  ORDER BY session_id, question_id, created_at DESC) latest GROUP BY session_id",
         [uuid_array(ids)],
     )
@@ -26,7 +26,7 @@ def read_answers_many(cur: Any, ids: list[str]) -> dict[str, scoring.AnswerColum
 def fc_responses_many(cur: Any, ids: list[str]) -> dict[str, list[tuple[str, str]]]:
     cur.execute(
         "SELECT session_id::text, block_id::text, option_id::text FROM fc_responses"
-        " WHERE session_id = ANY(%s::text::uuid[])",
+        " WHERE session_id = ANY(%s::uuid[])",
         [uuid_array(ids)],
     )
     out: dict[str, list[tuple[str, str]]] = {}
@@ -80,7 +80,7 @@ def batch_inputs(
         " (SELECT coalesce(jsonb_agg(to_jsonb(f) ORDER BY f.version, f.fc_kind), '[]')::text"
         "  FROM fc_scores f WHERE f.session_id = s.sid),"
         " a.qids, a.vals, fr.blocks, fr.options"
-        " FROM unnest(%s::text::uuid[]) AS s(sid)"
+        " FROM unnest(%s::uuid[]) AS s(sid)"
         " LEFT JOIN profiles p ON p.session_id = s.sid"
         f" LEFT JOIN LATERAL ({answers}) a ON (p.id IS NULL OR %s)"
         " LEFT JOIN LATERAL (SELECT array_agg(x.block_id::text) AS blocks,"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -24,10 +25,14 @@ def as_service_role(cur: Any) -> None:
     )
 
 
-def uuid_array(ids: list[str]) -> str:
-    """A uuid[] literal for ids already validated as UUIDs: one text parameter instead of a
-    list psycopg would dump element by element."""
-    return "{" + ",".join(ids) + "}"
+def uuid_array(ids: list[str]) -> list[uuid.UUID]:
+    """ids already validated as UUIDs, as a uuid[] parameter (`= ANY(%s::uuid[])`).
+
+    Not a text literal cast in SQL (`%s::text::uuid[]`): that cast is evaluated again for
+    every row a sequential scan visits (array_in is not immutable, so the planner does not
+    fold it), which made a batch's answer read take seconds instead of milliseconds when the
+    planner chose a scan: 600,000 rows, 200 ids: 112 s against 0.13 s on this machine."""
+    return [uuid.UUID(i) for i in ids]
 
 
 def json_default(value: Any) -> Any:

@@ -192,7 +192,7 @@ def _lock_and_read(
     cur.execute(
         "SELECT id::text, status, share_token, to_jsonb(s)::text, "
         + UNIQUE_ANSWERS_SQL
-        + " FROM assessment_sessions s WHERE id = ANY(%s::text::uuid[]) ORDER BY id FOR UPDATE"
+        + " FROM assessment_sessions s WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE"
         + suffix,
         [uuid_array(ids)],
     )
@@ -202,7 +202,7 @@ def _lock_and_read(
     missing = [sid for sid in ids if sid not in locked]
     if missing:
         cur.execute(
-            "SELECT id::text FROM assessment_sessions WHERE id = ANY(%s::text::uuid[])",
+            "SELECT id::text FROM assessment_sessions WHERE id = ANY(%s::uuid[])",
             [uuid_array(missing)],
         )
         held = {r[0] for r in cur.fetchall()}

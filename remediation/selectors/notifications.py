@@ -65,7 +65,7 @@ def targets(session_ids: list[str]) -> dict[str, Target]:
             " coalesce(p.type_code, '') FROM assessment_sessions s"
             " LEFT JOIN LATERAL (SELECT p.session_id, p.type_code FROM profiles p"
             "   WHERE p.session_id = s.id LIMIT 1) p ON true"
-            " WHERE s.id = ANY(%s::text::uuid[])",
+            " WHERE s.id = ANY(%s::uuid[])",
             [uuid_array(session_ids)],
         )
         for sid, email, token, expires, has_profile, type_code in cur.fetchall():

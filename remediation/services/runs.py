@@ -108,7 +108,7 @@ def _settled_preview(run: BackfillRun, unknown: list[BackfillItem]) -> list[Back
     with connections["pipeline"].cursor() as cur:
         cur.execute(
             "SELECT session_id::text FROM profiles"
-            " WHERE session_id = ANY(%s::text::uuid[]) AND results_version = %s",
+            " WHERE session_id = ANY(%s::uuid[]) AND results_version = %s",
             [pw.uuid_array([str(i.session_id) for i in unknown]), configured_results_version()],
         )
         present = {row[0] for row in cur.fetchall()}
