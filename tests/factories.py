@@ -209,3 +209,20 @@ def set_fixes(target: str) -> None:
     for name in ("A", "D", "E"):
         if name in wanted:
             executor.run(name)
+
+
+@contextlib.contextmanager
+def emulated_edge(**overrides):
+    """The edge-function emulator in a thread on loopback, and the settings that call it
+    (SUPABASE_URL plus `overrides`: the key and the client's timeouts)."""
+    from django.test import override_settings
+
+    from remediation.dev.edge_emulator import start_in_thread
+
+    server = start_in_thread()
+    try:
+        with override_settings(SUPABASE_URL=server.url, **overrides):
+            yield server
+    finally:
+        server.shutdown()
+        server.server_close()

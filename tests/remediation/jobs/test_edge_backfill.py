@@ -12,10 +12,10 @@ from django.test import override_settings
 
 from opsportal.secrets import Secret
 from remediation import jobs as bf
-from remediation.dev.edge_emulator import Faults, start_in_thread
+from remediation.dev.edge_emulator import Faults
 from remediation.models import FinalizeAttempt
 from remediation.services import runs
-from tests.factories import make_session, pipeline_sql
+from tests.factories import emulated_edge, make_session, pipeline_sql
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 EDGE = {
@@ -29,11 +29,8 @@ EDGE = {
 
 @pytest.fixture
 def emulator(clear_path):
-    server = start_in_thread()
-    with override_settings(SUPABASE_URL=server.url, **EDGE):
+    with emulated_edge(**EDGE) as server:
         yield server
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

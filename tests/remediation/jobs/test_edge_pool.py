@@ -16,12 +16,12 @@ from django.test import override_settings
 
 from opsportal.secrets import Secret
 from remediation import jobs as bf
-from remediation.dev.edge_emulator import Faults, start_in_thread
+from remediation.dev.edge_emulator import Faults
 from remediation.jobs import edge_pool
 from remediation.jobs.edge_pool import Gate, run_pool
 from remediation.jobs.engine import process_batch
 from remediation.models import BackfillRun, FinalizeAttempt
-from tests.factories import make_session, pipeline_sql
+from tests.factories import emulated_edge, make_session, pipeline_sql
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 EDGE = {
@@ -35,11 +35,8 @@ EDGE = {
 
 @pytest.fixture
 def emulator(clear_path):
-    server = start_in_thread()
-    with override_settings(SUPABASE_URL=server.url, **EDGE):
+    with emulated_edge(**EDGE) as server:
         yield server
-    server.shutdown()
-    server.server_close()
 
 
 def _profiles(ids):
