@@ -302,7 +302,12 @@ def started_by(actor: Any) -> dict[str, Any]:
 def _enqueue_on_commit(run: BackfillRun) -> None:
     """Each lane's next task, once the transaction commits."""
     run_id, toks = run.pk, tokens(run)
-    transaction.on_commit(lambda: [enqueue_batch(run_id, token) for token in toks])
+
+    def enqueue_lanes() -> None:
+        for token in toks:
+            enqueue_batch(run_id, token)
+
+    transaction.on_commit(enqueue_lanes)
 
 
 def enqueue_batch(run_id: int, token: str) -> None:
