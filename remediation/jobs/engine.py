@@ -17,8 +17,10 @@ moves the cursor and enqueues the next task. django-q2 delivers at least once, s
   writes a run-ledger entry per changed session in its pipeline transaction, and the
   portal mirrors the entries in the one transaction that records the batch (outcomes,
   attempts, figures, cursor, token), or later, from the ledger, when a crash came between
-  the two commits (remediation/jobs/ledger.py); the figures are always recounted from the
-  items, so they equal what the items say (crashpoints.py names every commit boundary);
+  the two commits (remediation/jobs/ledger.py); a batch's record moves the figures by
+  what it changed in its items (applied once), a record from the ledger and every end
+  of a run recount them from the items, so they equal what the items say
+  (crashpoints.py names every commit boundary);
 - a heartbeat is written per batch; the watchdog marks runs whose worker died
   `interrupted` and resumes them from the cursor;
 - sessions another worker holds come back "busy" and go to the back of the queue, each
@@ -380,6 +382,33 @@ def settle(run: BackfillRun) -> None:
         setattr(run, column, counts[column])
 
 
+def _count_changes(
+    run: BackfillRun, changes: list[tuple[tuple[str, str], tuple[str, str]]]
+) -> bool:
+    """Move the headline figures by items' (outcome, reason) changes, as settle() would count
+    them after; False (nothing changed) when a figure would go negative, i.e. the figures
+    were not the items' to begin with: the caller recounts. Not saved."""
+    counts: Counter[str] = Counter(run.counts or {})
+    reasons: Counter[str] = Counter(run.failed_by_reason or {})
+    for (outcome, reason), sign in [
+        *((before, -1) for before, _ in changes),
+        *((after, 1) for _, after in changes),
+    ]:
+        if outcome in UNSETTLED:
+            continue
+        counts[outcome] += sign
+        if outcome == BackfillItem.Outcome.FAILED:
+            reasons[reason or "unknown"] += sign
+    if any(n < 0 for n in (*counts.values(), *reasons.values())):
+        return False
+    run.counts = {k: n for k, n in counts.items() if n}
+    run.failed_by_reason = {k: n for k, n in reasons.items() if n}
+    run.processed = sum(run.counts.values())
+    for column in _HEADLINE:
+        setattr(run, column, counts[column])
+    return True
+
+
 def failures(run: BackfillRun, counts: dict[str, int] | None = None) -> int:
     """Sessions among `counts` (default: the run's) whose outcome is a failure for its kind."""
     failing = FAILURE_OUTCOMES.get(run.kind, frozenset({"failed"}))
@@ -638,13 +667,16 @@ def record_batch(
     cursor: int | None = None,
     *,
     lane: int | None = None,
+    recount: bool = False,
 ) -> str:
     """The portal's record of a batch, in one transaction: item outcomes, the kind's rows
-    (attempts), busy sessions requeued, the figures recounted from the items, the cursor
+    (attempts), busy sessions requeued, the figures moved by the items' changes (with
+    `recount`, or when they do not add up: recounted from the items), the cursor
     (when given) and a new token for `lane` (when given); then the ledger entries it
     mirrored are forgotten. Safe to repeat: an outcome from the ledger is applied to its
     item once (ledger_seq). Returns the lane's token."""
     rounds = busy_rounds()
+    prior = {sid: (i.outcome, i.reason) for sid, i in items.items()}
     applied = apply_outcomes(items, outcomes, now, busy_rounds=rounds)
     retry = [
         items[o.session_id]
@@ -659,7 +691,11 @@ def record_batch(
             locked.cursor = max(locked.cursor, cursor)
         if retry:
             requeue(locked, retry, backoff=True)
-        settle(locked)
+        # The figures move by what this batch changed (the ledger makes that exactly once);
+        # a record made from the ledger after a crash recounts them from the items instead.
+        changes = [(prior[o.session_id], (o.outcome, o.reason)) for o in applied]
+        if recount or not _count_changes(locked, changes):
+            settle(locked)
         token = _rotate(locked, lane) if lane is not None else ""
         locked.heartbeat_at = timezone.now()
         locked.save()
@@ -696,7 +732,8 @@ def mirror(run: BackfillRun, kind: JobKind | None = None, *, lane: int | None = 
         for o in found
         if o.session_id in items and (items[o.session_id].ledger_seq or 0) < (o.ledger_seq or 0)
     ]
-    record_batch(run, kind, items, found, timezone.now(), lane=lane)  # only the fresh ones
+    # Applies only the fresh ones; the figures recounted from the items.
+    record_batch(run, kind, items, found, timezone.now(), lane=lane, recount=True)
     if fresh:
         logger.warning(
             "run %s: %s outcomes recovered from the run ledger (a batch's record was lost)",

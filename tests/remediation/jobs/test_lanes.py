@@ -158,3 +158,33 @@ def test_two_lanes_through_a_real_cluster_are_in_flight_at_once(clear_variant):
     assert any(a0 < b1 and a1 < b0 for a0, b0 in windows[0] for a1, b1 in windows[1]), (
         "no batch of lane 0 overlapped a batch of lane 1"
     )
+
+
+def test_the_figures_after_every_batch_are_the_items_figures(clear_variant):
+    """A batch's record moves the figures by its items' changes: after every batch they
+    equal a recount from the items (created, existing, failed by reason)."""
+    ids = [make_session(seed=i) for i in range(5)]
+    had = make_session(seed=20)
+    assert bf.run_until_done(_start([had]).pk).created == 1
+    abandoned = make_session(seed=21, status="abandoned")
+    run = _start([*ids, had, abandoned, "00000000-0000-4000-8000-000000000000"], batch_size=2)
+    seen = []
+
+    def compare(run_id):
+        now = BackfillRun.objects.get(pk=run_id)
+        figures = (now.counts, now.failed_by_reason, now.processed, now.created, now.failed)
+        engine.settle(now)
+        assert figures == (now.counts, now.failed_by_reason, now.processed, now.created, now.failed)
+        seen.append(now.processed)
+
+    for token in tokens(run):
+        engine.run_task(run.pk, token, enqueue_next=False, on_batch=compare)
+    done = BackfillRun.objects.get(pk=run.pk)
+    assert len(seen) >= 4 and seen[-1] == 8
+    assert (done.state, done.created, done.existing, done.failed) == (
+        "finished_with_failures",
+        5,
+        1,
+        2,
+    )
+    assert done.failed_by_reason == {"abandoned": 1, "unknown_session": 1}
