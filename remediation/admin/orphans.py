@@ -40,6 +40,9 @@ from remediation.admin.sessions import SessionActionsMixin
 from remediation.models import AssessmentSession, OrphanedSession, OrphanLedgerRow
 from remediation.selectors import orphan_ledger
 
+# The reason column's sort key: not a column of any table (ReasonChangeList handles it).
+REASON_SORT = "_reason_sort"
+
 
 def _when(at: Any) -> str:
     return date_format(timezone.localtime(at), "Y-m-d H:i T") if at else "at an unknown time"
@@ -174,7 +177,7 @@ class OrphanedSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAdmi
         SqlstateFilter,
     )
     search_fields = ("email",)
-    sortable_by = ("completed_at", "email", "id")
+    sortable_by = ("completed_at", "email", "id", "reason")
     ordering = ("-completed_at",)
     paginator = CappedCountPaginator
     show_full_result_count = False
@@ -306,7 +309,9 @@ class OrphanedSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAdmi
     def backfill_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
         return backfills.backfill_selected_action(self, request, queryset)
 
-    @admin.display(description="why no profile (latest attempt or diagnosis, when)")
+    @admin.display(
+        description="why no profile (latest attempt or diagnosis, when)", ordering=REASON_SORT
+    )
     def reason(self, obj: Any) -> SafeString:
         reason: selectors.Reason | None = getattr(obj, "_reason", None)
         if reason is None:
@@ -361,6 +366,49 @@ class OrphanedSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAdmi
         return format_html('<a href="{}">open</a>', url)
 
 
+class ReasonPages:
+    """The list's rows sorted by their latest reason: a sequence for a Paginator.
+
+    Reasons live in the portal's database and orphans in the pipeline's, so no one statement
+    sorts by both: the reasons are read grouped (selectors.reason_groups, words then
+    SQLSTATE), then each group is the list's own queryset (its filters, its order within the
+    group) narrowed to the group's sessions, counted live; the sessions with no reason that
+    holds come last (first, descending). Every row is an orphan now, as on every path."""
+
+    def __init__(self, live: QuerySet[Any], *, descending: bool) -> None:
+        groups = selectors.reason_groups()
+        holding = [sid for _, _, ids in groups for sid in ids]
+        parts = [live.filter(pk__in=ids) for _, _, ids in groups]
+        parts.append(live.exclude(pk__in=holding) if holding else live)
+        self.parts = parts[::-1] if descending else parts
+        self._counts: list[int] | None = None
+
+    def counts(self) -> list[int]:
+        if self._counts is None:
+            self._counts = [part.count() for part in self.parts]
+        return self._counts
+
+    def __len__(self) -> int:
+        return sum(self.counts())
+
+    def count(self) -> int:
+        return len(self)
+
+    def __getitem__(self, key: slice) -> list[Any]:
+        if not isinstance(key, slice):
+            raise TypeError("ReasonPages takes slices")
+        start, stop = key.start or 0, key.stop if key.stop is not None else len(self)
+        out: list[Any] = []
+        offset = 0
+        for part, n in zip(self.parts, self.counts(), strict=True):
+            if stop <= offset:
+                break
+            if start < offset + n:
+                out.extend(part[max(0, start - offset) : stop - offset])
+            offset += n
+        return out
+
+
 class OrphanPaginator(Paginator):
     """Pages of an OrphanPages sequence; `estimated` when its count is the planner's."""
 
@@ -390,13 +438,37 @@ class ReasonChangeList(ChangeList):
     source = "plain"
     source_reason = ""
     ledger: orphan_ledger.LedgerState | None = None
+    reason_order = ""  # "asc" or "desc" when the list is sorted by reason
+
+    def get_ordering(self, request: HttpRequest, queryset: QuerySet[Any]) -> list[Any]:
+        """The admin's ordering without the reason (no column of the queryset: ReasonPages
+        sorts by it); within one reason, the list's other keys, else newest first."""
+        ordering = super().get_ordering(request, queryset)
+        rest = [o for o in ordering if not (isinstance(o, str) and o.lstrip("-") == REASON_SORT)]
+        if len(rest) != len(ordering):
+            first = next(o for o in ordering if isinstance(o, str) and o.lstrip("-") == REASON_SORT)
+            self.reason_order = "desc" if first.startswith("-") else "asc"
+            if rest in (["-pk"], ["pk"]):
+                rest = ["-completed_at", *rest]
+        return rest
 
     def get_results(self, request: HttpRequest) -> None:
+        if self.reason_order:
+            self.source_reason = "sorted by reason: the reasons are read grouped, each group live"
+            self._paginate(
+                request,
+                cast(Any, ReasonPages(self.queryset, descending=self.reason_order == "desc")),
+            )
+            self._attach_reasons()
+            return
         pages = self._ledger_pages(request)
         if pages is None:
             super().get_results(request)
         else:
             self._paginate(request, pages)
+        self._attach_reasons()
+
+    def _attach_reasons(self) -> None:
         reasons = selectors.orphan_reasons([obj.pk for obj in self.result_list])
         for obj in self.result_list:
             obj._reason = reasons.get(str(obj.pk))
@@ -440,7 +512,7 @@ class ReasonChangeList(ChangeList):
         self.source = "ledger"
         return pages
 
-    def _paginate(self, request: HttpRequest, pages: orphan_ledger.OrphanPages) -> None:
+    def _paginate(self, request: HttpRequest, pages: Any) -> None:
         """ChangeList.get_results over the ledger's pages (never a "show all" of the whole list)."""
         paginator = OrphanPaginator(cast(Any, pages), self.list_per_page)
         result_count = paginator.count

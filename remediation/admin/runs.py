@@ -298,13 +298,11 @@ class BackfillRunAdmin(ReadOnlyAdmin):
         return HttpResponseRedirect(reverse("admin:remediation_backfillrun_change", args=[target]))
 
     def progress_view(self, request: HttpRequest, run_id: int) -> JsonResponse:
-        """The run page's figures as JSON, for the page's poll (portal.js): same permission."""
+        """The run page's figures as JSON, for the page's poll (portal.js): same permission;
+        never cached (admin_view)."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        run = get_object_or_404(BackfillRun, pk=run_id)
-        response = JsonResponse(run_progress(run))
-        response["Cache-Control"] = "no-store"
-        return response
+        return JsonResponse(run_progress(get_object_or_404(BackfillRun, pk=run_id)))
 
     def items_csv_view(self, request: HttpRequest, run_id: int) -> Any:
         if not self.has_view_permission(request):

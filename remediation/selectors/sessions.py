@@ -207,6 +207,26 @@ def _latest_reason_sql() -> str:
     )
 
 
+def reason_groups() -> list[tuple[str, str, list[Any]]]:
+    """Every session with a reason that holds (not a profile found), grouped by its latest
+    reason: (category, SQLSTATE, session ids), ordered by the words, then the SQLSTATE."""
+    from django.db import connections
+
+    from remediation.models import FinalizeAttempt
+
+    sql = (
+        f"SELECT category, sqlstate, array_agg(session_id) FROM ({_latest_reason_sql()}) latest"
+        " WHERE NOT (category = ANY(%s)) GROUP BY category, sqlstate"
+    )
+    with connections[FinalizeAttempt.objects.db].cursor() as cur:
+        cur.execute(sql, [sorted(PROFILE_FOUND)])
+        rows = cur.fetchall()
+    return sorted(
+        ((c, code, list(ids)) for c, code, ids in rows),
+        key=lambda g: (REASON_WORDS.get(g[0], g[0]), g[1]),
+    )
+
+
 def sessions_by_reason(
     *, category: str = "", sqlstate: str = "", holding: bool = False
 ) -> list[Any]:

@@ -156,6 +156,24 @@ def test_filters_by_reason_and_sqlstate_match_the_latest_reasons(schema_variant,
             got = {str(obj.pk) for obj in resp.context["cl"].result_list}
             assert got == expected, query
             assert resp.context["cl"].source == ("ledger" if ledger else "plain"), query
+        # Sorted by reason (o=2, the column): grouped by the words then the SQLSTATE, the
+        # sessions with no reason that holds last (first descending), newest first within.
+        def key(r):
+            if r is None or r.found_profile:
+                return (1, "", "")
+            return (0, r.words, r.sqlstate)
+
+        for query, descending in (("o=2", False), ("o=-2", True)):
+            resp = root.get(f"{URL}?{query}")
+            rows = list(resp.context["cl"].result_list)
+            assert {str(o.pk) for o in rows} == orphans, query
+            keys = [key(o._reason) for o in rows]
+            assert keys == sorted(keys, reverse=descending), query
+            for a, b in zip(rows, rows[1:], strict=False):
+                if key(a._reason) == key(b._reason):
+                    assert a.completed_at >= b.completed_at, query
+        assert len({key(r) for r in latest.values()}) >= 3  # the sort had groups to order
+
         # Bad values say what is wrong and match nothing; the page answers.
         for query, words in (("sqlstate=4250", "not a SQLSTATE"), ("reason=nope", "Unknown reason")):
             resp = root.get(f"{URL}?{query}", follow=True)
