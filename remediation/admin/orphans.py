@@ -310,7 +310,7 @@ class OrphanedSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAdmi
         return backfills.backfill_selected_action(self, request, queryset)
 
     @admin.display(
-        description="why no profile (latest attempt or diagnosis, when)", ordering=REASON_SORT
+        description="why no profile", ordering=REASON_SORT
     )
     def reason(self, obj: Any) -> SafeString:
         reason: selectors.Reason | None = getattr(obj, "_reason", None)
