@@ -60,9 +60,10 @@ def _filter_words(changelist: ChangeList) -> list[str]:
     """The list's chosen filters and search, in words, for the confirmation page."""
     out = []
     for spec in changelist.filter_specs:
-        if isinstance(spec, admin.SimpleListFilter) and spec.value():
-            label = dict(spec.lookup_choices).get(spec.value(), spec.value())
-            out.append(f"{spec.title}: {label}")
+        if isinstance(spec, admin.SimpleListFilter):
+            value = spec.value()
+            if value:
+                out.append(f"{spec.title}: {dict(spec.lookup_choices).get(value, value)}")
         elif isinstance(spec, DateRangeFilter):
             for name, value in spec.values.items():
                 out.append(f"completed {'from' if name.endswith('__from') else 'to'} {value}")
@@ -309,9 +310,7 @@ class OrphanedSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAdmi
     def backfill_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
         return backfills.backfill_selected_action(self, request, queryset)
 
-    @admin.display(
-        description="why no profile", ordering=REASON_SORT
-    )
+    @admin.display(description="why no profile", ordering=REASON_SORT)
     def reason(self, obj: Any) -> SafeString:
         reason: selectors.Reason | None = getattr(obj, "_reason", None)
         if reason is None:

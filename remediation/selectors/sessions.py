@@ -237,7 +237,8 @@ def sessions_by_reason(
 
     from remediation.models import FinalizeAttempt
 
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
     if holding:
         where.append("NOT (category = ANY(%s))")
         params.append(sorted(PROFILE_FOUND))

@@ -103,7 +103,9 @@ def test_the_run_page_updates_in_place(pipeline_db, admin_login, page):
     page.set_viewport_size({"width": 1280, "height": 260})
     admin_login(reverse("admin:remediation_backfillrun_change", args=[run.pk]))
     assert page.inner_text("#run-processed") == "0"
-    page.evaluate("window.__stayed = 'on this page'; window.scrollTo(0, document.body.scrollHeight)")
+    page.evaluate(
+        "window.__stayed = 'on this page'; window.scrollTo(0, document.body.scrollHeight)"
+    )
     scrolled = page.evaluate("window.scrollY")
     assert scrolled > 0
 

@@ -6,6 +6,7 @@ PostgreSQL, both schema variants."""
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 from django.contrib.auth.models import User
@@ -15,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from remediation import jobs, selectors
+from remediation.fixes import executor
 from remediation.models import BackfillRun, FinalizeAttempt, RunbookRecord, SessionDiagnosis
 from remediation.selectors.changes import last_write_path_change
 from remediation.services import session_diagnose
@@ -92,6 +94,7 @@ def test_reasons_go_stale_after_a_gate_or_fix_change_and_re_diagnosis_renews_the
     assert set(diagnosed) <= matching and untouched not in matching
     confirm = root.get(f"{URL}diagnose/?{query}").content.decode()
     assert f'id="diagnose-total">{len(matching)}<' in confirm and not BackfillRun.objects.exists()
+    assert f"why no profile: {selectors.REASON_WORDS[schema_variant.first_blocker]}" in confirm
     resp = root.post(f"{URL}diagnose/?{query}", {"confirm": "yes"})
     assert resp.status_code == 302 and resp["Location"].endswith(f"?{query}")
     run = BackfillRun.objects.get(kind="diagnosis")
@@ -103,6 +106,21 @@ def test_reasons_go_stale_after_a_gate_or_fix_change_and_re_diagnosis_renews_the
     for sid in matching:
         assert not listed[sid].stale and listed[sid].at > change.at
     assert listed[untouched] is None
+
+
+def test_a_fix_applied_outside_the_portal_counts_from_the_pipeline_record(pipeline_db):
+    """No runbook record: the pipeline database's own record of the applied fix is the change
+    (a rollback outside the portal leaves no trace: then no change is known)."""
+    assert last_write_path_change() is None
+    before = timezone.now()
+    executor.run("E")
+    try:
+        change = last_write_path_change()
+        assert change is not None and change.what == "Fix E applied" and change.at >= before
+        assert not RunbookRecord.objects.exists()
+    finally:
+        executor.run("E", reverse=True)
+    assert last_write_path_change() is None
 
 
 def test_a_rolled_back_profile_never_shows_as_created(pipeline_db, root):
@@ -156,6 +174,7 @@ def test_filters_by_reason_and_sqlstate_match_the_latest_reasons(schema_variant,
             got = {str(obj.pk) for obj in resp.context["cl"].result_list}
             assert got == expected, query
             assert resp.context["cl"].source == ("ledger" if ledger else "plain"), query
+
         # Sorted by reason (o=2, the column): grouped by the words then the SQLSTATE, the
         # sessions with no reason that holds last (first descending), newest first within.
         def key(r):
@@ -169,13 +188,16 @@ def test_filters_by_reason_and_sqlstate_match_the_latest_reasons(schema_variant,
             assert {str(o.pk) for o in rows} == orphans, query
             keys = [key(o._reason) for o in rows]
             assert keys == sorted(keys, reverse=descending), query
-            for a, b in zip(rows, rows[1:], strict=False):
+            for a, b in pairwise(rows):
                 if key(a._reason) == key(b._reason):
                     assert a.completed_at >= b.completed_at, query
         assert len({key(r) for r in latest.values()}) >= 3  # the sort had groups to order
 
         # Bad values say what is wrong and match nothing; the page answers.
-        for query, words in (("sqlstate=4250", "not a SQLSTATE"), ("reason=nope", "Unknown reason")):
+        for query, words in (
+            ("sqlstate=4250", "not a SQLSTATE"),
+            ("reason=nope", "Unknown reason"),
+        ):
             resp = root.get(f"{URL}?{query}", follow=True)
             assert resp.status_code == 200 and words in resp.content.decode()
             assert list(resp.context["cl"].result_list) == []

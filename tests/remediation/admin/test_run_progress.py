@@ -46,7 +46,10 @@ def test_progress_json_says_what_the_run_row_says(client, pipeline_db):
     assert (last["state"], last["active"], last["processed"]) == (run.state, False, 4)
     assert last["finished_at"] == run.finished_at.isoformat()
     assert last["text"]["eta"] == ""  # no ETA once it has ended
-    assert client.get(reverse("admin:remediation_backfillrun_progress", args=[9999])).status_code == 404
+    assert (
+        client.get(reverse("admin:remediation_backfillrun_progress", args=[9999])).status_code
+        == 404
+    )
 
 
 def test_progress_json_needs_the_run_page_permission(client, pipeline_db):
@@ -54,6 +57,9 @@ def test_progress_json_needs_the_run_page_permission(client, pipeline_db):
     url = reverse("admin:remediation_backfillrun_progress", args=[run.pk])
     client.force_login(_staff("orphans_only", "view_orphanedsession"))
     assert client.get(url).status_code == 403
-    assert client.get(reverse("admin:remediation_backfillrun_change", args=[run.pk])).status_code == 403
+    assert (
+        client.get(reverse("admin:remediation_backfillrun_change", args=[run.pk])).status_code
+        == 403
+    )
     client.logout()
     assert client.get(url).status_code == 302  # to the login page
