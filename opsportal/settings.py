@@ -160,6 +160,10 @@ BACKFILL_BATCH_SECONDS = env.float("BACKFILL_BATCH_SECONDS", default=45.0)
 # an edge batch's budget ends with the task's. The system check requires budget + the
 # slowest edge call < Q_TIMEOUT.
 BACKFILL_TASK_SECONDS = env.float("BACKFILL_TASK_SECONDS", default=30.0)
+# Batches of one backfill in flight at once (each lane is its own chain of tasks over the
+# items whose ordinal % lanes is its number; Python and PostgreSQL work side by side).
+# A throttled run has one lane. More lanes than Q_WORKERS only queue.
+BACKFILL_LANES = env.int("BACKFILL_LANES", default=2)
 # Edge backfills: at most this many calls to the function at once per batch.
 EDGE_CONCURRENCY = env.int("EDGE_CONCURRENCY", default=8)
 # Tests only: kill the worker at this commit boundary ("point" or "point@N"), as kill -9

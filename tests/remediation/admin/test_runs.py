@@ -103,6 +103,7 @@ def test_without_the_permission_nothing_starts(client, clear_path):
     assert BackfillRun.objects.count() == 0
 
 
+@pytest.mark.usefixtures("one_lane")
 def test_run_page_controls_and_csv_export(client, clear_path):
     client.force_login(_user("run_backfill"))
     ids = [make_session(seed=i) for i in range(4)]
