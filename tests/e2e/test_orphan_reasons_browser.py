@@ -120,3 +120,13 @@ def test_the_run_page_updates_in_place(pipeline_db, admin_login, page):
     assert page.inner_text("#run-processed") == "6" and page.inner_text("#run-percent") == "100.0%"
     assert page.evaluate("window.__stayed") == "on this page"
     assert page.evaluate("window.scrollY") == scrolled
+
+
+def test_the_run_page_says_when_live_updates_stop(pipeline_db, admin_login, page):
+    load_reference_data()
+    run = jobs.diagnosis_start(session_ids=[make_session(seed=1)], enqueue=False)
+    admin_login(reverse("admin:remediation_backfillrun_change", args=[run.pk]))
+    BackfillRun.objects.filter(pk=run.pk).delete()  # the endpoint now answers 404
+    note = page.locator(".backfill-run [data-live-stopped]")
+    expect(note).to_be_visible(timeout=10_000)
+    assert "live updates stopped (HTTP 404)" in note.inner_text()
