@@ -438,6 +438,8 @@ class ReasonChangeList(ChangeList):
     source_reason = ""
     ledger: orphan_ledger.LedgerState | None = None
     reason_order = ""  # "asc" or "desc" when the list is sorted by reason
+    stale_count = 0
+    undiagnosed_count = 0
 
     def get_ordering(self, request: HttpRequest, queryset: QuerySet[Any]) -> list[Any]:
         """The admin's ordering without the reason (no column of the queryset: ReasonPages
@@ -471,6 +473,10 @@ class ReasonChangeList(ChangeList):
         reasons = selectors.orphan_reasons([obj.pk for obj in self.result_list])
         for obj in self.result_list:
             obj._reason = reasons.get(str(obj.pk))
+        # The page's stale and missing reasons, for the note offering a re-diagnosis.
+        shown = [obj._reason for obj in self.result_list]
+        self.stale_count = sum(1 for r in shown if r is not None and r.stale)
+        self.undiagnosed_count = sum(1 for r in shown if r is None)
 
     def _ledger_pages(self, request: HttpRequest) -> orphan_ledger.OrphanPages | None:
         if self.query or set(request.GET) - LEDGER_PARAMS:

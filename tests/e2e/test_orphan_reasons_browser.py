@@ -46,6 +46,7 @@ def test_a_fix_marks_reasons_stale_and_re_diagnosis_renews_them(pipeline_db, adm
         # other two still show what they were told before it, marked stale.
         assert stale_rows.count() == 2
         assert all("Fix A applied" in t for t in stale_rows.all_inner_texts())
+        assert page.inner_text("#reasons-note").startswith("On this page: 2 reasons are stale.")
 
         # Re-diagnose the whole filter: the count first, then the progress above the list.
         page.click("#diagnose-all")
@@ -63,6 +64,7 @@ def test_a_fix_marks_reasons_stale_and_re_diagnosis_renews_them(pipeline_db, adm
         page.wait_for_selector("#result_list")
         after = _reason_texts(page)
         assert page.locator("#result_list .reason-stale").count() == 0
+        assert page.locator("#reasons-note").count() == 0
         assert len(after) == 3 and not any("row-level security" in t for t in after)
         screenshot(page, "orphans-re-diagnosed")
     finally:
