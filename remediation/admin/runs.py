@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -47,6 +47,41 @@ def run_figures(run: BackfillRun) -> dict[str, Any]:
     remaining = max(0, run.estimated_total - run.processed)
     eta = remaining / rate if rate > 0 and run.is_active else None
     return {"percent": percent, "rate_per_min": rate * 60, "eta_seconds": eta, "elapsed": elapsed}
+
+
+def run_progress(run: BackfillRun) -> dict[str, Any]:
+    """The run's live figures as the progress endpoint serves them (the page's own figures,
+    read from the database now; `text` as the page writes them)."""
+    figures = run_figures(run)
+    eta = figures["eta_seconds"]
+    figures_text = {
+        "state": run.get_state_display(),
+        "state_words": run_state_words(run),
+        "percent": f"{figures['percent']:.1f}%",
+        "processed": str(run.processed),
+        "estimated_total": str(run.estimated_total),
+        "rate_per_min": f"{figures['rate_per_min']:.0f}",
+        "eta": f", about {eta:.0f} s left" if eta is not None else "",
+        **{
+            k: str(getattr(run, k))
+            for k in ("created", "rescored", "existing", "failed", "skipped")
+        },
+    }
+    return {
+        "id": run.pk,
+        "kind": run.kind,
+        "state": run.state,
+        "active": run.is_active,
+        "processed": run.processed,
+        "estimated_total": run.estimated_total,
+        "percent": round(figures["percent"], 1),
+        "counts": run.counts or {},
+        "failed_by_reason": run.failed_by_reason or {},
+        "heartbeat_at": run.heartbeat_at.isoformat() if run.heartbeat_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "read_at": timezone.now().isoformat(),
+        "text": figures_text,
+    }
 
 
 def run_state_words(run: BackfillRun) -> str:
@@ -153,6 +188,11 @@ class BackfillRunAdmin(ReadOnlyAdmin):
                 name="remediation_backfillrun_rollback_csv",
             ),
             path(
+                "<int:run_id>/progress.json",
+                wrap(self.progress_view),
+                name="remediation_backfillrun_progress",
+            ),
+            path(
                 "<int:run_id>/items.csv",
                 wrap(self.items_csv_view),
                 name="remediation_backfillrun_items_csv",
@@ -256,6 +296,13 @@ class BackfillRunAdmin(ReadOnlyAdmin):
         else:
             log_change(request, run, f"Run #{run.pk}: {action}")
         return HttpResponseRedirect(reverse("admin:remediation_backfillrun_change", args=[target]))
+
+    def progress_view(self, request: HttpRequest, run_id: int) -> JsonResponse:
+        """The run page's figures as JSON, for the page's poll (portal.js): same permission;
+        never cached (admin_view)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return JsonResponse(run_progress(get_object_or_404(BackfillRun, pk=run_id)))
 
     def items_csv_view(self, request: HttpRequest, run_id: int) -> Any:
         if not self.has_view_permission(request):

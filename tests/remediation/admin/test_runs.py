@@ -112,7 +112,9 @@ def test_run_page_controls_and_csv_export(client, clear_path):
     page = client.get(
         reverse("admin:remediation_backfillrun_change", args=[run.pk])
     ).content.decode()
-    assert 'http-equiv="refresh"' in page and "50.0%" in page and 'id="run-pause"' in page
+    progress = reverse("admin:remediation_backfillrun_progress", args=[run.pk])
+    assert f'data-progress-url="{progress}"' in page and 'http-equiv="refresh"' not in page
+    assert "50.0%" in page and 'id="run-pause"' in page
     control = reverse("admin:remediation_backfillrun_control", args=[run.pk, "pause"])
     assert client.get(control).status_code == 405
     client.post(control)
