@@ -49,7 +49,7 @@ def can_run_runbook(request: HttpRequest) -> bool:
     return has_perm(request, RUN_RUNBOOK)
 
 
-def _can_view(request: HttpRequest) -> bool:
+def can_view_runbook(request: HttpRequest) -> bool:
     return has_perm(request, VIEW) or can_run_runbook(request)
 
 
@@ -96,7 +96,7 @@ def current_state(checks: dict[str, Check]) -> dict[str, Any]:
 
 
 def runbook_page(request: HttpRequest) -> HttpResponse:
-    if not _can_view(request):
+    if not can_view_runbook(request):
         raise PermissionDenied
     latest = {k: RunbookRecord.objects.filter(kind=k).first() for k in RunbookRecord.Kind.values}
     # One run of the checks serves the state line and the steps.
@@ -386,7 +386,7 @@ def runbook_action(request: HttpRequest, action: str) -> HttpResponse:
 
 
 def runbook_compare(request: HttpRequest) -> HttpResponse:
-    if not _can_view(request):
+    if not can_view_runbook(request):
         raise PermissionDenied
     ids = [request.GET.get(k, "") for k in ("a", "b")]
     if not all(i.isdigit() for i in ids):
@@ -408,7 +408,7 @@ def runbook_compare(request: HttpRequest) -> HttpResponse:
 
 
 def runbook_export(request: HttpRequest) -> HttpResponse:
-    if not _can_view(request):
+    if not can_view_runbook(request):
         raise PermissionDenied
     ids = [int(x) for x in request.GET.getlist("id") if x.isdigit()]
     records = (
@@ -466,7 +466,7 @@ def runbook_orphan_ledger(request: HttpRequest) -> HttpResponse:
         orphan_ledger_refresh,
     )
 
-    if not _can_view(request):
+    if not can_view_runbook(request):
         raise PermissionDenied
     if request.method == "POST":
         if not can_run_runbook(request):
