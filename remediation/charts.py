@@ -23,8 +23,16 @@ def bar_chart(
     width: int = 760,
     height: int = 220,
     color: str = "#417690",
+    compare: list[float | None] | None = None,
+    legend: tuple[str, str] = ("now", "then"),
+    compare_color: str = "#c58a00",
+    empty: str = "",
 ) -> str:
-    """An SVG bar chart; None values are drawn as gaps ("no data")."""
+    """An SVG bar chart; None values are drawn as gaps ("no data").
+
+    `compare`: a second value per label (same order), drawn as a bar beside each one, the
+    two named by `legend` (main, compare). `empty`: why there is nothing to draw, said in
+    the chart instead of bars (the caller knows why: no sessions, no orphans, ...)."""
     # Long on purpose: the SVG is drawn in one pass, top to bottom, as it reads.
     left, right, top, bottom = 48, 12, 28, 36
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -49,19 +57,41 @@ def bar_chart(
         parts.append(
             f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" font-size="10" text-anchor="end">{tick_label}</text>'
         )
+    if empty:
+        parts.append(
+            f'<text x="{left + plot_w / 2:.1f}" y="{top + plot_h / 2:.1f}" font-size="13"'
+            f' text-anchor="middle" class="chart-empty">{escape(empty)}</text>'
+        )
+        values = []
+    if compare is not None:
+        parts.append(
+            f'<rect x="{left + plot_w - 150}" y="6" width="10" height="10" fill="{compare_color}"/>'
+            f'<text x="{left + plot_w - 136}" y="15" font-size="10">{escape(legend[1])}</text>'
+            f'<rect x="{left + plot_w - 60}" y="6" width="10" height="10" fill="{color}"/>'
+            f'<text x="{left + plot_w - 46}" y="15" font-size="10">{escape(legend[0])}</text>'
+        )
     n = max(len(values), 1)
     slot = plot_w / n
     bar_w = max(1.0, slot * 0.75)
-    for i, (label, v) in enumerate(values):
-        x = left + i * slot + (slot - bar_w) / 2
-        shown = (
-            f"{v:.1%}" if (percent and v is not None) else ("no data" if v is None else f"{v:g}")
-        )
+
+    def shown(v: float | None) -> str:
+        return "no data" if v is None else (f"{v:.1%}" if percent else f"{v:g}")
+
+    def bar(x: float, w: float, v: float | None, fill: str, tip: str) -> None:
         if v is not None:
             parts.append(
-                f'<rect x="{x:.1f}" y="{y(v):.1f}" width="{bar_w:.1f}" height="{top + plot_h - y(v):.1f}"'
-                f' fill="{color}"><title>{escape(label)}: {shown}</title></rect>'
+                f'<rect x="{x:.1f}" y="{y(v):.1f}" width="{w:.1f}" height="{top + plot_h - y(v):.1f}"'
+                f' fill="{fill}"><title>{escape(tip)}: {shown(v)}</title></rect>'
             )
+
+    for i, (label, v) in enumerate(values):
+        x = left + i * slot + (slot - bar_w) / 2
+        if compare is None:
+            bar(x, bar_w, v, color, label)
+        else:
+            half = bar_w / 2
+            bar(x, half, compare[i], compare_color, f"{label} {legend[1]}")
+            bar(x + half, half, v, color, f"{label} {legend[0]}")
         if n <= 31 and (i % max(1, n // 10) == 0):
             parts.append(
                 f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h + 14}" font-size="9"'

@@ -91,3 +91,10 @@ def count(n: Any, noun: str, plural: str = "") -> str:
     (`plural` when adding an s is wrong: count(n, "batch", "batches"))."""
     number = int(n)
     return f"{number:,} {noun if number == 1 else (plural or noun + 's')}"
+
+
+def reason(category: Any, code: Any = "") -> str:
+    """A diagnosis or failure reason in words with its SQLSTATE: `rls: insufficient privilege
+    (42501)`, `would succeed`."""
+    text = words(category)
+    return f"{text}: {sqlstate(code)}" if code else text

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
-from remediation.admin.base import ReadOnlyAdmin
+from remediation import display
+from remediation.admin.base import ReadOnlyAdmin, session_link
 from remediation.models import FinalizeAttempt, SessionDiagnosis
 
 
@@ -12,23 +16,70 @@ from remediation.models import FinalizeAttempt, SessionDiagnosis
 class FinalizeAttemptAdmin(ReadOnlyAdmin):
     list_display = (
         "started_at",
-        "session_id",
+        "session",
         "backend",
         "outcome",
-        "reason",
-        "sqlstate",
+        "reason_words",
+        "sqlstate_words",
         "constraint_name",
         "requested_by_name",
         "source",
-        "duration_ms",
+        "duration",
     )
     list_filter = ("outcome", "backend", "reason", "sqlstate", "source")
     search_fields = ("=session_id", "requested_by_name")
     date_hierarchy = "started_at"
+    # The change page: the duration as a person reads it, the session and run as links.
+    exclude = ("duration_ms", "session_id", "run_id")
+    readonly_fields = ("session", "run", "duration")
+
+    @admin.display(description="session", ordering="session_id")
+    def session(self, obj: FinalizeAttempt) -> SafeString:
+        return session_link(obj.session_id)
+
+    @admin.display(description="run")
+    def run(self, obj: FinalizeAttempt) -> SafeString | str:
+        if obj.run_id is None:
+            return display.NONE
+        url = reverse("admin:remediation_backfillrun_change", args=[obj.run_id])
+        return format_html('<a href="{}">run #{}</a>', url, obj.run_id)
+
+    @admin.display(description="reason", ordering="reason")
+    def reason_words(self, obj: FinalizeAttempt) -> str:
+        return display.words(obj.reason)
+
+    @admin.display(description="SQLSTATE", ordering="sqlstate")
+    def sqlstate_words(self, obj: FinalizeAttempt) -> str:
+        return display.sqlstate(obj.sqlstate)
+
+    @admin.display(description="duration", ordering="duration_ms")
+    def duration(self, obj: FinalizeAttempt) -> str:
+        return display.duration(obj.duration_ms)
 
 
 @admin.register(SessionDiagnosis)
 class SessionDiagnosisAdmin(ReadOnlyAdmin):
-    list_display = ("checked_at", "session_id", "category", "sqlstate", "constraint_name", "value")
+    list_display = (
+        "checked_at",
+        "session",
+        "category_words",
+        "sqlstate_words",
+        "constraint_name",
+        "value",
+    )
     list_filter = ("category", "sqlstate")
     search_fields = ("=session_id",)
+    exclude = ("session_id",)
+    readonly_fields = ("session",)
+
+    @admin.display(description="session", ordering="session_id")
+    def session(self, obj: SessionDiagnosis) -> SafeString:
+        return session_link(obj.session_id)
+
+    @admin.display(description="category", ordering="category")
+    def category_words(self, obj: SessionDiagnosis) -> str:
+        return display.words(obj.category)
+
+    @admin.display(description="SQLSTATE", ordering="sqlstate")
+    def sqlstate_words(self, obj: SessionDiagnosis) -> str:
+        return display.sqlstate(obj.sqlstate)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib import admin, messages
@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from remediation import charts
+from remediation import charts, display
 from remediation.admin.base import ReadOnlyAdmin
 from remediation.admin.permissions import has_perm
 from remediation.models import Alert, MetricSnapshot
@@ -26,24 +26,44 @@ def dashboard_context(window: str) -> dict[str, Any]:
     figures = {**snap.figures["windows"][window], **snap.figures["shared"]}
     days = [{**d, "bucket": datetime.fromisoformat(d["bucket"])} for d in snap.figures["daily"]]
     hours = [{**h, "bucket": datetime.fromisoformat(h["bucket"])} for h in snap.figures["hourly"]]
+    # Conversion as the snapshots measured it then, beside conversion now: a backfill raises
+    # the second, never the first, so a recovered outage stays in the history.
+    days_then = health.conversion_then("day", snap.taken_at - timedelta(days=30))
+    hours_then = health.conversion_then("hour", snap.taken_at - timedelta(hours=48))
+    legend = ("now", "as measured then")
+    no_sessions = "No session completed in the last {}: nothing to convert."
     day_chart = charts.bar_chart(
         [(d["bucket"].strftime("%m-%d"), d["rate"]) for d in days],
-        title="Conversion per day of completion (30 days)",
+        title="Conversion per day of completion (30 days, UTC)",
         max_value=1.0,
         percent=True,
         thresholds=charts.CONVERSION_THRESHOLDS,
+        compare=[days_then.get(d["bucket"], (None,))[0] for d in days],
+        legend=legend,
+        empty="" if days else no_sessions.format("30 days"),
     )
     hour_chart = charts.bar_chart(
         [(h["bucket"].strftime("%d %Hh"), h["rate"]) for h in hours],
-        title="Conversion per hour of completion (48 hours)",
+        title="Conversion per hour of completion (48 hours, UTC)",
         max_value=1.0,
         percent=True,
         thresholds=charts.CONVERSION_THRESHOLDS,
+        compare=[hours_then.get(h["bucket"], (None,))[0] for h in hours],
+        legend=legend,
+        empty="" if hours else no_sessions.format("48 hours"),
     )
+    orphans = sum(d["orphans"] for d in days)
     orphan_chart = charts.bar_chart(
         [(d["bucket"].strftime("%m-%d"), float(d["orphans"])) for d in days],
-        title="Orphans per day of completion (30 days)",
+        title="Orphans per day of completion (30 days, UTC)",
         color="#ba2121",
+        empty=""
+        if orphans
+        else (
+            "No orphans: every session completed in the last 30 days has a profile."
+            if days
+            else no_sessions.format("30 days")
+        ),
     )
     fallback = figures["fallback_rate"]
     fb_chart = charts.bar_chart(
@@ -53,6 +73,7 @@ def dashboard_context(window: str) -> dict[str, Any]:
         percent=True,
         thresholds=(charts.Threshold(0.10, "10 % investigate", "#c58a00"),),
         width=300,
+        empty="" if fallback is not None else "No finalize with FC in the window.",
     )
     return {
         "snapshot": snap,
@@ -60,6 +81,7 @@ def dashboard_context(window: str) -> dict[str, Any]:
         "window": window,
         "windows": list(health.WINDOWS),
         "charts": [mark_safe(c) for c in (day_chart, hour_chart, orphan_chart, fb_chart)],  # noqa: S308 (built by charts.py, escaped)
+        "outages": outages(days, days_then),
         "open_alerts": Alert.objects.filter(state="open"),
         "thresholds": {
             "target": health.CONVERSION_TARGET,
@@ -67,6 +89,20 @@ def dashboard_context(window: str) -> dict[str, Any]:
             "page": health.CONVERSION_PAGE,
         },
     }
+
+
+def outages(
+    days: list[dict[str, Any]], then: dict[datetime, tuple[float | None, datetime]]
+) -> list[dict[str, Any]]:
+    """The days whose conversion, as measured then, was below the alert threshold: the
+    history a backfill does not erase (newest first)."""
+    rows = []
+    for d in days:
+        rate_then, measured_at = then.get(d["bucket"], (None, None))
+        if rate_then is not None and rate_then < health.CONVERSION_ALERT:
+            day = d["bucket"].strftime("%Y-%m-%d")  # the UTC day, not converted to TIME_ZONE
+            rows.append({**d, "day": day, "rate_then": rate_then, "measured_at": measured_at})
+    return rows[::-1]
 
 
 @admin.register(Alert)
@@ -94,7 +130,7 @@ class AlertAdmin(ReadOnlyAdmin):
         n = queryset.filter(acknowledged_at__isnull=True).update(
             acknowledged_by=request.user.get_username(), acknowledged_at=timezone.now()
         )
-        self.message_user(request, f"{n} alerts acknowledged.", messages.SUCCESS)
+        self.message_user(request, f"{display.count(n, 'alert')} acknowledged.", messages.SUCCESS)
 
 
 @admin.register(MetricSnapshot)

@@ -79,6 +79,57 @@ def conversion_series(start: datetime, end: datetime, unit: str = "day") -> list
     ]
 
 
+STEPS = {"day": timedelta(days=1), "hour": timedelta(hours=1)}
+
+
+def conversion_then(unit: str, start: datetime) -> dict[datetime, tuple[float | None, datetime]]:
+    """Conversion per day (or hour) of completion as it was first measured after that day
+    ended: {bucket: (rate, when measured)} for the buckets of the series that start at
+    `start`, read from the stored snapshots (their own daily/hourly series).
+
+    A snapshot stores the conversion of each day as it stood then; a later backfill raises
+    the conversion now, never the one a snapshot recorded, so an outage stays visible. The
+    snapshot used for a bucket is the first one taken after the bucket ended (for the
+    current bucket, the newest); a bucket with no snapshot after it, or none recording it
+    (no completion then), is left out. Buckets are UTC, as conversion_series() cuts them.
+    """
+    from datetime import UTC
+
+    from django.db.models.functions import Trunc
+
+    if unit not in STEPS:
+        raise ValueError("unit is day or hour")
+    series = "daily" if unit == "day" else "hourly"
+    # The first snapshot of each bucket: the first one taken after the bucket before it ended.
+    firsts = list(
+        MetricSnapshot.objects.filter(window="all", taken_at__gte=start)
+        .annotate(cut=Trunc("taken_at", unit, tzinfo=UTC))
+        .values_list("cut", "taken_at", f"figures__{series}")
+        .order_by("cut", "taken_at")
+        .distinct("cut")
+    )
+    newest = (
+        MetricSnapshot.objects.filter(window="all", taken_at__gte=start)
+        .values_list("taken_at", f"figures__{series}")
+        .first()
+    )
+    snapshots = [(taken_at, entries) for _, taken_at, entries in firsts]
+    if newest is not None:
+        snapshots.append(newest)
+    measured = [
+        (taken_at, {datetime.fromisoformat(e["bucket"]): e["rate"] for e in entries or []})
+        for taken_at, entries in snapshots
+    ]
+    then: dict[datetime, tuple[float | None, datetime]] = {}
+    for i, (taken_at, rates) in enumerate(measured):
+        last = i == len(measured) - 1
+        for bucket, rate in rates.items():
+            ended = taken_at >= bucket + STEPS[unit]
+            if bucket not in then and bucket >= start - STEPS[unit] and (ended or last):
+                then[bucket] = (rate, taken_at)
+    return then
+
+
 def profiles_per_version() -> dict[str, int]:
     return {
         str(v): int(n)

@@ -25,6 +25,7 @@ register.filter("when", display.when)
 register.filter("duration", display.duration)
 register.filter("words", display.words)
 register.filter("sqlstate", display.sqlstate)
+register.filter("reason", display.reason)
 
 
 @register.filter

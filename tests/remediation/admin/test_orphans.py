@@ -185,4 +185,4 @@ def test_re_diagnose_all_matching_runs_in_the_background(admin_client):
     page = admin_client.get(
         reverse("admin:remediation_orphanedsession_changelist")
     ).content.decode()
-    assert page.count("rls [42501]") == 3
+    assert page.count("rls: insufficient privilege (42501)") == 3
