@@ -98,3 +98,39 @@ def reason(category: Any, code: Any = "") -> str:
     (42501)`, `would succeed`."""
     text = words(category)
     return f"{text}: {sqlstate(code)}" if code else text
+
+
+def seconds(value: Any) -> str:
+    """Seconds as duration() reads them (`45 s`, `3 min 5 s`)."""
+    return NONE if value in (None, "") else duration(float(value) * 1000)
+
+
+def _selection_part(key: str, value: Any) -> str:
+    if key == "ids":
+        return count(value, "explicit id")
+    if key == "sessions":
+        return count(value, "session")
+    if key == "run":
+        return f"the sessions run #{value} changed"
+    if key == "completed_from":
+        return f"completed from {value}"
+    if key == "completed_to":
+        return f"completed up to {value}"
+    if key == "fc":
+        return {"responses": "with FC responses", "none": "without FC responses"}.get(
+            str(value), f"FC {value}"
+        )
+    if key == "per_minute":
+        return f"at most {value} per minute"
+    if isinstance(value, bool):
+        return words(key) if value else f"no {words(key)}"
+    return f"{words(key)} {value}"
+
+
+def selection(params: Any) -> str:
+    """A run's selection parameters as words: {"ids": 5} → `5 explicit ids`."""
+    if not params:
+        return ""
+    if not isinstance(params, dict):
+        return str(params)
+    return ", ".join(_selection_part(k, v) for k, v in params.items())

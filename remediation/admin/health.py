@@ -109,7 +109,7 @@ def outages(
 class AlertAdmin(ReadOnlyAdmin):
     list_display = (
         "first_seen",
-        "rule",
+        "rule_words",
         "severity",
         "state",
         "message",
@@ -121,6 +121,10 @@ class AlertAdmin(ReadOnlyAdmin):
     )
     list_filter = ("state", "severity", "rule")
     actions = ("acknowledge",)
+
+    @admin.display(description="rule", ordering="rule")
+    def rule_words(self, obj: Alert) -> str:
+        return display.words(obj.rule)
 
     def has_acknowledge_permission(self, request: HttpRequest) -> bool:
         return has_perm(request, "remediation.change_alert")

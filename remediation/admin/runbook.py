@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from remediation import display
 from remediation.admin.base import ReadOnlyAdmin
 from remediation.admin.permissions import RUN_RUNBOOK, has_perm
 from remediation.fixes import executor
@@ -427,7 +428,7 @@ def markdown(records: list[Any]) -> str:
     for r in records:
         lines += [
             f"## {r.get_kind_display()} #{r.pk}: {r.label or ''}".rstrip(": "),
-            f"{r.created_at:%Y-%m-%d %H:%M:%S %Z} by {r.created_by_name or 'system'}",
+            f"{display.when(r.created_at)} by {r.created_by_name or 'system'}",
             "",
         ]
         checks = r.results.get("checks", [])

@@ -115,9 +115,7 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
             raise Http404(str(exc)) from exc
         session = get_object_or_404(AssessmentSession, pk=sid)
         d = session_diagnose(session_id=sid)
-        self.message_user(
-            request, f"Diagnosed: {display.reason(d.category, d.sqlstate)}"
-        )
+        self.message_user(request, f"Diagnosed: {display.reason(d.category, d.sqlstate)}")
         log_change(request, session, f"Diagnosed: {d.category} {d.sqlstate}".strip())
         return HttpResponseRedirect(
             reverse("admin:remediation_assessmentsession_change", args=[sid])
@@ -263,7 +261,7 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
             (
                 "FC scores",
                 ", ".join(
-                    f"{s['version']}/{s['fc_kind']} ({s['blocks_answered']} blocks)"
+                    f"{s['version']}/{s['fc_kind']} ({display.count(s['blocks_answered'], 'block')})"
                     for s in state.fc_scores
                 )
                 or "none",
@@ -290,9 +288,9 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
                         url,
                         profile.type_code or "?",
                         profile.results_version or "?",
-                        profile.created_at or "–",
-                        profile.submitted_at or "–",
-                        profile.recomputed_at or "–",
+                        display.when(profile.created_at),
+                        display.when(profile.submitted_at),
+                        display.when(profile.recomputed_at),
                     ),
                 )
             )

@@ -19,6 +19,7 @@ from django.db import connections
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from remediation import display
 from remediation.models import FinalizeAttempt, MetricSnapshot
 from remediation.pipeline.context import FC_VERSION
 from remediation.selectors.canary import fresh_orphan_count, fresh_orphan_sample
@@ -303,7 +304,8 @@ def evaluate(now: datetime | None = None) -> list[RuleResult]:
     legacy = legacy_fc_scores()
     pct = f"{rate:.1%}" if rate is not None else "n/a"
     errors = ", ".join(
-        f"{e['sqlstate']} {e['constraint_name'] or e['reason']} ×{e['n']}"
+        f"{display.sqlstate(e['sqlstate'])} {e['constraint_name'] or display.words(e['reason'])}"
+        f" ×{e['n']}"
         for e in errors_now["write_errors"]
     )
     fb = figures["fallback_rate"]
@@ -330,14 +332,15 @@ def evaluate(now: datetime | None = None) -> list[RuleResult]:
             "critical",
             drift > 0,
             drift,
-            f"{drift} profiles written with a results_version other than {configured_results_version()}.",
+            f"{display.count(drift, 'profile')} written with a results_version other than"
+            f" {configured_results_version()}.",
         ),
         RuleResult(
             "legacy_fc",
             "high",
             legacy > 0,
             legacy,
-            f"{legacy} fc_scores rows with fc_kind ≠ 'functions' or version ≠ 'v1.2'.",
+            f"{display.count(legacy, 'fc_scores row')} with fc_kind ≠ 'functions' or version ≠ 'v1.2'.",
         ),
         RuleResult(
             "fc_fallback",
@@ -363,7 +366,8 @@ def evaluate(now: datetime | None = None) -> list[RuleResult]:
             and mail_rate is not None
             and mail_rate > settings.NOTIFY_ALERT_FAILURE_RATE,
             mail_rate,
-            f"{mail['notify_failed']} of {mail_tried} results messages failed in the last"
+            f"{mail['notify_failed']} of {display.count(mail_tried, 'results message')} failed in"
+            " the last"
             f" {settings.NOTIFY_ALERT_WINDOW_MINUTES} min (alert above"
             f" {settings.NOTIFY_ALERT_FAILURE_RATE:.0%})."
             if mail_tried
@@ -377,9 +381,11 @@ def fresh_orphans_message(count: int, now: datetime) -> str:
     if not count:
         return ""
     sample = "; ".join(f"{o.session_id} ({o.diagnosis})" for o in fresh_orphan_sample(now, 3))
+    has = "has" if count == 1 else "have"
     return (
-        f"{count} sessions completed more than {settings.ORPHAN_ALERT_MINUTES} min ago (within"
-        f" the last {settings.ORPHAN_ALERT_HOURS} h) have no profile. Newest: {sample}."
+        f"{display.count(count, 'session')} completed more than {settings.ORPHAN_ALERT_MINUTES}"
+        f" min ago (within the last {settings.ORPHAN_ALERT_HOURS} h) {has} no profile."
+        f" Newest: {sample}."
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from remediation import display
 from remediation.fixes import executor
 from remediation.models import RunbookRecord, SessionDiagnosis
 from remediation.selectors.checks import FAIL, Check, run_checks
@@ -65,7 +66,7 @@ def _checks_step() -> dict[str, Any]:
         "key": "checks",
         "title": "Run the checks",
         "state": "done" if last else "to do",
-        "evidence": f"checks #{last.pk} at {last.created_at:%Y-%m-%d %H:%M}" if last else "",
+        "evidence": f"checks #{last.pk} at {display.when(last.created_at)}" if last else "",
     }
 
 
@@ -93,7 +94,7 @@ def _fix_steps(checks: dict[str, Check], diagnosis: dict[str, Any]) -> list[dict
     }
     when = diagnosis["checked_at"]
     now_text = f"test session: {diagnosis['category']} {diagnosis['sqlstate']}".strip() + (
-        f" (diagnosed {when:%Y-%m-%d %H:%M:%S %Z})" if when else ""
+        f" (diagnosed {display.when(when)})" if when else ""
     )
     causes = _causes(checks)
     applied_fixes = executor.applied()

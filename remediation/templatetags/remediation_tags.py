@@ -26,6 +26,8 @@ register.filter("duration", display.duration)
 register.filter("words", display.words)
 register.filter("sqlstate", display.sqlstate)
 register.filter("reason", display.reason)
+register.filter("seconds", display.seconds)
+register.filter("selection", display.selection)
 
 
 @register.filter
