@@ -22,9 +22,9 @@ from opsportal.secrets import Secret
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-_env_file = Path(os.environ.get("OPSPORTAL_ENV_FILE", BASE_DIR / ".env"))
-if _env_file.is_file():
-    environ.Env.read_env(_env_file, overwrite=False)
+ENV_FILE = Path(os.environ.get("OPSPORTAL_ENV_FILE", BASE_DIR / ".env"))
+if ENV_FILE.is_file():
+    environ.Env.read_env(ENV_FILE, overwrite=False)
 
 
 def _set(name: str) -> bool:

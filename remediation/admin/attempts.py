@@ -29,9 +29,34 @@ class FinalizeAttemptAdmin(ReadOnlyAdmin):
     list_filter = ("outcome", "backend", "reason", "sqlstate", "source")
     search_fields = ("=session_id", "requested_by_name")
     date_hierarchy = "started_at"
-    # The change page: the duration as a person reads it, the session and run as links.
-    exclude = ("duration_ms", "session_id", "run_id")
-    readonly_fields = ("session", "run", "duration")
+    # The change page: durations and codes as a person reads them, the session and run as links.
+    fields = (
+        "session",
+        "backend",
+        "source",
+        "requested_by",
+        "requested_by_name",
+        "rescore",
+        "started_at",
+        "finished_at",
+        "duration",
+        "outcome",
+        "reason_words",
+        "sqlstate_words",
+        "constraint_name",
+        "table_name",
+        "failed_statement",
+        "error_message",
+        "explanation",
+        "http_status",
+        "events",
+        "profile_id",
+        "type_code",
+        "results_version",
+        "results_url",
+        "run",
+    )
+    readonly_fields = ("session", "run", "duration", "reason_words", "sqlstate_words")
 
     @admin.display(description="session", ordering="session_id")
     def session(self, obj: FinalizeAttempt) -> SafeString:
@@ -69,8 +94,19 @@ class SessionDiagnosisAdmin(ReadOnlyAdmin):
     )
     list_filter = ("category", "sqlstate")
     search_fields = ("=session_id",)
-    exclude = ("session_id",)
-    readonly_fields = ("session",)
+    fields = (
+        "session",
+        "checked_at",
+        "category_words",
+        "sqlstate_words",
+        "constraint_name",
+        "table_name",
+        "value",
+        "error_message",
+        "explanation",
+        "events",
+    )
+    readonly_fields = ("session", "category_words", "sqlstate_words")
 
     @admin.display(description="session", ordering="session_id")
     def session(self, obj: SessionDiagnosis) -> SafeString:
