@@ -24,15 +24,17 @@ def bar_chart(
     height: int = 220,
     color: str = "#417690",
     compare: list[float | None] | None = None,
-    legend: tuple[str, str] = ("now", "then"),
+    legend: tuple[str, str, str] = ("now", "gained since", "as measured then"),
     compare_color: str = "#c58a00",
     empty: str = "",
 ) -> str:
     """An SVG bar chart; None values are drawn as gaps ("no data").
 
-    `compare`: a second value per label (same order), drawn as a bar beside each one, the
-    two named by `legend` (main, compare). `empty`: why there is nothing to draw, said in
-    the chart instead of bars (the caller knows why: no sessions, no orphans, ...)."""
+    `compare`: a second value per label (same order; conversion as measured then), drawn as
+    a mark on each bar, the part of the bar above the mark in `compare_color` (gained since);
+    `legend` names the three (the bar, the part above the mark, the mark).
+    `empty`: why there is nothing to draw, said in the chart instead of bars (the caller
+    knows why: no sessions, no orphans, ...)."""
     # Long on purpose: the SVG is drawn in one pass, top to bottom, as it reads.
     left, right, top, bottom = 48, 12, 28, 36
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -64,12 +66,15 @@ def bar_chart(
         )
         values = []
     if compare is not None:
-        parts.append(
-            f'<rect x="{left + plot_w - 150}" y="6" width="10" height="10" fill="{compare_color}"/>'
-            f'<text x="{left + plot_w - 136}" y="15" font-size="10">{escape(legend[1])}</text>'
-            f'<rect x="{left + plot_w - 60}" y="6" width="10" height="10" fill="{color}"/>'
-            f'<text x="{left + plot_w - 46}" y="15" font-size="10">{escape(legend[0])}</text>'
-        )
+        legend_y = height - 6
+        for k, (name, fill, h) in enumerate(
+            zip(legend, (color, compare_color, "#333"), (8, 8, 3), strict=True)
+        ):
+            lx = left + 130 * k
+            parts.append(
+                f'<rect x="{lx}" y="{legend_y - 4 - h / 2}" width="10" height="{h}" fill="{fill}"/>'
+                f'<text x="{lx + 14}" y="{legend_y}" font-size="10">{escape(name)}</text>'
+            )
     n = max(len(values), 1)
     slot = plot_w / n
     bar_w = max(1.0, slot * 0.75)
@@ -77,21 +82,29 @@ def bar_chart(
     def shown(v: float | None) -> str:
         return "no data" if v is None else (f"{v:.1%}" if percent else f"{v:g}")
 
-    def bar(x: float, w: float, v: float | None, fill: str, tip: str) -> None:
-        if v is not None:
-            parts.append(
-                f'<rect x="{x:.1f}" y="{y(v):.1f}" width="{w:.1f}" height="{top + plot_h - y(v):.1f}"'
-                f' fill="{fill}"><title>{escape(tip)}: {shown(v)}</title></rect>'
-            )
-
     for i, (label, v) in enumerate(values):
         x = left + i * slot + (slot - bar_w) / 2
-        if compare is None:
-            bar(x, bar_w, v, color, label)
-        else:
-            half = bar_w / 2
-            bar(x, half, compare[i], compare_color, f"{label} {legend[1]}")
-            bar(x + half, half, v, color, f"{label} {legend[0]}")
+        name = f"{label} {legend[0]}" if compare is not None else label
+        if v is not None:
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y(v):.1f}" width="{bar_w:.1f}" height="{top + plot_h - y(v):.1f}"'
+                f' fill="{color}"><title>{escape(name)}: {shown(v)}</title></rect>'
+            )
+        then = compare[i] if compare is not None else None
+        if then is not None:
+            # The figure then: a mark at its height, and the part of the bar above it (what
+            # was gained since) in the compare colour, so a recovered outage stands out.
+            if v is not None and v > then:
+                parts.append(
+                    f'<rect x="{x:.1f}" y="{y(v):.1f}" width="{bar_w:.1f}" height="{y(then) - y(v):.1f}"'
+                    f' fill="{compare_color}" class="gained"><title>{escape(label)}: {shown(then)}'
+                    f" {escape(legend[2])}, {shown(v)} {escape(legend[0])}</title></rect>"
+                )
+            parts.append(
+                f'<rect x="{x - 1:.1f}" y="{y(then) - 1.5:.1f}" width="{bar_w + 2:.1f}" height="3"'
+                f' fill="#333" class="then"><title>{escape(label)} {escape(legend[2])}:'
+                f" {shown(then)}</title></rect>"
+            )
         if n <= 31 and (i % max(1, n // 10) == 0):
             parts.append(
                 f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h + 14}" font-size="9"'

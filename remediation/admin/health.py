@@ -30,7 +30,7 @@ def dashboard_context(window: str) -> dict[str, Any]:
     # the second, never the first, so a recovered outage stays in the history.
     days_then = health.conversion_then("day", snap.taken_at - timedelta(days=30))
     hours_then = health.conversion_then("hour", snap.taken_at - timedelta(hours=48))
-    legend = ("now", "as measured then")
+    legend = ("conversion now", "gained since", "as measured then")
     no_sessions = "No session completed in the last {}: nothing to convert."
     day_chart = charts.bar_chart(
         [(d["bucket"].strftime("%m-%d"), d["rate"]) for d in days],
@@ -38,7 +38,7 @@ def dashboard_context(window: str) -> dict[str, Any]:
         max_value=1.0,
         percent=True,
         thresholds=charts.CONVERSION_THRESHOLDS,
-        compare=[days_then.get(d["bucket"], (None,))[0] for d in days],
+        compare=[days_then.get(d["bucket"], {}).get("rate") for d in days],
         legend=legend,
         empty="" if days else no_sessions.format("30 days"),
     )
@@ -48,7 +48,7 @@ def dashboard_context(window: str) -> dict[str, Any]:
         max_value=1.0,
         percent=True,
         thresholds=charts.CONVERSION_THRESHOLDS,
-        compare=[hours_then.get(h["bucket"], (None,))[0] for h in hours],
+        compare=[hours_then.get(h["bucket"], {}).get("rate") for h in hours],
         legend=legend,
         empty="" if hours else no_sessions.format("48 hours"),
     )
@@ -92,17 +92,40 @@ def dashboard_context(window: str) -> dict[str, Any]:
 
 
 def outages(
-    days: list[dict[str, Any]], then: dict[datetime, tuple[float | None, datetime]]
+    days: list[dict[str, Any]], then: dict[datetime, dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """The days whose conversion, as measured then, was below the alert threshold: the
-    history a backfill does not erase (newest first)."""
-    rows = []
+    """Runs of adjacent days (of those with completions) whose conversion, as the snapshots
+    measured it then, was below the alert threshold, with the figures then and now: the
+    history a backfill does not erase. Newest first; days are UTC, not TIME_ZONE days."""
+    groups: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
     for d in days:
-        rate_then, measured_at = then.get(d["bucket"], (None, None))
-        if rate_then is not None and rate_then < health.CONVERSION_ALERT:
-            day = d["bucket"].strftime("%Y-%m-%d")  # the UTC day, not converted to TIME_ZONE
-            rows.append({**d, "day": day, "rate_then": rate_then, "measured_at": measured_at})
-    return rows[::-1]
+        was = then.get(d["bucket"])
+        if was is None or was["rate"] is None or was["rate"] >= health.CONVERSION_ALERT:
+            current = None
+            continue
+        if current is None:
+            current = {
+                "first": d["bucket"].strftime("%Y-%m-%d"),
+                "days": 0,
+                "completed_then": 0,
+                "converted_then": 0,
+                "completed": 0,
+                "converted": 0,
+                "measured_from": was["measured_at"],
+            }
+            groups.append(current)
+        current["last"] = d["bucket"].strftime("%Y-%m-%d")
+        current["days"] += 1
+        current["completed_then"] += was["completed"]
+        current["converted_then"] += was["converted"]
+        current["completed"] += d["completed"]
+        current["converted"] += d["converted"]
+        current["measured_to"] = was["measured_at"]
+    for g in groups:
+        g["rate_then"] = g["converted_then"] / g["completed_then"] if g["completed_then"] else None
+        g["rate"] = g["converted"] / g["completed"] if g["completed"] else None
+    return groups[::-1]
 
 
 @admin.register(Alert)

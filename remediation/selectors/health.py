@@ -83,10 +83,11 @@ def conversion_series(start: datetime, end: datetime, unit: str = "day") -> list
 STEPS = {"day": timedelta(days=1), "hour": timedelta(hours=1)}
 
 
-def conversion_then(unit: str, start: datetime) -> dict[datetime, tuple[float | None, datetime]]:
+def conversion_then(unit: str, start: datetime) -> dict[datetime, dict[str, Any]]:
     """Conversion per day (or hour) of completion as it was first measured after that day
-    ended: {bucket: (rate, when measured)} for the buckets of the series that start at
-    `start`, read from the stored snapshots (their own daily/hourly series).
+    ended, read from the stored snapshots (their own daily/hourly series): {bucket: the
+    snapshot's entry for it (completed, converted, orphans, rate) plus `measured_at`}, for
+    the buckets from `start` on.
 
     A snapshot stores the conversion of each day as it stood then; a later backfill raises
     the conversion now, never the one a snapshot recorded, so an outage stays visible. The
@@ -101,33 +102,26 @@ def conversion_then(unit: str, start: datetime) -> dict[datetime, tuple[float | 
     if unit not in STEPS:
         raise ValueError("unit is day or hour")
     series = "daily" if unit == "day" else "hourly"
+    stored = MetricSnapshot.objects.filter(window="all", taken_at__gte=start)
     # The first snapshot of each bucket: the first one taken after the bucket before it ended.
     firsts = list(
-        MetricSnapshot.objects.filter(window="all", taken_at__gte=start)
-        .annotate(cut=Trunc("taken_at", unit, tzinfo=UTC))
+        stored.annotate(cut=Trunc("taken_at", unit, tzinfo=UTC))
         .values_list("cut", "taken_at", f"figures__{series}")
         .order_by("cut", "taken_at")
         .distinct("cut")
     )
-    newest = (
-        MetricSnapshot.objects.filter(window="all", taken_at__gte=start)
-        .values_list("taken_at", f"figures__{series}")
-        .first()
-    )
     snapshots = [(taken_at, entries) for _, taken_at, entries in firsts]
+    newest = stored.values_list("taken_at", f"figures__{series}").first()
     if newest is not None:
         snapshots.append(newest)
-    measured = [
-        (taken_at, {datetime.fromisoformat(e["bucket"]): e["rate"] for e in entries or []})
-        for taken_at, entries in snapshots
-    ]
-    then: dict[datetime, tuple[float | None, datetime]] = {}
-    for i, (taken_at, rates) in enumerate(measured):
-        last = i == len(measured) - 1
-        for bucket, rate in rates.items():
+    then: dict[datetime, dict[str, Any]] = {}
+    for i, (taken_at, entries) in enumerate(snapshots):
+        last = i == len(snapshots) - 1
+        for entry in entries or []:
+            bucket = datetime.fromisoformat(entry["bucket"])
             ended = taken_at >= bucket + STEPS[unit]
             if bucket not in then and bucket >= start - STEPS[unit] and (ended or last):
-                then[bucket] = (rate, taken_at)
+                then[bucket] = {**entry, "bucket": bucket, "measured_at": taken_at}
     return then
 
 

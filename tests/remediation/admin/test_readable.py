@@ -220,10 +220,11 @@ def test_health_keeps_a_recovered_outage_visible(reference, admin_client):
     page = admin_client.get(reverse("admin:health")).content.decode()
     label = completed.strftime("%m-%d")
     assert f"<title>{label} as measured then: 0.0%</title>" in page
-    assert f"<title>{label} now: 100.0%</title>" in page
+    assert f"<title>{label} conversion now: 100.0%</title>" in page
+    assert f"<title>{label}: 0.0% as measured then, 100.0% conversion now</title>" in page
     row = re.search(r'<table id="outage-days">.*?</table>', page, re.S).group(0)
-    assert completed.strftime("%Y-%m-%d") in row
-    assert "<td>0 %</td>" in row and "100 % (1 of 1)" in row
+    assert f"<td>{completed:%Y-%m-%d} (1 day)</td>" in row
+    assert "<td>0 % (0 of 1)</td>" in row and "<td>100 % (1 of 1)</td>" in row
     assert (completed + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S UTC") in row
 
 
