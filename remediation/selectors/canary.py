@@ -71,11 +71,7 @@ def fresh_orphan_sample(now: datetime, size: int = 5) -> list[FreshOrphan]:
     out = []
     for sid, completed in rows:
         d = found.get(sid)
-        text = (
-            f"{display.reason(d.category, d.sqlstate)}: {d.explanation}"
-            if d
-            else "not diagnosed yet"
-        )
+        text = f"{display.words(d.category)}: {d.explanation}" if d else "not diagnosed yet"
         out.append(FreshOrphan(sid, completed, text))
     return out
 
