@@ -24,7 +24,7 @@ def test_finalize_from_the_session_page(pipeline_db, admin_login, page):
     with clear_write_path():
         with page.expect_navigation():
             page.click("#diagnose-now")
-        assert "would_succeed" in page.inner_text(".diagnosis")
+        assert "would succeed" in page.inner_text(".diagnosis")
         page.click("a.finalize-link")
         page.wait_for_selector("#confirm-finalize")
         page.check("input[name=backend][value=local]")

@@ -287,3 +287,17 @@ def test_every_link_on_the_index_answers_for_each_role(
     assert links, "the index has links (password change, view site)"
     for url in links:
         assert client.get(url, follow=True).status_code == 200, url
+
+
+def test_audit_targets_that_are_runs_or_sessions_are_links(reference, admin_client, admin_user):
+    from remediation.services import audit_record
+
+    run = jobs.backfill_start(selection="ids", ids=[reference], enqueue=False, actor=admin_user)
+    audit_record("eve", "fc.load", target="v1.2", outcome="ok")
+    audit_record("eve", "session.finalize", target=reference, outcome="failed")
+    page = admin_client.get(reverse("admin:remediation_auditevent_changelist")).content.decode()
+    run_url = reverse("admin:remediation_backfillrun_change", args=[run.pk])
+    session_url = reverse("admin:remediation_assessmentsession_change", args=[reference])
+    assert f'<a href="{run_url}">run #{run.pk}</a>' in page
+    assert f'<a href="{session_url}">{reference}</a>' in page
+    assert ">v1.2<" in page
