@@ -9,6 +9,7 @@ from django.utils.safestring import SafeString
 
 from remediation import display
 from remediation.admin.base import ReadOnlyAdmin, session_link
+from remediation.admin.filters import CodeListFilter, SqlstateListFilter
 from remediation.models import FinalizeAttempt, SessionDiagnosis
 
 
@@ -26,7 +27,13 @@ class FinalizeAttemptAdmin(ReadOnlyAdmin):
         "source",
         "duration",
     )
-    list_filter = ("outcome", "backend", "reason", "sqlstate", "source")
+    list_filter = (
+        "outcome",
+        "backend",
+        ("reason", CodeListFilter),
+        ("sqlstate", SqlstateListFilter),
+        "source",
+    )
     search_fields = ("=session_id", "requested_by_name")
     date_hierarchy = "started_at"
     # The change page: durations and codes as a person reads them, the session and run as links.
@@ -92,7 +99,7 @@ class SessionDiagnosisAdmin(ReadOnlyAdmin):
         "constraint_name",
         "value",
     )
-    list_filter = ("category", "sqlstate")
+    list_filter = (("category", CodeListFilter), ("sqlstate", SqlstateListFilter))
     search_fields = ("=session_id",)
     fields = (
         "session",

@@ -15,6 +15,7 @@ from django.utils.safestring import mark_safe
 
 from remediation import charts, display
 from remediation.admin.base import ReadOnlyAdmin
+from remediation.admin.filters import CodeListFilter
 from remediation.admin.permissions import has_perm
 from remediation.models import Alert, MetricSnapshot
 from remediation.selectors import health
@@ -142,7 +143,7 @@ class AlertAdmin(ReadOnlyAdmin):
         "notify_attempts",
         "last_notify_error",
     )
-    list_filter = ("state", "severity", "rule")
+    list_filter = ("state", "severity", ("rule", CodeListFilter))
     actions = ("acknowledge",)
 
     @admin.display(description="rule", ordering="rule")
