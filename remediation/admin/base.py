@@ -10,6 +10,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import MultipleObjectsReturned
 from django.core.paginator import Paginator
 from django.db import connections
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
@@ -90,6 +91,12 @@ class ReadOnlyAdmin(LiveColumnsAdmin):
             return super().get_object(request, object_id, from_field)
         except MultipleObjectsReturned:
             return None
+
+
+def session_link(session_id: object) -> SafeString:
+    """A session id as a link to its page (sessions are never deleted from the pipeline)."""
+    url = reverse("admin:remediation_assessmentsession_change", args=[session_id])
+    return format_html('<a href="{}">{}</a>', url, session_id)
 
 
 class CappedCountPaginator(Paginator):

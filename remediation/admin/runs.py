@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from remediation import jobs
+from remediation import display, jobs
 from remediation.admin import run_confirm
 from remediation.admin.backfills import (
     NewBackfillForm,
@@ -59,9 +59,11 @@ def run_progress(run: BackfillRun) -> dict[str, Any]:
         "state_words": run_state_words(run),
         "percent": f"{figures['percent']:.1f}%",
         "processed": str(run.processed),
-        "estimated_total": str(run.estimated_total),
+        "estimated_total": display.count(run.estimated_total, "session"),
         "rate_per_min": f"{figures['rate_per_min']:.0f}",
-        "eta": f", about {eta:.0f} s left" if eta is not None else "",
+        "eta": f", about {display.seconds(eta)} left" if eta is not None else "",
+        "failed_reasons": str(run.failed)
+        + "".join(f" · {display.words(r)} {n}" for r, n in (run.failed_by_reason or {}).items()),
         **{
             k: str(getattr(run, k))
             for k in ("created", "rescored", "existing", "failed", "skipped")
@@ -105,7 +107,9 @@ def round_rows(run: BackfillRun) -> list[dict[str, Any]]:
         for outcome, n in sorted(counts.items(), key=lambda c: (_rank(order, c[0]), c[0])):
             text = f"{n} {OUTCOME_WORDS.get(outcome, outcome)}"
             if outcome == "failed" and reasons:
-                text += " (" + ", ".join(f"{k} {v}" for k, v in reasons.items()) + ")"
+                text += (
+                    " (" + ", ".join(f"{display.words(k)} {v}" for k, v in reasons.items()) + ")"
+                )
             parts.append(text)
         rows.append(
             {
@@ -282,7 +286,8 @@ class BackfillRunAdmin(ReadOnlyAdmin):
                 rollback = jobs.run_rollback(run.pk, actor=request.user)
                 messages.success(
                     request,
-                    f"Rollback #{rollback.pk} started: {rollback.estimated_total} sessions to restore"
+                    f"Rollback #{rollback.pk} started: {display.count(rollback.estimated_total, 'session')}"
+                    " to restore"
                     f" from run #{run.pk}'s pre-images; its progress is below.",
                 )
                 target = rollback.pk

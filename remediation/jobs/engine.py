@@ -73,6 +73,7 @@ from django.db import connections, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
+from remediation import display
 from remediation.jobs import crashpoints, ledger
 from remediation.jobs.items import apply_outcomes, save_items
 from remediation.models import BackfillItem, BackfillRun
@@ -802,7 +803,7 @@ def runs_watchdog(*, resume: bool = True) -> list[int]:
             transition(
                 run.pk,
                 State.INTERRUPTED,
-                message=f"worker stopped mid-run (no heartbeat since {beat:%Y-%m-%d %H:%M:%S}); "
+                message=f"worker stopped mid-run (no heartbeat since {display.when(beat)}); "
                 f"resuming from session {run.cursor}",
             )
         except IllegalTransition:

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
+from remediation import display
 from remediation.models import (
     AssessmentResponse,
     AssessmentSession,
@@ -135,8 +136,9 @@ class Reason:
 
     @property
     def short(self) -> str:
-        code = f" [{self.sqlstate}]" if self.sqlstate else ""
-        return f"{self.category}{code}" + (f": {self.detail}" if self.detail else "")
+        return display.reason(self.category, self.sqlstate) + (
+            f": {self.detail}" if self.detail else ""
+        )
 
     @property
     def words(self) -> str:
