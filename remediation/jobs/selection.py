@@ -11,8 +11,8 @@ from typing import Any
 from django.utils import timezone
 
 from remediation import selectors
-from remediation.jobs.engine import RunError
-from remediation.models import BackfillRun
+from remediation.jobs.engine import TERMINAL, UNSETTLED, RunError
+from remediation.models import BackfillItem, BackfillRun
 
 
 class SelectionError(RunError):
@@ -134,3 +134,38 @@ def resolve_selection(
             for pk in selection_queryset(selection, params, rescore).values_list("pk", flat=True)
         ]
     raise SelectionError(f"unknown selection {selection!r}")
+
+
+# --- Overlaps: sessions another run still holds ----------------------------------------------
+# The kinds whose runs write the sessions' rows (a second writer over the same sessions would
+# defeat the first one's throttle and pre-images).
+WRITING_KINDS = (BackfillRun.Kind.FINALIZE, BackfillRun.Kind.ROLLBACK)
+
+
+def held_sessions(session_ids: list[str]) -> dict[int, list[str]]:
+    """Of `session_ids`, those a writing run that has not stopped for good (enqueued,
+    running, pausing, paused, cancelling, interrupted) still has to process: {run id:
+    [session ids]}, oldest run first. A read; the caller takes the start lock first."""
+    from django.db import connections
+
+    field = BackfillItem._meta.get_field("session_id")
+    wanted = [str(field.to_python(s)) for s in session_ids]
+    active = list(
+        BackfillRun.objects.filter(kind__in=WRITING_KINDS)
+        .exclude(state__in=TERMINAL)
+        .values_list("pk", flat=True)
+    )
+    if not wanted or not active:
+        return {}
+    with connections["default"].cursor() as cur:
+        cur.execute(
+            f"SELECT run_id, session_id::text FROM {BackfillItem._meta.db_table}"
+            " WHERE run_id = ANY(%s) AND outcome = ANY(%s) AND session_id = ANY(%s::uuid[])"
+            " ORDER BY run_id, ordinal",
+            [active, list(UNSETTLED), wanted],
+        )
+        rows = cur.fetchall()
+    held: dict[int, list[str]] = {}
+    for run_id, sid in rows:
+        held.setdefault(run_id, []).append(sid)
+    return held
