@@ -342,8 +342,8 @@ class BackfillRunAdmin(ReadOnlyAdmin):
                 )
                 target = rollback.pk
             elif action in handlers:
-                handlers[action](run.pk, actor=request.user)
-                messages.success(request, f"{run}: {action} requested.")
+                after = handlers[action](run.pk, actor=request.user)
+                messages.success(request, control_words(action, after))
             else:
                 raise PermissionDenied
         except jobs.RunError as exc:
@@ -380,6 +380,36 @@ class BackfillRunAdmin(ReadOnlyAdmin):
         ]
         rows = run.items.order_by("ordinal").values_list(*columns).iterator(chunk_size=2000)
         return csv_response(f"{run.kind}-{run.pk}-items.csv", columns, rows)
+
+
+def control_words(action: str, run: BackfillRun) -> str:
+    """What a control did, as the database has it now: pause and resume change only the run's
+    state (no pipeline row); cancel stops processing; retry opens a new round."""
+    name = str(run).rsplit(" (", 1)[0]
+    state = run.get_state_display()
+    left = max(0, run.estimated_total - run.processed)
+    if action == "pause":
+        when = (
+            "it stops at the end of the batch it is in"
+            if run.state == BackfillRun.State.PAUSING
+            else "no batch was running"
+        )
+        return f"{name} is {state}: {when}. Nothing in the pipeline database was changed."
+    if action == "resume":
+        return (
+            f"{name} is {state}: it continues with the {left} session{'' if left == 1 else 's'}"
+            " not processed yet. Nothing in the pipeline database was changed by resuming."
+        )
+    if action == "cancel":
+        when = (
+            "it stops at the end of the batch it is in"
+            if run.state == BackfillRun.State.CANCELLING
+            else "it has stopped"
+        )
+        return (
+            f"{name} is {state}: {when}; what it already wrote stays (roll it back for that)."
+        )
+    return f"{name} is {state}: {run.message}."
 
 
 def notify_context(request: HttpRequest, run: BackfillRun) -> dict[str, Any]:

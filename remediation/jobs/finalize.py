@@ -29,7 +29,7 @@ from django.db import connections
 
 from remediation import pipeline as pw
 from remediation.jobs import crashpoints, ledger
-from remediation.jobs.engine import JobKind, PauseRun, register
+from remediation.jobs.engine import JobKind, PauseRun, register, rounds_words
 from remediation.jobs.items import insert_rows
 from remediation.models import BackfillItem, BackfillRun, FinalizeAttempt
 
@@ -112,10 +112,14 @@ class FinalizeJob(JobKind):
             logger.exception("health snapshot after backfill %s not enqueued", run.pk)
 
     def summary(self, run: BackfillRun) -> str:
-        return (
+        text = (
             f"{run.processed} processed: {run.created} created, {run.rescored} re-scored, "
             f"{run.existing} already had a profile, {run.failed} failed, {run.skipped} skipped"
         ) + (f", {unknown} unknown" if (unknown := (run.counts or {}).get("unknown")) else "")
+        by_round = rounds_words(run)
+        # After a retry the headline is each session's latest outcome; the rounds say what
+        # each pass did (5 failed, then 5 already had a profile is not "0 failed" alone).
+        return f"{text} (now, over every round; {by_round})" if by_round else text
 
 
 register(FinalizeJob())

@@ -100,3 +100,38 @@ def cancel_preview(run: BackfillRun) -> dict[str, Any]:
         "sample": list(pending.order_by("ordinal").values_list("session_id", flat=True)[:SAMPLE]),
         "active": run.state in (BackfillRun.State.RUNNING, BackfillRun.State.PAUSING),
     }
+
+
+def retry_preview(run: BackfillRun) -> dict[str, Any]:
+    """What "Retry failed" does: which sessions a new round writes (failed, busy, unknown),
+    how many of them by outcome and reason, the first few, and what the run holds now."""
+    from remediation.jobs.engine import TERMINAL
+
+    retried = run.items.filter(outcome__in=[Outcome.FAILED, Outcome.BUSY, Outcome.UNKNOWN])
+    refusal = ""
+    if run.kind == BackfillRun.Kind.ROLLBACK:
+        refusal = "a rollback run is not retried: roll the source run back again"
+    elif run.state not in TERMINAL:
+        refusal = f"run #{run.pk} is {run.get_state_display()}; retry when it has stopped"
+    elif not retried.exists():
+        refusal = "no failed sessions to retry"
+    by_reason: dict[str, int] = {}
+    for outcome, reason in retried.values_list("outcome", "reason"):
+        key = reason or outcome
+        by_reason[key] = by_reason.get(key, 0) + 1
+    return {
+        "refusal": refusal,
+        "count": retried.count(),
+        "unknown": retried.filter(outcome=Outcome.UNKNOWN).count(),
+        "busy": retried.filter(outcome=Outcome.BUSY).count(),
+        "by_reason": sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])),
+        "sample": list(
+            retried.order_by("ordinal").values(
+                "ordinal", "session_id", "outcome", "reason", "sqlstate", "error"
+            )[:SAMPLE]
+        ),
+        "round": len(run.rounds or []) + (1 if run.rounds else 2),
+        "backend": run.backend,
+        "rescore": run.rescore,
+        "dry_run": run.dry_run,
+    }

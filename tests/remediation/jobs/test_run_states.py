@@ -190,7 +190,9 @@ def test_a_rollback_with_a_conflict_finishes_with_failures_and_the_source_says_r
     assert "finished with failures" in _page(admin_client, rollback)
     page = _page(admin_client, source)
     assert 'succeeded</span>, <span id="run-rolled-back">rolled back by <a' in page
-    assert f">run #{rollback.pk}</a></span></h2>" in page
+    heading = page[page.index('id="run-rolled-back"') : page.index("</h2>")]
+    assert f">run #{rollback.pk}</a> on " in heading  # when, then what it could not restore
+    assert '(not everything could be restored: <a href="#rollback-report">' in heading
     listing = admin_client.get(reverse("admin:remediation_backfillrun_changelist")).content.decode()
     assert f"succeeded, rolled back by run #{rollback.pk}" in listing
     assert "finished with failures" in listing
