@@ -131,7 +131,12 @@ def overlap_html(overlap: run_services.Overlap) -> SafeString:
         ", ",
         '{} held by <a href="{}" class="overlap-run">run #{}</a> ({})',
         (
-            (n, reverse("admin:remediation_backfillrun_change", args=[r.pk]), r.pk, r.get_state_display())
+            (
+                n,
+                reverse("admin:remediation_backfillrun_change", args=[r.pk]),
+                r.pk,
+                r.get_state_display(),
+            )
             for r, n in overlap.runs()
         ),
     )
@@ -144,9 +149,7 @@ def start(request: HttpRequest, **kwargs: Any) -> HttpResponse | None:
     # Sessions other active runs hold: refused unless the confirmation chose to exclude them.
     overlap = "exclude" if request.POST.get("overlap") == "exclude" else "refuse"
     try:
-        run = run_services.backfill_start_exclusive(
-            actor=request.user, overlap=overlap, **kwargs
-        )
+        run = run_services.backfill_start_exclusive(actor=request.user, overlap=overlap, **kwargs)
     except run_services.RunOverlap as exc:
         messages.error(
             request,
@@ -175,9 +178,7 @@ def start(request: HttpRequest, **kwargs: Any) -> HttpResponse | None:
         if excluded
         else ""
     )
-    messages.success(
-        request, f"Backfill #{run.pk} enqueued: {run.estimated_total} sessions{note}."
-    )
+    messages.success(request, f"Backfill #{run.pk} enqueued: {run.estimated_total} sessions{note}.")
     return HttpResponseRedirect(reverse("admin:remediation_backfillrun_change", args=[run.pk]))
 
 

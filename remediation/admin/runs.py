@@ -92,9 +92,12 @@ def run_state_words(run: BackfillRun) -> str:
         words += f", rolled back by run #{rollback_run}"
         if run.rolled_back_at:
             words += f" on {formats.date_format(timezone.localtime(run.rolled_back_at), 'DATETIME_FORMAT')}"
-    elif run.kind == BackfillRun.Kind.FINALIZE and run.follow_up_runs.filter(
-        kind=BackfillRun.Kind.ROLLBACK
-    ).exclude(state__in=jobs.TERMINAL).exists():
+    elif (
+        run.kind == BackfillRun.Kind.FINALIZE
+        and run.follow_up_runs.filter(kind=BackfillRun.Kind.ROLLBACK)
+        .exclude(state__in=jobs.TERMINAL)
+        .exists()
+    ):
         words += ", being rolled back"
     return words
 
@@ -116,9 +119,12 @@ def run_links(run: BackfillRun) -> dict[str, Any]:
     )
     overlapping: list[tuple[BackfillRun, int]] = []
     if run.is_active or run.state in (BackfillRun.State.PAUSED, BackfillRun.State.INTERRUPTED):
-        pending = [str(s) for s in run.items.filter(outcome__in=["pending", "busy"]).values_list(
-            "session_id", flat=True
-        )]
+        pending = [
+            str(s)
+            for s in run.items.filter(outcome__in=["pending", "busy"]).values_list(
+                "session_id", flat=True
+            )
+        ]
         overlap = run_overlap(pending)
         overlap.held.pop(run.pk, None)
         overlapping = overlap.runs()
@@ -406,9 +412,7 @@ def control_words(action: str, run: BackfillRun) -> str:
             if run.state == BackfillRun.State.CANCELLING
             else "it has stopped"
         )
-        return (
-            f"{name} is {state}: {when}; what it already wrote stays (roll it back for that)."
-        )
+        return f"{name} is {state}: {when}; what it already wrote stays (roll it back for that)."
     return f"{name} is {state}: {run.message}."
 
 

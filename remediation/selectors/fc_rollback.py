@@ -52,7 +52,9 @@ def fc_undo_preview(change: Any) -> dict[str, Any]:
     blocks = [
         {
             "block": b,
-            "options": sorted(options.get(str(b.get("id")), []), key=lambda o: o.get("order_index") or 0),
+            "options": sorted(
+                options.get(str(b.get("id")), []), key=lambda o: o.get("order_index") or 0
+            ),
         }
         for b in sorted(images.get("fc_blocks") or [], key=lambda b: b.get("order_index") or 0)
     ]

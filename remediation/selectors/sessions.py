@@ -275,7 +275,10 @@ def profile_history(session_id: Any) -> list[dict[str, Any]]:
     words = {
         (BackfillRun.Kind.FINALIZE, Outcome.CREATED): "profile created",
         (BackfillRun.Kind.FINALIZE, Outcome.RESCORED): "profile re-scored",
-        (BackfillRun.Kind.ROLLBACK, Outcome.RESTORED): "rolled back (the rows as before run #{src})",
+        (
+            BackfillRun.Kind.ROLLBACK,
+            Outcome.RESTORED,
+        ): "rolled back (the rows as before run #{src})",
         (BackfillRun.Kind.ROLLBACK, Outcome.CONFLICT): "left alone by the rollback of run #{src}"
         " (changed since)",
     }

@@ -33,8 +33,13 @@ def test_a_session_page_shows_the_history_and_no_link_to_a_deleted_profile(
     assert not Profile.objects.filter(session_id=ids[0]).exists()
     # The run's attempt recorded a results link when it created the profile.
     FinalizeAttempt.objects.create(
-        session_id=ids[0], backend="local", source="backfill", started_at=timezone.now(),
-        outcome="created", results_url="http://results.example/r/abc", run_id=run.pk,
+        session_id=ids[0],
+        backend="local",
+        source="backfill",
+        started_at=timezone.now(),
+        outcome="created",
+        results_url="http://results.example/r/abc",
+        run_id=run.pk,
     )
     page = admin_client.get(
         reverse("admin:remediation_assessmentsession_change", args=[ids[0]])
@@ -74,7 +79,10 @@ def test_a_rolled_back_run_says_so_in_the_list_and_on_its_page(rolled_back, admi
     assert f"?group=run-{run.pk}" in links and 'id="run-tasks-done">0 done' in links
     attempts = FinalizeAttempt.objects.filter(run_id=run.pk).count()
     assert f'?run_id={run.pk}" id="run-attempts">{attempts}</a>' in links
-    assert f"Follow-up run: <a href=\"{reverse('admin:remediation_backfillrun_change', args=[rollback.pk])}\"" in links
+    assert (
+        f'Follow-up run: <a href="{reverse("admin:remediation_backfillrun_change", args=[rollback.pk])}"'
+        in links
+    )
     assert "Alerts open while it ran: none" in links
     back = admin_client.get(
         reverse("admin:remediation_backfillrun_change", args=[rollback.pk])
@@ -85,12 +93,19 @@ def test_a_rolled_back_run_says_so_in_the_list_and_on_its_page(rolled_back, admi
 def test_the_run_page_lists_alerts_open_while_it_ran(rolled_back, admin_client):
     ids, run, rollback = rolled_back
     alert = Alert.objects.create(
-        rule="conversion_drop", severity="critical", message="m",
-        first_seen=run.started_at, last_seen=run.finished_at,
+        rule="conversion_drop",
+        severity="critical",
+        message="m",
+        first_seen=run.started_at,
+        last_seen=run.finished_at,
     )
     Alert.objects.create(  # resolved before the run started: not linked
-        rule="old", severity="warning", message="m", state="resolved",
-        first_seen=run.created_at.replace(year=2000), last_seen=run.created_at.replace(year=2000),
+        rule="old",
+        severity="warning",
+        message="m",
+        state="resolved",
+        first_seen=run.created_at.replace(year=2000),
+        last_seen=run.created_at.replace(year=2000),
         resolved_at=run.created_at.replace(year=2000),
     )
     page = admin_client.get(
@@ -109,5 +124,8 @@ def test_an_active_run_links_to_the_run_holding_the_same_sessions(clear_variant,
         reverse("admin:remediation_backfillrun_change", args=[first.pk])
     ).content.decode()
     assert "Also holding 1 of this run's pending session:" in page
-    assert f'{reverse("admin:remediation_backfillrun_change", args=[second.pk])}">Backfill #{second.pk}' in page
+    assert (
+        f'{reverse("admin:remediation_backfillrun_change", args=[second.pk])}">Backfill #{second.pk}'
+        in page
+    )
     assert BackfillRun.objects.count() == 2

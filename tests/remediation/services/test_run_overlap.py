@@ -29,8 +29,9 @@ def test_a_second_run_over_held_sessions_is_refused_and_starts_nothing(clear_var
     with pytest.raises(runs.RunOverlap) as refused:
         _first(ids)
     assert refused.value.overlap.held == {first.pk: ids[:3]}
-    assert f"3 of the 5 selected sessions are held by another active run (3 by run #{first.pk}" in str(
-        refused.value
+    assert (
+        f"3 of the 5 selected sessions are held by another active run (3 by run #{first.pk}"
+        in str(refused.value)
     )
     assert BackfillRun.objects.count() == 1
     assert AuditEvent.objects.filter(action="backfill.start").count() == 1
