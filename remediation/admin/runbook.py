@@ -366,7 +366,7 @@ def verify_preview(raw: str) -> dict[str, Any]:
         "given": session_id,
         "session": session,
         "missing": bool(chosen) and session is None,
-        "profile": Profile.objects.filter(session_id=chosen).first() if session else None,
+        "profile": Profile.objects.filter(session=session).first() if session else None,
         "diagnosis": selectors.stored_diagnoses([chosen]).get(str(chosen)) if session else None,
         "results_version": configured_results_version(),
         "writes": [

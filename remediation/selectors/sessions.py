@@ -272,7 +272,7 @@ def profile_history(session_id: Any) -> list[dict[str, Any]]:
     from remediation.models import BackfillItem, BackfillRun
 
     Outcome = BackfillItem.Outcome
-    words = {
+    words: dict[tuple[str, str], str] = {
         (BackfillRun.Kind.FINALIZE, Outcome.CREATED): "profile created",
         (BackfillRun.Kind.FINALIZE, Outcome.RESCORED): "profile re-scored",
         (

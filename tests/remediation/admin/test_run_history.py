@@ -60,7 +60,7 @@ def test_a_session_page_shows_the_history_and_no_link_to_a_deleted_profile(
 
 
 def test_a_rolled_back_run_says_so_in_the_list_and_on_its_page(rolled_back, admin_client):
-    ids, run, rollback = rolled_back
+    _, run, rollback = rolled_back
     changelist = reverse("admin:remediation_backfillrun_changelist")
     listed = admin_client.get(changelist + "?rolled_back=yes").content.decode()
     assert f"rolled back by run #{rollback.pk} on " in listed
@@ -91,7 +91,7 @@ def test_a_rolled_back_run_says_so_in_the_list_and_on_its_page(rolled_back, admi
 
 
 def test_the_run_page_lists_alerts_open_while_it_ran(rolled_back, admin_client):
-    ids, run, rollback = rolled_back
+    _, run, _ = rolled_back
     alert = Alert.objects.create(
         rule="conversion_drop",
         severity="critical",
