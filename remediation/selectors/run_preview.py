@@ -9,6 +9,7 @@ from django.db import DatabaseError
 
 from remediation.jobs.engine import STOPPED
 from remediation.jobs.rollback import restorable_items
+from remediation.jobs.selection import held_sessions
 from remediation.models import BackfillItem, BackfillRun
 from remediation.selectors.triggers import rewritten_columns, write_triggers
 
@@ -115,6 +116,15 @@ def retry_preview(run: BackfillRun) -> dict[str, Any]:
         refusal = f"run #{run.pk} is {run.get_state_display()}; retry when it has stopped"
     elif not retried.exists():
         refusal = "no failed sessions to retry"
+    held = held_sessions([str(s) for s in retried.values_list("session_id", flat=True)])
+    held.pop(run.pk, None)
+    if held and not refusal:
+        n = sum(len(v) for v in held.values())
+        refusal = (
+            f"{n} of these sessions are held by another active run ("
+            + ", ".join(f"run #{pk}" for pk in held)
+            + "); retry when it has stopped"
+        )
     by_reason: dict[str, int] = {}
     for outcome, reason in retried.values_list("outcome", "reason"):
         key = reason or outcome

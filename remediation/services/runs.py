@@ -138,6 +138,13 @@ def run_retry_failed(run_id: int, *, actor: Any = None) -> BackfillRun:
         )
         if not candidates:
             raise RunError("no failed sessions to retry")
+        # A new round is a start too: not over sessions another active run holds.
+        with connections["default"].cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [START_LOCK])
+        overlap = run_overlap([str(i.session_id) for i in candidates])
+        overlap.held.pop(run.pk, None)
+        if overlap.held:
+            raise RunOverlap(overlap, len(candidates))
         unknown = [i for i in candidates if i.outcome == Outcome.UNKNOWN]
         still = {i.pk for i in unknown}
         if unknown and run.kind == BackfillRun.Kind.FINALIZE and not run.dry_run:

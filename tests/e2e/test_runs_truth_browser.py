@@ -69,9 +69,7 @@ def test_fc_undo_goes_through_its_confirmation_page(pipeline_db, admin_login, pa
     assert FcChange.objects.get(pk=change.pk).undone_at is not None
 
 
-def test_a_second_backfill_over_an_active_runs_sessions_is_refused(
-    pipeline_db, admin_login, page
-):
+def test_a_second_backfill_over_an_active_runs_sessions_is_refused(pipeline_db, admin_login, page):
     load_reference_data()
     ids = [make_session(seed=i) for i in range(4)]
     first = run_services.backfill_start_exclusive(
@@ -90,7 +88,9 @@ def test_a_second_backfill_over_an_active_runs_sessions_is_refused(
     page.click("#start-backfill")
     page.wait_for_selector("ul.messagelist li.error")
     error = page.inner_text("ul.messagelist li.error")
-    assert "Backfill not started: 2 of the selected sessions are held by another active run" in error
+    assert (
+        "Backfill not started: 2 of the selected sessions are held by another active run" in error
+    )
     assert BackfillRun.objects.count() == 1
     held_by = page.locator("ul.messagelist li.error a.overlap-run")
     assert held_by.get_attribute("href") == f"/admin/remediation/backfillrun/{first.pk}/change/"

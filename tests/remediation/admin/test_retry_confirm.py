@@ -66,3 +66,19 @@ def test_pause_and_resume_say_they_changed_only_the_run(clear_variant, admin_cli
     resume = reverse("admin:remediation_backfillrun_control", args=[run.pk, "resume"])
     text = admin_client.post(resume, follow=True).content.decode()
     assert f"Backfill #{run.pk} is enqueued: it continues with the 1 session not processed" in text
+
+
+def test_a_retry_over_sessions_another_active_run_holds_is_refused(clear_variant, admin_client):
+    from remediation.services import runs
+
+    ids = [make_session(seed=i) for i in range(2)]
+    _refuse(ids)
+    run = jobs.run_until_done(_start(ids).pk)
+    other = _start(ids[:1])  # enqueued, holding one of the failed sessions
+    url = reverse("admin:remediation_backfillrun_control", args=[run.pk, "retry"])
+    page = admin_client.get(url).content.decode()
+    assert f"1 of these sessions are held by another active run (run #{other.pk})" in page
+    assert 'id="confirm-yes"' not in page
+    with pytest.raises(runs.RunOverlap, match=f"1 by run #{other.pk}"):
+        runs.run_retry_failed(run.pk)
+    assert BackfillRun.objects.get(pk=run.pk).state == "failed"
