@@ -277,12 +277,15 @@ def backfill_filter_view(model_admin: admin.ModelAdmin[Any], request: HttpReques
     described = (
         ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in params.items() if v) or "no filter"
     )
-    ids = [str(pk) for pk in qs.values_list("pk", flat=True)]
+    # The ids only when some run could hold them (a filter may select 100,000s of orphans).
+    from remediation.jobs.selection import writing_runs_active
+
+    ids = [str(pk) for pk in qs.values_list("pk", flat=True)] if writing_runs_active() else []
     return confirm_page(
         model_admin,
         request,
         sessions=qs,
-        total=len(ids),
+        total=len(ids) if ids else qs.count(),
         session_ids=ids,
         hidden=[
             (k, v)

@@ -107,8 +107,8 @@ def run_links(run: BackfillRun) -> dict[str, Any]:
     while it ran, the runs holding the same sessions while it is active."""
     from django_q.models import Failure, Success
 
+    from remediation.jobs.selection import runs_sharing_pending
     from remediation.models import Alert, FinalizeAttempt
-    from remediation.services.runs import run_overlap
 
     group = f"run-{run.pk}"
     end = run.finished_at or timezone.now()
@@ -118,16 +118,10 @@ def run_links(run: BackfillRun) -> dict[str, Any]:
         .order_by("-first_seen")
     )
     overlapping: list[tuple[BackfillRun, int]] = []
-    if run.is_active or run.state in (BackfillRun.State.PAUSED, BackfillRun.State.INTERRUPTED):
-        pending = [
-            str(s)
-            for s in run.items.filter(outcome__in=["pending", "busy"]).values_list(
-                "session_id", flat=True
-            )
-        ]
-        overlap = run_overlap(pending)
-        overlap.held.pop(run.pk, None)
-        overlapping = overlap.runs()
+    if run.state not in jobs.TERMINAL:
+        shared = runs_sharing_pending(run)
+        by_pk = BackfillRun.objects.in_bulk(list(shared))
+        overlapping = [(by_pk[pk], n) for pk, n in shared.items() if pk in by_pk]
     return {
         "task_group": group,
         "tasks_done": Success.objects.filter(group=group).count(),

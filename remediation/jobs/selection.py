@@ -142,6 +142,11 @@ def resolve_selection(
 WRITING_KINDS = (BackfillRun.Kind.FINALIZE, BackfillRun.Kind.ROLLBACK)
 
 
+def writing_runs_active() -> bool:
+    """Whether any writing run has not stopped for good (only then can a session be held)."""
+    return BackfillRun.objects.filter(kind__in=WRITING_KINDS).exclude(state__in=TERMINAL).exists()
+
+
 def held_sessions(session_ids: list[str]) -> dict[int, list[str]]:
     """Of `session_ids`, those a writing run that has not stopped for good (enqueued,
     running, pausing, paused, cancelling, interrupted) still has to process: {run id:
@@ -169,3 +174,27 @@ def held_sessions(session_ids: list[str]) -> dict[int, list[str]]:
     for run_id, sid in rows:
         held.setdefault(run_id, []).append(sid)
     return held
+
+
+def runs_sharing_pending(run: BackfillRun) -> dict[int, int]:
+    """Other writing runs (not stopped for good) that still have to process sessions `run`
+    still has to process: {run id: how many}, in one statement (for the run page)."""
+    from django.db import connections
+
+    others = list(
+        BackfillRun.objects.filter(kind__in=WRITING_KINDS)
+        .exclude(state__in=TERMINAL)
+        .exclude(pk=run.pk)
+        .values_list("pk", flat=True)
+    )
+    if not others or run.kind not in WRITING_KINDS:
+        return {}
+    table = BackfillItem._meta.db_table
+    with connections["default"].cursor() as cur:
+        cur.execute(
+            f"SELECT o.run_id, count(*) FROM {table} m JOIN {table} o"
+            " ON o.session_id = m.session_id AND o.run_id = ANY(%s) AND o.outcome = ANY(%s)"
+            " WHERE m.run_id = %s AND m.outcome = ANY(%s) GROUP BY o.run_id ORDER BY o.run_id",
+            [others, list(UNSETTLED), run.pk, list(UNSETTLED)],
+        )
+        return {run_id: n for run_id, n in cur.fetchall()}

@@ -72,13 +72,15 @@ def backfill_start_exclusive(*, overlap: str = "refuse", **kwargs: Any) -> Backf
     so two starts at once cannot both take the same sessions: the second one sees the
     first's items."""
     from remediation.jobs.finalize import backfill_start
-    from remediation.jobs.selection import resolve_selection
+    from remediation.jobs.selection import resolve_selection, writing_runs_active
 
     if overlap not in ("refuse", "exclude"):
         raise RunError(f"unknown overlap choice {overlap!r} (refuse or exclude)")
     with transaction.atomic():
         with connections["default"].cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", [START_LOCK])
+        if not writing_runs_active():  # nothing can hold a session: resolve it once
+            return backfill_start(**kwargs)
         params = {k: v for k, v in (kwargs.get("params") or {}).items() if v not in (None, "")}
         ids = resolve_selection(
             kwargs["selection"], params, kwargs.get("ids"), bool(kwargs.get("rescore"))
