@@ -127,7 +127,7 @@ def retry_preview(run: BackfillRun) -> dict[str, Any]:
         )
     by_reason: dict[str, int] = {}
     for outcome, reason in retried.values_list("outcome", "reason"):
-        key = reason or outcome
+        key = f"{outcome} ({reason})" if reason else outcome
         by_reason[key] = by_reason.get(key, 0) + 1
     return {
         "refusal": refusal,

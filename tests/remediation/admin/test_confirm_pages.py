@@ -364,7 +364,7 @@ def test_retry_failed_shows_count_and_sample_and_changes_nothing_before_yes(
     client.force_login(engineer)
     url = reverse("admin:remediation_backfillrun_control", args=[run.pk, "retry"])
     page = asks_and_changes_nothing(client, url)
-    assert '<strong id="retry-count">2</strong>' in page and "2 check" in page
+    assert '<strong id="retry-count">2</strong>' in page and "2 failed (check)." in page
     sample = page[page.index('id="retry-sample"') :]
     assert all(sid in sample for sid in ids[:2]) and ids[2] not in sample
     assert 'value="Yes, retry 2 sessions"' in page

@@ -32,7 +32,7 @@ def test_all_failed_then_retry_through_the_confirmation_keeps_the_summary_true(
     url = reverse("admin:remediation_backfillrun_control", args=[run.pk, "retry"])
     confirm = admin_client.get(url).content.decode()
     assert '<strong id="retry-count">5</strong>' in confirm
-    assert "5 check" in confirm  # by reason
+    assert "5 failed (check)." in confirm  # by outcome and reason
     assert confirm.count("<tr><td>") >= 5 and ids[0] in confirm
     admin_client.post(url)  # a POST without confirm=yes is the page again
     assert BackfillRun.objects.get(pk=run.pk).state == "failed"
