@@ -23,7 +23,7 @@ def test_all_failed_then_retry_through_the_confirmation_keeps_the_summary_true(
     run = jobs.run_until_done(_start(ids).pk)
     assert (run.state, run.created, run.failed) == ("failed", 0, 5)
     page = _page(admin_client, run)
-    assert '<span id="run-state">all failed</span>' in page
+    assert '<span id="run-state" data-live="state">all failed</span>' in page
     assert 'id="run-retry" value="Retry failed…"' in page.replace(
         '<input type="submit" value="Retry failed…" id="run-retry">',
         'id="run-retry" value="Retry failed…"',
