@@ -14,6 +14,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from remediation import jobs
 from remediation.admin.permissions import (
@@ -23,6 +25,7 @@ from remediation.admin.permissions import (
     log_change,
 )
 from remediation.selectors.triggers import trigger_context
+from remediation.services import runs as run_services
 
 SAMPLE_SIZE = 10
 MAX_CSV_BYTES = 5_000_000  # an uploaded CSV of ids: about 130,000 session ids
@@ -122,12 +125,43 @@ def can_rescore(request: HttpRequest) -> bool:
     return has_perm(request, RUN_LARGE_BACKFILL)
 
 
+def overlap_html(overlap: run_services.Overlap) -> SafeString:
+    """The runs holding some of the selection, as links."""
+    return format_html_join(
+        ", ",
+        '{} held by <a href="{}" class="overlap-run">run #{}</a> ({})',
+        (
+            (
+                n,
+                reverse("admin:remediation_backfillrun_change", args=[r.pk]),
+                r.pk,
+                r.get_state_display(),
+            )
+            for r, n in overlap.runs()
+        ),
+    )
+
+
 def start(request: HttpRequest, **kwargs: Any) -> HttpResponse | None:
     # Support staff: SUPPORT_MAX_BACKFILL sessions per person within
     # SUPPORT_BACKFILL_WINDOW_MINUTES, no re-score (backfill_start checks both for users
     # without run_large_backfill); engineers up to BACKFILL_MAX_SESSIONS per run.
+    # Sessions other active runs hold: refused unless the confirmation chose to exclude them.
+    overlap = "exclude" if request.POST.get("overlap") == "exclude" else "refuse"
     try:
-        run = jobs.backfill_start(actor=request.user, **kwargs)
+        run = run_services.backfill_start_exclusive(actor=request.user, overlap=overlap, **kwargs)
+    except run_services.RunOverlap as exc:
+        messages.error(
+            request,
+            format_html(
+                "Backfill not started: {} of the selected sessions are held by another active"
+                " run ({}). Exclude them on the confirmation page, or wait until that run has"
+                " stopped.",
+                exc.overlap.total,
+                overlap_html(exc.overlap),
+            ),
+        )
+        return None
     except jobs.RunError as exc:
         messages.error(request, f"Backfill not started: {exc}")
         return None
@@ -138,7 +172,13 @@ def start(request: HttpRequest, **kwargs: Any) -> HttpResponse | None:
         + (" (dry run)" if run.dry_run else ""),
         ADDITION,
     )
-    messages.success(request, f"Backfill #{run.pk} enqueued: {run.estimated_total} sessions.")
+    excluded = sum((run.selection_params.get("excluded_held_by") or {}).values())
+    note = (
+        f" ({excluded} session{'' if excluded == 1 else 's'} held by other runs left out)"
+        if excluded
+        else ""
+    )
+    messages.success(request, f"Backfill #{run.pk} enqueued: {run.estimated_total} sessions{note}.")
     return HttpResponseRedirect(reverse("admin:remediation_backfillrun_change", args=[run.pk]))
 
 
@@ -153,7 +193,9 @@ def confirm_page(
     form: BackfillParamsForm,
     action_url: str,
     selection_text: str,
+    session_ids: list[str],
 ) -> TemplateResponse:
+    overlap = run_services.run_overlap(session_ids)
     context = {
         **model_admin.admin_site.each_context(request),
         "title": title,
@@ -164,6 +206,10 @@ def confirm_page(
         "form": form,
         "action_url": action_url,
         "selection_text": selection_text,
+        "overlap": overlap,
+        "overlap_runs": overlap.runs(),
+        "overlap_choice": request.POST.get("overlap", ""),
+        "kept": total - overlap.total,
         **trigger_context(),
     }
     return TemplateResponse(request, "admin/remediation/backfill_confirm.html", context)
@@ -181,7 +227,9 @@ def backfill_selected_action(
         can_rescore=can_rescore(request),
     )
     if request.POST.get("confirm") == "yes" and form.is_valid():
-        return start(request, selection="ids", ids=ids, **params_from(form.cleaned_data))
+        response = start(request, selection="ids", ids=ids, **params_from(form.cleaned_data))
+        if response is not None:
+            return response  # started; else the page again, with the refusal above it
     from django.contrib.admin import helpers
 
     hidden = [(helpers.ACTION_CHECKBOX_NAME, sid) for sid in ids]
@@ -198,6 +246,7 @@ def backfill_selected_action(
         form=form,
         action_url="",
         selection_text=f"{len(ids)} selected sessions",
+        session_ids=ids,
     )
 
 
@@ -228,11 +277,16 @@ def backfill_filter_view(model_admin: admin.ModelAdmin[Any], request: HttpReques
     described = (
         ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in params.items() if v) or "no filter"
     )
+    # The ids only when some run could hold them (a filter may select 100,000s of orphans).
+    from remediation.jobs.selection import writing_runs_active
+
+    ids = [str(pk) for pk in qs.values_list("pk", flat=True)] if writing_runs_active() else []
     return confirm_page(
         model_admin,
         request,
         sessions=qs,
-        total=qs.count(),
+        total=len(ids) if ids else qs.count(),
+        session_ids=ids,
         hidden=[
             (k, v)
             for k, v in (

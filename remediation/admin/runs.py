@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 
 from remediation import display, jobs
 from remediation.admin import run_confirm
@@ -87,12 +87,51 @@ def run_progress(run: BackfillRun) -> dict[str, Any]:
 
 
 def run_state_words(run: BackfillRun) -> str:
-    """The run's state in words, and that it was rolled back when it was."""
+    """The run's state in words, and that it was rolled back (when, by which run) when it was."""
     words = run.get_state_display()
     rollback_run = (run.rollback_report or {}).get("rollback_run")
     if rollback_run:
         words += f", rolled back by run #{rollback_run}"
+        if run.rolled_back_at:
+            words += f" on {formats.date_format(timezone.localtime(run.rolled_back_at), 'DATETIME_FORMAT')}"
+    elif (
+        run.kind == BackfillRun.Kind.FINALIZE
+        and run.follow_up_runs.filter(kind=BackfillRun.Kind.ROLLBACK)
+        .exclude(state__in=jobs.TERMINAL)
+        .exists()
+    ):
+        words += ", being rolled back"
     return words
+
+
+def run_links(run: BackfillRun) -> dict[str, Any]:
+    """What the run is linked to: its django-q2 tasks, its finalize attempts, the alerts open
+    while it ran, the runs holding the same sessions while it is active."""
+    from django_q.models import Failure, Success
+
+    from remediation.jobs.selection import runs_sharing_pending
+    from remediation.models import Alert, FinalizeAttempt
+
+    group = f"run-{run.pk}"
+    end = run.finished_at or timezone.now()
+    alerts = (
+        Alert.objects.filter(first_seen__lte=end)
+        .exclude(resolved_at__lt=run.started_at or run.created_at)
+        .order_by("-first_seen")
+    )
+    overlapping: list[tuple[BackfillRun, int]] = []
+    if run.state not in jobs.TERMINAL:
+        shared = runs_sharing_pending(run)
+        by_pk = BackfillRun.objects.in_bulk(list(shared))
+        overlapping = [(by_pk[pk], n) for pk, n in shared.items() if pk in by_pk]
+    return {
+        "task_group": group,
+        "tasks_done": Success.objects.filter(group=group).count(),
+        "tasks_failed": Failure.objects.filter(group=group).count(),
+        "attempt_count": FinalizeAttempt.objects.filter(run_id=run.pk).count(),
+        "alerts": list(alerts[:10]),
+        "overlapping": overlapping,
+    }
 
 
 def round_rows(run: BackfillRun) -> list[dict[str, Any]]:
@@ -150,6 +189,21 @@ def _parse_time(value: str | None) -> Any:
     return parse_datetime(value) if value else None
 
 
+class RolledBackFilter(admin.SimpleListFilter):
+    title = "rolled back"
+    parameter_name = "rolled_back"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "rolled back"), ("no", "not rolled back")]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        if self.value() == "yes":
+            return queryset.filter(rolled_back_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(rolled_back_at__isnull=True)
+        return queryset
+
+
 @admin.register(BackfillRun)
 class BackfillRunAdmin(ReadOnlyAdmin):
     list_display = (
@@ -168,7 +222,7 @@ class BackfillRunAdmin(ReadOnlyAdmin):
         "created_at",
         "rolled_back_at",
     )
-    list_filter = ("kind", "state", "backend", "dry_run")
+    list_filter = ("kind", "state", RolledBackFilter, "backend", "dry_run")
     search_fields = ("=id", "started_by_name")
 
     @admin.display(description="state", ordering="state")
@@ -251,6 +305,7 @@ class BackfillRunAdmin(ReadOnlyAdmin):
             "state_words": run_state_words(run),
             "rounds": round_rows(run),
             "follow_ups": list(run.follow_up_runs.order_by("-created_at")),
+            **run_links(run),
             **trigger_context(),
             "opts": self.model._meta,
             "run": run,
@@ -292,8 +347,8 @@ class BackfillRunAdmin(ReadOnlyAdmin):
                 )
                 target = rollback.pk
             elif action in handlers:
-                handlers[action](run.pk, actor=request.user)
-                messages.success(request, f"{run}: {action} requested.")
+                after = handlers[action](run.pk, actor=request.user)
+                messages.success(request, control_words(action, after))
             else:
                 raise PermissionDenied
         except jobs.RunError as exc:
@@ -330,6 +385,34 @@ class BackfillRunAdmin(ReadOnlyAdmin):
         ]
         rows = run.items.order_by("ordinal").values_list(*columns).iterator(chunk_size=2000)
         return csv_response(f"{run.kind}-{run.pk}-items.csv", columns, rows)
+
+
+def control_words(action: str, run: BackfillRun) -> str:
+    """What a control did, as the database has it now: pause and resume change only the run's
+    state (no pipeline row); cancel stops processing; retry opens a new round."""
+    name = str(run).rsplit(" (", 1)[0]
+    state = run.get_state_display()
+    left = max(0, run.estimated_total - run.processed)
+    if action == "pause":
+        when = (
+            "it stops at the end of the batch it is in"
+            if run.state == BackfillRun.State.PAUSING
+            else "no batch was running"
+        )
+        return f"{name} is {state}: {when}. Nothing in the pipeline database was changed."
+    if action == "resume":
+        return (
+            f"{name} is {state}: it continues with the {left} session{'' if left == 1 else 's'}"
+            " not processed yet. Nothing in the pipeline database was changed by resuming."
+        )
+    if action == "cancel":
+        when = (
+            "it stops at the end of the batch it is in"
+            if run.state == BackfillRun.State.CANCELLING
+            else "it has stopped"
+        )
+        return f"{name} is {state}: {when}; what it already wrote stays (roll it back for that)."
+    return f"{name} is {state}: {run.message}."
 
 
 def notify_context(request: HttpRequest, run: BackfillRun) -> dict[str, Any]:

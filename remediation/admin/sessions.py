@@ -51,12 +51,26 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
     paginator = CappedCountPaginator
     show_full_result_count = False
     list_per_page = 50
-    readonly_fields = ("pipeline_state", "why_no_profile", "attempts", "results_messages")
+    readonly_fields = (
+        "pipeline_state",
+        "profile_history",
+        "why_no_profile",
+        "attempts",
+        "results_messages",
+    )
     actions = ("finalize_selected", "diagnose_selected", "recompute_fc", "recompute_fc_refinalize")
     fieldsets = (
         (
             "Pipeline state",
-            {"fields": ("pipeline_state", "why_no_profile", "attempts", "results_messages")},
+            {
+                "fields": (
+                    "pipeline_state",
+                    "profile_history",
+                    "why_no_profile",
+                    "attempts",
+                    "results_messages",
+                )
+            },
         ),
         (
             "Session",
@@ -184,11 +198,50 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
             display.when(d.checked_at),
         )
 
+    @admin.display(description="profile history")
+    def profile_history(self, obj: AssessmentSession) -> SafeString:
+        """What runs did to the profile, and what is there now (runs link to their pages)."""
+        from remediation.models import Profile
+
+        now = Profile.objects.filter(session_id=obj.pk).values_list("pk", flat=True).first()
+        current = (
+            format_html(
+                'now: <a href="{}" id="profile-now">profile {}</a>',
+                reverse("admin:remediation_profile_change", args=[now]),
+                now,
+            )
+            if now
+            else format_html('<span id="profile-now">{}</span>', "now: no profile")
+        )
+        rows = selectors.profile_history(obj.pk)
+        if not rows:
+            return format_html("{}; no run has written it", current)
+        return format_html(
+            '<ol class="profile-history" id="profile-history">{}</ol>{}',
+            format_html_join(
+                "",
+                '<li>{}: {} by <a href="{}">{}</a></li>',
+                (
+                    (
+                        r["at"] or "–",
+                        r["what"],
+                        reverse("admin:remediation_backfillrun_change", args=[r["run_id"]]),
+                        r["run"],
+                    )
+                    for r in rows
+                ),
+            ),
+            current,
+        )
+
     @admin.display(description="finalize attempts")
     def attempts(self, obj: AssessmentSession) -> SafeString:
+        from remediation.models import Profile
+
         rows = FinalizeAttempt.objects.filter(session_id=obj.pk).order_by("-started_at")[:20]
         if not rows:
             return format_html("{}", "none yet")
+        current = Profile.objects.filter(session_id=obj.pk).values_list("pk", flat=True).first()
         return format_html(
             '<table class="attempts"><tr><th>when</th><th>who</th><th>backend</th><th>outcome</th>'
             "<th>SQLSTATE</th><th>detail</th><th>results</th></tr>{}</table>",
@@ -203,9 +256,7 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
                         a.get_outcome_display(),
                         display.sqlstate(a.sqlstate),
                         a.explanation or a.type_code or "–",
-                        format_html('<a href="{}">link</a>', a.results_url)
-                        if a.results_url
-                        else "–",
+                        _results_cell(a, current),
                     )
                     for a in rows
                 ),
@@ -298,6 +349,17 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
             '<table class="pipeline-state">{}</table>',
             format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows),
         )
+
+
+def _results_cell(attempt: FinalizeAttempt, current: Any) -> SafeString | str:
+    """The attempt's results link, only while the profile it wrote is there now."""
+    if not attempt.results_url:
+        return "–"
+    if current is None:
+        return format_html('<span class="gone">{}</span>', "profile no longer exists")
+    if attempt.profile_id and str(attempt.profile_id) != str(current):
+        return format_html('<span class="gone">{}</span>', "replaced since")
+    return format_html('<a href="{}">link</a>', attempt.results_url)
 
 
 def diagnose_and_report(

@@ -29,7 +29,7 @@ from django.db import connections
 
 from remediation import pipeline as pw
 from remediation.jobs import crashpoints, ledger
-from remediation.jobs.engine import JobKind, PauseRun, register
+from remediation.jobs.engine import JobKind, PauseRun, register, rounds_words
 from remediation.jobs.items import insert_rows
 from remediation.models import BackfillItem, BackfillRun, FinalizeAttempt
 
@@ -112,10 +112,14 @@ class FinalizeJob(JobKind):
             logger.exception("health snapshot after backfill %s not enqueued", run.pk)
 
     def summary(self, run: BackfillRun) -> str:
-        return (
+        text = (
             f"{run.processed} processed: {run.created} created, {run.rescored} re-scored, "
             f"{run.existing} already had a profile, {run.failed} failed, {run.skipped} skipped"
         ) + (f", {unknown} unknown" if (unknown := (run.counts or {}).get("unknown")) else "")
+        by_round = rounds_words(run)
+        # After a retry the headline is each session's latest outcome; the rounds say what
+        # each pass did (5 failed, then 5 already had a profile is not "0 failed" alone).
+        return f"{text} (now, over every round; {by_round})" if by_round else text
 
 
 register(FinalizeJob())
@@ -353,15 +357,25 @@ def backfill_start(
     actor: Any = None,
     enqueue: bool = True,
     limit: int | None = None,
+    exclude: dict[int, list[str]] | None = None,
 ) -> BackfillRun:
-    """Create a finalize run with one item per selected session and enqueue its first batch."""
-    from remediation.jobs.engine import run_create, started_by
+    """Create a finalize run with one item per selected session and enqueue its first batch.
+
+    `exclude`: sessions other runs hold ({run id: session ids}, services/runs.py), left out
+    of this run and recorded in its selection params."""
+    from remediation.jobs.engine import RunError, run_create, started_by
     from remediation.jobs.selection import resolve_selection
     from remediation.services.audit import audit_record
 
     _check_parameters(backend, batch_size, throttle_per_minute)
     params = {k: v for k, v in (params or {}).items() if v not in (None, "")}
     session_ids = resolve_selection(selection, params, ids, rescore)
+    if exclude:
+        held = {s for sids in exclude.values() for s in sids}
+        session_ids = [s for s in session_ids if str(s) not in held]
+        params["excluded_held_by"] = {str(r): len(sids) for r, sids in exclude.items()}
+        if not session_ids:
+            raise RunError("every selected session is held by another active run")
     _check_size(len(session_ids), limit)
     _check_person(actor, len(session_ids), rescore=rescore, dry_run=dry_run)
     run = run_create(

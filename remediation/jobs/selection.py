@@ -11,8 +11,8 @@ from typing import Any
 from django.utils import timezone
 
 from remediation import selectors
-from remediation.jobs.engine import RunError
-from remediation.models import BackfillRun
+from remediation.jobs.engine import TERMINAL, UNSETTLED, RunError
+from remediation.models import BackfillItem, BackfillRun
 
 
 class SelectionError(RunError):
@@ -134,3 +134,67 @@ def resolve_selection(
             for pk in selection_queryset(selection, params, rescore).values_list("pk", flat=True)
         ]
     raise SelectionError(f"unknown selection {selection!r}")
+
+
+# --- Overlaps: sessions another run still holds ----------------------------------------------
+# The kinds whose runs write the sessions' rows (a second writer over the same sessions would
+# defeat the first one's throttle and pre-images).
+WRITING_KINDS = (BackfillRun.Kind.FINALIZE, BackfillRun.Kind.ROLLBACK)
+
+
+def writing_runs_active() -> bool:
+    """Whether any writing run has not stopped for good (only then can a session be held)."""
+    return BackfillRun.objects.filter(kind__in=WRITING_KINDS).exclude(state__in=TERMINAL).exists()
+
+
+def held_sessions(session_ids: list[str]) -> dict[int, list[str]]:
+    """Of `session_ids`, those a writing run that has not stopped for good (enqueued,
+    running, pausing, paused, cancelling, interrupted) still has to process: {run id:
+    [session ids]}, oldest run first. A read; the caller takes the start lock first."""
+    from django.db import connections
+
+    field = BackfillItem._meta.get_field("session_id")
+    wanted = [str(field.to_python(s)) for s in session_ids]
+    active = list(
+        BackfillRun.objects.filter(kind__in=WRITING_KINDS)
+        .exclude(state__in=TERMINAL)
+        .values_list("pk", flat=True)
+    )
+    if not wanted or not active:
+        return {}
+    with connections["default"].cursor() as cur:
+        cur.execute(
+            f"SELECT run_id, session_id::text FROM {BackfillItem._meta.db_table}"
+            " WHERE run_id = ANY(%s) AND outcome = ANY(%s) AND session_id = ANY(%s::uuid[])"
+            " ORDER BY run_id, ordinal",
+            [active, list(UNSETTLED), wanted],
+        )
+        rows = cur.fetchall()
+    held: dict[int, list[str]] = {}
+    for run_id, sid in rows:
+        held.setdefault(run_id, []).append(sid)
+    return held
+
+
+def runs_sharing_pending(run: BackfillRun) -> dict[int, int]:
+    """Other writing runs (not stopped for good) that still have to process sessions `run`
+    still has to process: {run id: how many}, in one statement (for the run page)."""
+    from django.db import connections
+
+    others = list(
+        BackfillRun.objects.filter(kind__in=WRITING_KINDS)
+        .exclude(state__in=TERMINAL)
+        .exclude(pk=run.pk)
+        .values_list("pk", flat=True)
+    )
+    if not others or run.kind not in WRITING_KINDS:
+        return {}
+    table = BackfillItem._meta.db_table
+    with connections["default"].cursor() as cur:
+        cur.execute(
+            f"SELECT o.run_id, count(*) FROM {table} m JOIN {table} o"
+            " ON o.session_id = m.session_id AND o.run_id = ANY(%s) AND o.outcome = ANY(%s)"
+            " WHERE m.run_id = %s AND m.outcome = ANY(%s) GROUP BY o.run_id ORDER BY o.run_id",
+            [others, list(UNSETTLED), run.pk, list(UNSETTLED)],
+        )
+        return {run_id: n for run_id, n in cur.fetchall()}

@@ -265,3 +265,46 @@ def stored_diagnoses(session_ids: list[Any]) -> dict[str, Any]:
     return {
         str(d.session_id): d for d in SessionDiagnosis.objects.filter(session_id__in=session_ids)
     }
+
+
+def profile_history(session_id: Any) -> list[dict[str, Any]]:
+    """What runs did to the session's profile, oldest first: created or re-scored by a
+    backfill, restored (rolled back) or left alone by a rollback. Dry runs wrote nothing
+    and are left out. Each entry: when, what (words), the run's id and kind."""
+    from remediation.models import BackfillItem, BackfillRun
+
+    Outcome = BackfillItem.Outcome
+    words: dict[tuple[str, str], str] = {
+        (BackfillRun.Kind.FINALIZE, Outcome.CREATED): "profile created",
+        (BackfillRun.Kind.FINALIZE, Outcome.RESCORED): "profile re-scored",
+        (
+            BackfillRun.Kind.ROLLBACK,
+            Outcome.RESTORED,
+        ): "rolled back (the rows as before run #{src})",
+        (BackfillRun.Kind.ROLLBACK, Outcome.CONFLICT): "left alone by the rollback of run #{src}"
+        " (changed since)",
+    }
+    items = (
+        BackfillItem.objects.filter(
+            session_id=session_id,
+            run__dry_run=False,
+            outcome__in=[Outcome.CREATED, Outcome.RESCORED, Outcome.RESTORED, Outcome.CONFLICT],
+        )
+        .select_related("run")
+        .order_by("processed_at", "pk")
+    )
+    history = []
+    for item in items:
+        text = words.get((item.run.kind, item.outcome))
+        if text is None:
+            continue
+        history.append(
+            {
+                "at": item.processed_at,
+                "what": text.format(src=item.run.source_run_id),
+                "run_id": item.run_id,
+                "run": str(item.run).rsplit(" (", 1)[0],
+                "profile_id": str(item.profile_id) if item.profile_id else "",
+            }
+        )
+    return history

@@ -40,6 +40,11 @@ class Command(BaseCommand):
         opt.add_argument("--throttle", type=int, help="sessions per minute")
         opt.add_argument("--dry-run", action="store_true")
         opt.add_argument(
+            "--exclude-held",
+            action="store_true",
+            help="leave out sessions another active run holds (default: refuse to start)",
+        )
+        opt.add_argument(
             "--rescore", action="store_true", help="re-score sessions that have a profile"
         )
         run = parser.add_argument_group("running")
@@ -94,7 +99,10 @@ class Command(BaseCommand):
             selection = "window"
         else:
             raise CommandError("choose a selection: --from/--to, --ids, --csv or --all-orphans")
-        return jobs.backfill_start(
+        from remediation.services.runs import backfill_start_exclusive
+
+        return backfill_start_exclusive(
+            overlap="exclude" if o["exclude_held"] else "refuse",
             selection=selection,
             params=params,
             ids=ids,
