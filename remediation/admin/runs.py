@@ -14,14 +14,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from remediation import jobs
-from remediation.admin import run_confirm
-from remediation.admin.backfills import (
-    NewBackfillForm,
-    can_rescore,
-    can_run,
-    params_from,
-    start,
-)
+from remediation.admin import backfills, run_confirm
+from remediation.admin.backfills import can_run
 from remediation.admin.base import ReadOnlyAdmin, csv_response
 from remediation.admin.permissions import (
     ROLLBACK_BACKFILL,
@@ -163,34 +157,7 @@ class BackfillRunAdmin(ReadOnlyAdmin):
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
-        if not can_run(request):
-            raise PermissionDenied
-        form = NewBackfillForm(
-            request.POST or None,
-            request.FILES or None,
-            can_rescore=can_rescore(request),
-        )
-        if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            response = start(
-                request,
-                selection=data["selection"],
-                ids=data["session_ids"],
-                params={
-                    "completed_from": str(data.get("completed_from") or ""),
-                    "completed_to": str(data.get("completed_to") or ""),
-                },
-                **params_from(data),
-            )
-            if response is not None:
-                return response
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "New backfill",
-            "opts": self.model._meta,
-            "form": form,
-        }
-        return TemplateResponse(request, "admin/remediation/backfill_new.html", context)
+        return backfills.add_view(self, request)
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None

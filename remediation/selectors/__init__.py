@@ -27,6 +27,7 @@ from remediation.selectors.sessions import (
     session_pipeline_state,
     sessions_with_flags,
     stored_diagnoses,
+    unknown_session_ids,
 )
 
 __all__ = [
@@ -45,4 +46,5 @@ __all__ = [
     "sessions_with_flags",
     "stored_diagnoses",
     "system_status",
+    "unknown_session_ids",
 ]
