@@ -285,7 +285,8 @@ def _settle_claim(item: BackfillItem, o: pw.SessionOutcome) -> bool:
         profile_id, type_code, token, image = row
         if before is not None and json.loads(image) == before:
             return False  # the profile is the one that was there before: nothing written
-    note = _restore_completed_at(item)
+    # Put back now, or (the call's own restore was done before the kill) as its attempt says.
+    note = _restore_completed_at(item) or _restored_by_attempt(item)
     with connections["pipeline"].cursor() as cur:
         o.post_fingerprint = pw.fingerprints(cur, [sid]).get(sid)
     o.outcome = "rescored" if before else "created"
@@ -380,6 +381,17 @@ def _restore_completed_at(item: BackfillItem) -> dict[str, Any] | None:
     if note:
         completed_at_audit("backfill", note, sid, run=item.run_id, item=item.pk)
     return note
+
+
+def _restored_by_attempt(item: BackfillItem) -> dict[str, Any] | None:
+    """The completed_at restore this run's attempt for the item's session recorded."""
+    return (
+        FinalizeAttempt.objects.filter(run_id=item.run_id, session_id=item.session_id)
+        .exclude(completed_at_restored=None)
+        .order_by("-started_at")
+        .values_list("completed_at_restored", flat=True)
+        .first()
+    )
 
 
 def _words(note: dict[str, Any]) -> str:

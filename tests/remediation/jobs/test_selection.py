@@ -106,4 +106,6 @@ def test_a_reversed_window_is_refused_with_what_is_wrong(pipeline_db):
     from remediation import jobs
 
     with pytest.raises(SelectionError, match="the date range is reversed: from 2026-12-05 is"):
-        jobs.selection_queryset("window", {"completed_from": "2026-12-05", "completed_to": "2026-12-01"})
+        jobs.selection_queryset(
+            "window", {"completed_from": "2026-12-05", "completed_to": "2026-12-01"}
+        )
