@@ -98,10 +98,12 @@ class SessionSearchMixin:
         if not term:
             return queryset, False
         tokens = [t for t in ID_SEPARATORS.split(term) if t]
-        ids = [_uuid(t) for t in tokens]
-        if len(tokens) > 1 and all(ids):
+        parsed = [_uuid(t) for t in tokens]
+        ids = [i for i in dict.fromkeys(parsed) if i is not None]
+        if len(tokens) > 1 and None not in parsed:
             found = queryset.filter(id__in=ids)
-            missing = sorted(set(ids) - set(found.values_list("id", flat=True)), key=ids.index)
+            present = set(found.values_list("id", flat=True))
+            missing = [i for i in ids if i not in present]
             if missing:
                 tell_once(
                     request,

@@ -88,7 +88,7 @@ def edge_finalize(
         _call_and_settle(attempt, session_id, before, expected, http)
         crashpoints.reached("edge.answered")
         if pre_image is not None:
-            _record_restore(attempt, completed_at_restore(session_id, pre_image))
+            _record_restore(attempt, completed_at_restore(session_id, pre_image), pre_image)
     attempt.finished_at = timezone.now()
     attempt.duration_ms = (time.perf_counter() - t0) * 1000
     attempt.save()
@@ -139,11 +139,15 @@ def completed_at_audit(actor: Any, note: dict[str, Any], session_id: str, **wher
     )
 
 
-def _record_restore(attempt: FinalizeAttempt, note: dict[str, Any] | None) -> None:
+def _record_restore(
+    attempt: FinalizeAttempt, note: dict[str, Any] | None, pre_image: dict[str, Any]
+) -> None:
     if attempt.outcome == FinalizeAttempt.Outcome.UNKNOWN:
+        was = (pre_image.get("session") or {}).get("completed_at")
         attempt.explanation += (
-            " The function may still be running and may yet overwrite completed_at; "
-            "a retry of the run puts it back."
+            f" The function may still be running and may yet overwrite completed_at (it was "
+            f"{was} before the call); "
+            + ("Retry failed puts it back." if attempt.run_id else "it is not put back later.")
         )
     if note is None:
         return
