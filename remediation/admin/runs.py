@@ -17,6 +17,7 @@ from remediation import jobs
 from remediation.admin import backfills, run_confirm
 from remediation.admin.backfills import can_run
 from remediation.admin.base import ReadOnlyAdmin, csv_response
+from remediation.admin.finalize import can_use_edge
 from remediation.admin.permissions import (
     ROLLBACK_BACKFILL,
     RUN_BACKFILL,
@@ -181,7 +182,7 @@ class BackfillRunAdmin(ReadOnlyAdmin):
             "failing": failing,
             "can_run": can_run(request),
             "can_rollback": has_perm(request, ROLLBACK_BACKFILL) and run.kind == "finalize",
-            "controls": _controls(run),
+            "controls": [c for c in _controls(run) if may_steer(request, run, c[0])],
             "refresh": run.is_active,
             "conflicts": (run.rollback_report or {}).get("conflicts", []),
             **notify_context(request, run),
@@ -195,6 +196,8 @@ class BackfillRunAdmin(ReadOnlyAdmin):
         if not has_perm(request, needed):
             raise PermissionDenied
         run = get_object_or_404(BackfillRun, pk=run_id)
+        if not may_steer(request, run, action):
+            raise PermissionDenied("this run calls the edge function: that needs the Engineer role")
         if run_confirm.needs_confirmation(request, action):  # rollback, cancel: ask first
             return run_confirm.confirm_page(self, request, run, action)
         handlers = {
@@ -278,6 +281,14 @@ def _tally(values: Any) -> list[tuple[str, int]]:
     from collections import Counter
 
     return list(Counter(values).items())
+
+
+EDGE_CALLS = ("resume", "retry")  # the controls that make an edge run call the function again
+
+
+def may_steer(request: HttpRequest, run: BackfillRun, action: str) -> bool:
+    """Resuming or retrying an edge run calls the edge function: the Engineer role only."""
+    return run.backend != "edge" or action not in EDGE_CALLS or can_use_edge(request)
 
 
 def _controls(run: BackfillRun) -> list[tuple[str, str]]:

@@ -130,3 +130,23 @@ def test_no_second_question_when_the_diagnosis_predicts_success(client, engineer
     attempt = FinalizeAttempt.objects.get(session_id=sid)
     assert attempt.outcome == "created" and _completed_at(sid) == before
     assert attempt.completed_at_restored["to"] == before.isoformat()
+
+
+def test_support_cannot_resume_or_retry_an_edge_run(client, support, engineer, blocked):
+    run = jobs.backfill_start(
+        selection="ids", ids=[blocked], backend="edge", actor=engineer, enqueue=False
+    )
+    BackfillRun.objects.filter(pk=run.pk).update(state="paused")
+    client.force_login(support)
+    page = client.get(reverse("admin:remediation_backfillrun_change", args=[run.pk]))
+    assert 'id="run-resume"' not in page.content.decode()
+    resume = reverse("admin:remediation_backfillrun_control", args=[run.pk, "resume"])
+    assert client.post(resume).status_code == 403
+    assert BackfillRun.objects.get(pk=run.pk).state == "paused"
+    client.force_login(engineer)
+    assert (
+        'id="run-resume"'
+        in client.get(
+            reverse("admin:remediation_backfillrun_change", args=[run.pk])
+        ).content.decode()
+    )

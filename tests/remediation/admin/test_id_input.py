@@ -131,9 +131,7 @@ def test_a_malformed_search_term_says_what_is_wrong(admin_client, four):
     resp = admin_client.get(
         reverse("admin:remediation_resultsnotification_changelist"), {"q": "x1"}
     )
-    assert any(
-        "it is not a UUID (session id), not a number (run id)" in m for m in _messages(resp)
-    )
+    assert any("it is not a UUID (session id), not a number (run id)" in m for m in _messages(resp))
 
 
 def test_several_pasted_ids_in_the_search_box_find_each(admin_client, four):
