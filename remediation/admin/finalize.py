@@ -49,7 +49,13 @@ def edge_second_confirmation(request: HttpRequest, session_ids: list[Any]) -> di
     predicted = edge_failures_predicted([str(i) for i in session_ids])
     if not predicted:
         return {}
-    return {"edge_warning": predicted, "edge_checked": len(session_ids)}
+    from remediation.services.edge import NOT_DIAGNOSED
+
+    return {
+        "edge_warning": predicted,
+        "edge_checked": len(session_ids),
+        "edge_undiagnosed": all(d.category == NOT_DIAGNOSED for d in predicted),
+    }
 
 
 def attempt_message(attempt: FinalizeAttempt) -> tuple[int, Any]:

@@ -236,10 +236,17 @@ def edge_failures_predicted(session_ids: list[str]) -> list[Any]:
     function would then answer ok, overwrite completed_at and write no profile. For the
     second confirmation of an edge finalize or backfill (a POST: diagnosing takes locks)."""
     from remediation import pipeline as pw
-    from remediation.services.sessions import session_diagnose
+    from remediation.services.sessions import Diagnosis, session_diagnose
 
     if not session_ids:
         return []
-    ctx = pw.load_context()
+    try:
+        ctx = pw.load_context()
+    except DatabaseError as exc:  # e.g. a locked table: no prediction, and the page says so
+        why = f"The local diagnosis could not run: {str(exc).splitlines()[0] if str(exc) else exc}"
+        return [Diagnosis(str(sid), NOT_DIAGNOSED, why) for sid in session_ids]
     found = [session_diagnose(session_id=str(sid), context=ctx) for sid in session_ids]
     return [d for d in found if d.blocking]
+
+
+NOT_DIAGNOSED = "not_diagnosed"
