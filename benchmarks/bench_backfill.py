@@ -10,8 +10,9 @@ comparison; prints the time inside `Scorer.score_batch` and the statements per b
 --cluster: what a user gets. Starts a real `manage.py qcluster` (the default settings: two
 workers, the ORM broker polled every 0.5 s) on the benchmark databases, starts a backfill
 of the orphans with the CLI's defaults (`manage.py backfill --csv ... --no-wait`: batches
-of 200) and times it from the command to the run's end; then the same orphans, reset,
-in-process; then the floor for the same work (read the answers in one statement per 2,000
+of 200, BACKFILL_LANES=2 batches in flight) and times it from the command to the run's
+end; then the same orphans, reset, in-process (one process: the lanes one after the
+other); then the floor for the same work (read the answers in one statement per 2,000
 sessions, score them, COPY the profile rows, rolled back). The last line:
 
     cluster_sessions_per_s=N inprocess_sessions_per_s=M floor_s=F ratio_to_floor=R
@@ -136,6 +137,7 @@ def floor(ids: list[str]) -> float:
     import scoring
     from remediation import pipeline as pw
     from remediation.pipeline.profiles import profile_row
+    from remediation.pipeline.sql import uuid_array
 
     ctx = pw.load_context()
     now = timezone.now()
@@ -147,9 +149,9 @@ def floor(ids: list[str]) -> float:
             raw.execute(
                 "SELECT session_id::text, array_agg(question_id ORDER BY question_id),"
                 " array_agg(coalesce(answer_value, answer_numeric::text) ORDER BY question_id)"
-                " FROM assessment_responses WHERE session_id = ANY(%s::text::uuid[])"
+                " FROM assessment_responses WHERE session_id = ANY(%s::uuid[])"
                 " GROUP BY session_id",
-                ["{" + ",".join(chunk) + "}"],
+                [uuid_array(chunk)],
             )
             requests = [
                 scoring.ScoreRequest(scoring.AnswerColumns(q, v), None, sid)
@@ -171,9 +173,9 @@ def floor(ids: list[str]) -> float:
     return elapsed
 
 
-def cluster(ids: list[str]) -> float:
-    """Start qcluster (defaults), wait for it, start the backfill with the CLI's defaults;
-    seconds from the command to the run's end."""
+def cluster(ids: list[str], *cli: str) -> float:
+    """Start qcluster (defaults), wait for it, start the backfill with the CLI's defaults
+    (plus `cli`, e.g. "--backend", "edge"); seconds from the command to the run's end."""
     from django.db import connections
     from django_q.models import Success
 
@@ -207,7 +209,15 @@ def cluster(ids: list[str]) -> float:
             f.write("session_id\n" + "\n".join(ids) + "\n")
         t = time.perf_counter()
         out = subprocess.run(
-            [sys.executable, str(ROOT / "manage.py"), "backfill", "--csv", f.name, "--no-wait"],
+            [
+                sys.executable,
+                str(ROOT / "manage.py"),
+                "backfill",
+                "--csv",
+                f.name,
+                "--no-wait",
+                *cli,
+            ],
             cwd=ROOT,
             env=env,
             capture_output=True,

@@ -3,9 +3,11 @@
     .venv/bin/python benchmarks/bench_edge.py [--orphans 400] [--latency-ms 200] [--concurrency N]
 
 Starts `manage.py edge_emulator --latency-ms 200` (its own process, over the benchmark's
-pipeline database), backfills the orphans through the edge backend with the defaults
-(batches of 200, EDGE_CONCURRENCY calls at once) in this process, task after task as a
-worker runs them, and checks every session got exactly one profile and one call. One call
+pipeline database) and a real `manage.py qcluster` (the defaults), backfills the orphans
+through the edge backend with the CLI's defaults (`manage.py backfill --backend edge`:
+batches of 200, BACKFILL_LANES=2 batches in flight, EDGE_CONCURRENCY calls at once in
+each), timed from the command to the run's end, and checks every session got exactly one
+profile and one call. One call
 at a time cannot beat 1 / latency (serial_limit), N at a time not N / latency. The last line:
 
     edge_sessions_per_s=N serial_limit=5.0
@@ -52,11 +54,10 @@ def main() -> None:
     )
     django_setup()
 
-    from bench_backfill import load, prepare
+    from bench_backfill import cluster, load, prepare
     from django.conf import settings
 
-    from remediation import jobs as bf
-    from remediation.models import FinalizeAttempt
+    from remediation.models import BackfillRun, FinalizeAttempt
 
     ids = prepare(args.orphans, 0)[: args.orphans]
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "opsportal.settings", "DEBUG": "true"}
@@ -90,12 +91,11 @@ def main() -> None:
         print(f"machine: {machine()}; load average at the start {load()}")
         print(
             f"data: {len(ids):,} orphans x 248 answers; emulator latency {args.latency_ms} ms;"
-            f" EDGE_CONCURRENCY={settings.EDGE_CONCURRENCY}"
+            f" EDGE_CONCURRENCY={settings.EDGE_CONCURRENCY} BACKFILL_LANES={settings.BACKFILL_LANES}"
         )
-        run = bf.backfill_start(selection="ids", ids=ids, backend="edge", enqueue=False, actor="b")
-        t = time.perf_counter()
-        run = bf.run_until_done(run.pk)
-        elapsed = time.perf_counter() - t
+        # Through a real qcluster with the defaults, as a user starts it.
+        elapsed = cluster(ids, "--backend", "edge")
+        run = BackfillRun.objects.filter(backend="edge").latest("pk")
     finally:
         os.killpg(emulator.pid, 15)
         emulator.wait(30)

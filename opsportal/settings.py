@@ -22,9 +22,9 @@ from opsportal.secrets import Secret
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-_env_file = Path(os.environ.get("OPSPORTAL_ENV_FILE", BASE_DIR / ".env"))
-if _env_file.is_file():
-    environ.Env.read_env(_env_file, overwrite=False)
+ENV_FILE = Path(os.environ.get("OPSPORTAL_ENV_FILE", BASE_DIR / ".env"))
+if ENV_FILE.is_file():
+    environ.Env.read_env(ENV_FILE, overwrite=False)
 
 
 def _set(name: str) -> bool:
@@ -160,6 +160,10 @@ BACKFILL_BATCH_SECONDS = env.float("BACKFILL_BATCH_SECONDS", default=45.0)
 # an edge batch's budget ends with the task's. The system check requires budget + the
 # slowest edge call < Q_TIMEOUT.
 BACKFILL_TASK_SECONDS = env.float("BACKFILL_TASK_SECONDS", default=30.0)
+# Batches of one backfill in flight at once (each lane is its own chain of tasks over the
+# items whose ordinal % lanes is its number; Python and PostgreSQL work side by side).
+# A throttled run has one lane. More lanes than Q_WORKERS only queue.
+BACKFILL_LANES = env.int("BACKFILL_LANES", default=2)
 # Edge backfills: at most this many calls to the function at once per batch.
 EDGE_CONCURRENCY = env.int("EDGE_CONCURRENCY", default=8)
 # Tests only: kill the worker at this commit boundary ("point" or "point@N"), as kill -9
@@ -301,9 +305,13 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+# Every date-time the portal shows is in this zone (an IANA name: "Europe/Berlin"), in one
+# format with the zone's name beside it (opsportal/formats: `2026-12-01 09:38:24 UTC`); the
+# footer of every admin page names it. Stored times are UTC (USE_TZ).
+TIME_ZONE = env.str("TIME_ZONE", default="") or "UTC"
 USE_I18N = False
 USE_TZ = True
+FORMAT_MODULE_PATH = ["opsportal.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default="") or BASE_DIR / "staticfiles")

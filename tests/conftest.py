@@ -292,3 +292,10 @@ def redis_url():
     yield f"redis://127.0.0.1:{free}/15"
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture
+def one_lane(settings):
+    """Backfills with one chain of tasks (BACKFILL_LANES=1): for tests that step a run's
+    batches by hand with its single token. Lanes have their own tests (test_lanes.py)."""
+    settings.BACKFILL_LANES = 1

@@ -6,16 +6,35 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import MultipleObjectsReturned
 from django.core.paginator import Paginator
 from django.db import connections
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
 
 from remediation.pipeline.schema import missing_fields
 
 
-class LiveColumnsAdmin(admin.ModelAdmin):
+class FastCheckboxAdmin(admin.ModelAdmin):
+    """The action checkbox of each list row as plain HTML: the same markup as Django's,
+    without a form widget's template render per row (a third of a 100-row orphan page)."""
+
+    def action_checkbox(self, obj: Any) -> SafeString:
+        label = format_html(_("Select this object for an action - {}"), str(obj))
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            ACTION_CHECKBOX_NAME,
+            str(obj.pk),
+            label,
+        )
+
+
+class LiveColumnsAdmin(FastCheckboxAdmin):
     """Leaves out of lists, pages, filters and search the fields whose column the live
     pipeline table lacks, so every page works on a database that differs from the emulation."""
 
@@ -136,6 +155,12 @@ class ReadOnlyAdmin(LiveColumnsAdmin):
             return super().get_object(request, object_id, from_field)
         except MultipleObjectsReturned:
             return None
+
+
+def session_link(session_id: object) -> SafeString:
+    """A session id as a link to its page (sessions are never deleted from the pipeline)."""
+    url = reverse("admin:remediation_assessmentsession_change", args=[session_id])
+    return format_html('<a href="{}">{}</a>', url, session_id)
 
 
 class CappedCountPaginator(Paginator):

@@ -11,7 +11,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from remediation import selectors
+from remediation import display, selectors
 from remediation.admin.base import tell_once
 from remediation.jobs.selection import ID_SEPARATORS
 
@@ -166,3 +166,28 @@ def _uuid(text: str) -> UUID | None:
         return UUID(text.strip("\"'"))
     except ValueError:
         return None
+
+
+class CodeListFilter(admin.AllValuesFieldListFilter):
+    """A code column's values in words (`would succeed`); the filter still matches the code."""
+
+    @staticmethod
+    def shown(value: str) -> str:
+        return display.words(value)
+
+    def choices(self, changelist: Any) -> Any:
+        choices = list(super().choices(changelist))
+        values = [str(v) for v in self.lookup_choices if v is not None]
+        # Django's choices: "All", then one per value in lookup_choices' order (with a
+        # " (count)" when facets are shown), then the empty one.
+        for choice, value in zip(choices[1 : 1 + len(values)], values, strict=True):
+            choice["display"] = self.shown(value) + str(choice["display"])[len(value) :]
+        return choices
+
+
+class SqlstateListFilter(CodeListFilter):
+    """SQLSTATEs with their names: `insufficient privilege (42501)`."""
+
+    @staticmethod
+    def shown(value: str) -> str:
+        return display.sqlstate(value)

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from remediation import display
 from remediation.admin.base import ReadOnlyAdmin
 from remediation.admin.permissions import RUN_RUNBOOK, has_perm
 from remediation.fixes import executor
@@ -49,7 +50,7 @@ def can_run_runbook(request: HttpRequest) -> bool:
     return has_perm(request, RUN_RUNBOOK)
 
 
-def _can_view(request: HttpRequest) -> bool:
+def can_view_runbook(request: HttpRequest) -> bool:
     return has_perm(request, VIEW) or can_run_runbook(request)
 
 
@@ -96,7 +97,7 @@ def current_state(checks: dict[str, Check]) -> dict[str, Any]:
 
 
 def runbook_page(request: HttpRequest) -> HttpResponse:
-    if not _can_view(request):
+    if not can_view_runbook(request):
         raise PermissionDenied
     latest = {k: RunbookRecord.objects.filter(kind=k).first() for k in RunbookRecord.Kind.values}
     # One run of the checks serves the state line and the steps.
@@ -386,7 +387,7 @@ def runbook_action(request: HttpRequest, action: str) -> HttpResponse:
 
 
 def runbook_compare(request: HttpRequest) -> HttpResponse:
-    if not _can_view(request):
+    if not can_view_runbook(request):
         raise PermissionDenied
     ids = [request.GET.get(k, "") for k in ("a", "b")]
     if not all(i.isdigit() for i in ids):
@@ -408,7 +409,7 @@ def runbook_compare(request: HttpRequest) -> HttpResponse:
 
 
 def runbook_export(request: HttpRequest) -> HttpResponse:
-    if not _can_view(request):
+    if not can_view_runbook(request):
         raise PermissionDenied
     ids = [int(x) for x in request.GET.getlist("id") if x.isdigit()]
     records = (
@@ -427,7 +428,7 @@ def markdown(records: list[Any]) -> str:
     for r in records:
         lines += [
             f"## {r.get_kind_display()} #{r.pk}: {r.label or ''}".rstrip(": "),
-            f"{r.created_at:%Y-%m-%d %H:%M:%S %Z} by {r.created_by_name or 'system'}",
+            f"{display.when(r.created_at)} by {r.created_by_name or 'system'}",
             "",
         ]
         checks = r.results.get("checks", [])
@@ -466,7 +467,7 @@ def runbook_orphan_ledger(request: HttpRequest) -> HttpResponse:
         orphan_ledger_refresh,
     )
 
-    if not _can_view(request):
+    if not can_view_runbook(request):
         raise PermissionDenied
     if request.method == "POST":
         if not can_run_runbook(request):

@@ -7,13 +7,13 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from remediation import jobs
+from remediation import display, jobs
 from remediation.admin import backfills, run_confirm
 from remediation.admin.backfills import can_run
 from remediation.admin.base import ReadOnlyAdmin, csv_response
@@ -44,6 +44,43 @@ def run_figures(run: BackfillRun) -> dict[str, Any]:
     return {"percent": percent, "rate_per_min": rate * 60, "eta_seconds": eta, "elapsed": elapsed}
 
 
+def run_progress(run: BackfillRun) -> dict[str, Any]:
+    """The run's live figures as the progress endpoint serves them (the page's own figures,
+    read from the database now; `text` as the page writes them)."""
+    figures = run_figures(run)
+    eta = figures["eta_seconds"]
+    figures_text = {
+        "state": run.get_state_display(),
+        "state_words": run_state_words(run),
+        "percent": f"{figures['percent']:.1f}%",
+        "processed": str(run.processed),
+        "estimated_total": display.count(run.estimated_total, "session"),
+        "rate_per_min": f"{figures['rate_per_min']:.0f}",
+        "eta": f", about {display.seconds(eta)} left" if eta is not None else "",
+        "failed_reasons": str(run.failed)
+        + "".join(f" · {display.words(r)} {n}" for r, n in (run.failed_by_reason or {}).items()),
+        **{
+            k: str(getattr(run, k))
+            for k in ("created", "rescored", "existing", "failed", "skipped")
+        },
+    }
+    return {
+        "id": run.pk,
+        "kind": run.kind,
+        "state": run.state,
+        "active": run.is_active,
+        "processed": run.processed,
+        "estimated_total": run.estimated_total,
+        "percent": round(figures["percent"], 1),
+        "counts": run.counts or {},
+        "failed_by_reason": run.failed_by_reason or {},
+        "heartbeat_at": run.heartbeat_at.isoformat() if run.heartbeat_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "read_at": timezone.now().isoformat(),
+        "text": figures_text,
+    }
+
+
 def run_state_words(run: BackfillRun) -> str:
     """The run's state in words, and that it was rolled back when it was."""
     words = run.get_state_display()
@@ -65,7 +102,9 @@ def round_rows(run: BackfillRun) -> list[dict[str, Any]]:
         for outcome, n in sorted(counts.items(), key=lambda c: (_rank(order, c[0]), c[0])):
             text = f"{n} {OUTCOME_WORDS.get(outcome, outcome)}"
             if outcome == "failed" and reasons:
-                text += " (" + ", ".join(f"{k} {v}" for k, v in reasons.items()) + ")"
+                text += (
+                    " (" + ", ".join(f"{display.words(k)} {v}" for k, v in reasons.items()) + ")"
+                )
             parts.append(text)
         rows.append(
             {
@@ -148,6 +187,11 @@ class BackfillRunAdmin(ReadOnlyAdmin):
                 name="remediation_backfillrun_rollback_csv",
             ),
             path(
+                "<int:run_id>/progress.json",
+                wrap(self.progress_view),
+                name="remediation_backfillrun_progress",
+            ),
+            path(
                 "<int:run_id>/items.csv",
                 wrap(self.items_csv_view),
                 name="remediation_backfillrun_items_csv",
@@ -212,7 +256,8 @@ class BackfillRunAdmin(ReadOnlyAdmin):
                 rollback = jobs.run_rollback(run.pk, actor=request.user)
                 messages.success(
                     request,
-                    f"Rollback #{rollback.pk} started: {rollback.estimated_total} sessions to restore"
+                    f"Rollback #{rollback.pk} started: {display.count(rollback.estimated_total, 'session')}"
+                    " to restore"
                     f" from run #{run.pk}'s pre-images; its progress is below.",
                 )
                 target = rollback.pk
@@ -226,6 +271,13 @@ class BackfillRunAdmin(ReadOnlyAdmin):
         else:
             log_change(request, run, f"Run #{run.pk}: {action}")
         return HttpResponseRedirect(reverse("admin:remediation_backfillrun_change", args=[target]))
+
+    def progress_view(self, request: HttpRequest, run_id: int) -> JsonResponse:
+        """The run page's figures as JSON, for the page's poll (portal.js): same permission;
+        never cached (admin_view)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return JsonResponse(run_progress(get_object_or_404(BackfillRun, pk=run_id)))
 
     def items_csv_view(self, request: HttpRequest, run_id: int) -> Any:
         if not self.has_view_permission(request):

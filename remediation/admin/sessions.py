@@ -13,7 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from remediation import selectors
+from remediation import display, selectors
 from remediation.admin.base import CappedCountPaginator, DateRangeFilter, ReadOnlyAdmin
 from remediation.admin.fc import can_manage
 from remediation.admin.filters import HasProfileFilter, SessionSearchMixin
@@ -115,9 +115,7 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
             raise Http404(str(exc)) from exc
         session = get_object_or_404(AssessmentSession, pk=sid)
         d = session_diagnose(session_id=sid)
-        self.message_user(
-            request, f"Diagnosed: {d.category}" + (f" [{d.sqlstate}]" if d.sqlstate else "")
-        )
+        self.message_user(request, f"Diagnosed: {display.reason(d.category, d.sqlstate)}")
         log_change(request, session, f"Diagnosed: {d.category} {d.sqlstate}".strip())
         return HttpResponseRedirect(
             reverse("admin:remediation_assessmentsession_change", args=[sid])
@@ -178,13 +176,12 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
         if d is None:
             return format_html("{}", "not diagnosed yet: press “Diagnose now”")
         return format_html(
-            '<div class="diagnosis diagnosis-{}"><strong>{}</strong>{}: {}'
+            '<div class="diagnosis diagnosis-{}"><strong>{}</strong>: {}'
             ' <span class="diagnosed-at">(diagnosed {})</span></div>',
             d.category,
-            d.category,
-            f" [{d.sqlstate}]" if d.sqlstate else "",
+            display.reason(d.category, d.sqlstate),
             d.explanation,
-            d.checked_at,
+            display.when(d.checked_at),
         )
 
     @admin.display(description="finalize attempts")
@@ -200,11 +197,11 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 (
                     (
-                        a.started_at,
+                        display.when(a.started_at),
                         a.requested_by_name,
                         a.backend,
                         a.get_outcome_display(),
-                        a.sqlstate or "–",
+                        display.sqlstate(a.sqlstate),
                         a.explanation or a.type_code or "–",
                         format_html('<a href="{}">link</a>', a.results_url)
                         if a.results_url
@@ -264,7 +261,7 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
             (
                 "FC scores",
                 ", ".join(
-                    f"{s['version']}/{s['fc_kind']} ({s['blocks_answered']} blocks)"
+                    f"{s['version']}/{s['fc_kind']} ({display.count(s['blocks_answered'], 'block')})"
                     for s in state.fc_scores
                 )
                 or "none",
@@ -291,9 +288,9 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
                         url,
                         profile.type_code or "?",
                         profile.results_version or "?",
-                        profile.created_at or "–",
-                        profile.submitted_at or "–",
-                        profile.recomputed_at or "–",
+                        display.when(profile.created_at),
+                        display.when(profile.submitted_at),
+                        display.when(profile.recomputed_at),
                     ),
                 )
             )
@@ -315,5 +312,7 @@ def diagnose_and_report(
     tally: Counter[str] = Counter(
         session_diagnose(session_id=str(s.pk), context=ctx).category for s in sessions
     )
-    summary = ", ".join(f"{n} {cat}" for cat, n in tally.most_common())
-    model_admin.message_user(request, f"Diagnosed {len(sessions)} sessions: {summary}.")
+    summary = ", ".join(f"{n} {display.words(cat)}" for cat, n in tally.most_common())
+    model_admin.message_user(
+        request, f"Diagnosed {display.count(len(sessions), 'session')}: {summary}."
+    )

@@ -6,13 +6,21 @@ moves the cursor and enqueues the next task. django-q2 delivers at least once, s
 
 - the run row is locked and the batch token compared: a duplicate or superseded delivery
   does nothing (a new token is issued with every batch);
-- a per-run advisory lock on the portal database keeps two workers off one run;
+- a per-lane advisory lock on the portal database keeps two workers off one lane;
+- lanes: a run has `lanes` chains of tasks (BACKFILL_LANES; one when throttled), lane k
+  taking the items whose ordinal % lanes == k, so that many batches are in flight at once
+  on disjoint sessions, each with its own token (`batch_token` holds one per lane) and
+  advisory lock; a lane with nothing left ends its chain while another lane still has
+  items, the last one ends the run; a pause or cancel takes effect when no other lane is
+  in a batch; requeued items keep their lane;
 - what a batch writes to the pipeline and the record of it commit together: the kind
   writes a run-ledger entry per changed session in its pipeline transaction, and the
   portal mirrors the entries in the one transaction that records the batch (outcomes,
   attempts, figures, cursor, token), or later, from the ledger, when a crash came between
-  the two commits (remediation/jobs/ledger.py); the figures are always recounted from the
-  items, so they equal what the items say (crashpoints.py names every commit boundary);
+  the two commits (remediation/jobs/ledger.py); a batch's record moves the figures by
+  what it changed in its items (applied once), a record from the ledger and every end
+  of a run recount them from the items, so they equal what the items say
+  (crashpoints.py names every commit boundary);
 - a heartbeat is written per batch; the watchdog marks runs whose worker died
   `interrupted` and resumes them from the cursor;
 - sessions another worker holds come back "busy" and go to the back of the queue, each
@@ -62,9 +70,10 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 
+from remediation import display
 from remediation.jobs import crashpoints, ledger
 from remediation.jobs.items import apply_outcomes, save_items
 from remediation.models import BackfillItem, BackfillRun
@@ -139,7 +148,43 @@ def busy_rounds() -> int:
     return tries
 
 
-LOCK_CLASS = 72_0001  # advisory-lock namespace of runs
+LOCK_CLASS = 72_0001  # advisory-lock namespace of runs (lane 0)
+LANE_LOCK_CLASS = 72_0100  # lane k > 0 of a run: LANE_LOCK_CLASS + k
+
+
+def new_tokens(lanes: int) -> str:
+    """A fresh task token for each lane, space-separated (the run's `batch_token`)."""
+    return " ".join(secrets.token_hex(8) for _ in range(max(1, lanes)))
+
+
+def tokens(run: BackfillRun) -> list[str]:
+    """The token of each lane's next task, by lane."""
+    return str(run.batch_token or "").split()
+
+
+def _rotate(run: BackfillRun, lane: int) -> str:
+    """A new token for `lane` (its next task's); the other lanes' stay. Not saved."""
+    toks = tokens(run)
+    toks[lane] = secrets.token_hex(8)
+    run.batch_token = " ".join(toks)
+    return toks[lane]
+
+
+def _lock_key(lane: int) -> int:
+    return LOCK_CLASS if lane == 0 else LANE_LOCK_CLASS + lane
+
+
+def _lanes_free(run_id: int, lanes: range | list[int]) -> bool:
+    """No worker is in a batch of any of these lanes (each advisory lock can be taken)."""
+    with connections["default"].cursor() as cur:
+        for lane in lanes:
+            cur.execute("SELECT pg_try_advisory_lock(%s, %s)", [_lock_key(lane), run_id])
+            if not cur.fetchone()[0]:
+                return False
+            cur.execute("SELECT pg_advisory_unlock(%s, %s)", [_lock_key(lane), run_id])
+    return True
+
+
 # Item outcomes that mean the kind did not do what it promises for that session (see the
 # module docstring); every other settled outcome is not a failure. Kinds not listed: "failed".
 FAILURE_OUTCOMES: dict[str, frozenset[str]] = {
@@ -225,7 +270,7 @@ def run_create(
         run = BackfillRun.objects.create(
             kind=kind,
             estimated_total=len(session_ids),
-            batch_token=secrets.token_hex(8),
+            batch_token=new_tokens(fields.get("lanes", 1)),
             state_changed_at=timezone.now(),
             **fields,
         )
@@ -258,8 +303,14 @@ def started_by(actor: Any) -> dict[str, Any]:
 
 
 def _enqueue_on_commit(run: BackfillRun) -> None:
-    run_id, token = run.pk, run.batch_token
-    transaction.on_commit(lambda: enqueue_batch(run_id, token))
+    """Each lane's next task, once the transaction commits."""
+    run_id, toks = run.pk, tokens(run)
+
+    def enqueue_lanes() -> None:
+        for token in toks:
+            enqueue_batch(run_id, token)
+
+    transaction.on_commit(enqueue_lanes)
 
 
 def enqueue_batch(run_id: int, token: str) -> None:
@@ -285,7 +336,7 @@ def transition(
             raise IllegalTransition(f"run #{run_id} is {run.state}; it cannot become {to}")
         _set_state(run, to, message)
         if new_token:
-            run.batch_token = secrets.token_hex(8)
+            run.batch_token = new_tokens(run.lanes)
         run.save()
         if to == State.ENQUEUED:
             _enqueue_on_commit(run)
@@ -330,6 +381,33 @@ def settle(run: BackfillRun) -> None:
     run.processed = sum(counts.values())
     for column in _HEADLINE:
         setattr(run, column, counts[column])
+
+
+def _count_changes(
+    run: BackfillRun, changes: list[tuple[tuple[str, str], tuple[str, str]]]
+) -> bool:
+    """Move the headline figures by items' (outcome, reason) changes, as settle() would count
+    them after; False (nothing changed) when a figure would go negative, i.e. the figures
+    were not the items' to begin with: the caller recounts. Not saved."""
+    counts: Counter[str] = Counter(run.counts or {})
+    reasons: Counter[str] = Counter(run.failed_by_reason or {})
+    for (outcome, reason), sign in [
+        *((before, -1) for before, _ in changes),
+        *((after, 1) for _, after in changes),
+    ]:
+        if outcome in UNSETTLED:
+            continue
+        counts[outcome] += sign
+        if outcome == BackfillItem.Outcome.FAILED:
+            reasons[reason or "unknown"] += sign
+    if any(n < 0 for n in (*counts.values(), *reasons.values())):
+        return False
+    run.counts = {k: n for k, n in counts.items() if n}
+    run.failed_by_reason = {k: n for k, n in reasons.items() if n}
+    run.processed = sum(run.counts.values())
+    for column in _HEADLINE:
+        setattr(run, column, counts[column])
+    return True
 
 
 def failures(run: BackfillRun, counts: dict[str, int] | None = None) -> int:
@@ -404,12 +482,18 @@ def open_retry_round(run: BackfillRun, retried: list[BackfillItem], now: datetim
 
 
 def requeue(run: BackfillRun, items: list[BackfillItem], *, backoff: bool = False) -> None:
-    """Give items new ordinals past the end, so the cursor reaches them again; with
-    `backoff` (busy sessions) not before busy_delay(tries) from now."""
+    """Give items new ordinals past the end, each in its lane (ordinal % lanes kept), so the
+    cursor reaches them again; with `backoff` (busy sessions) not before busy_delay(tries)
+    from now."""
     top = run.items.order_by("-ordinal").values_list("ordinal", flat=True).first() or 0
     now = timezone.now()
-    for offset, item in enumerate(items, start=1):
-        item.ordinal = top + offset
+    lanes = max(1, run.lanes)
+    base = top + 1
+    following: dict[int, int] = {}  # lane -> the next free ordinal past the end in it
+    for item in items:
+        lane = item.ordinal % lanes
+        item.ordinal = following.get(lane, base + (lane - base) % lanes)
+        following[lane] = item.ordinal + lanes
         item.outcome = BackfillItem.Outcome.PENDING
         item.reason = item.sqlstate = item.error = item.constraint_name = ""
         item.not_before = now + timedelta(seconds=busy_delay(item.tries)) if backoff else None
@@ -430,7 +514,7 @@ def requeue(run: BackfillRun, items: list[BackfillItem], *, backoff: bool = Fals
             "post_fingerprint",
         ],
     )
-    run.cursor = min(run.cursor, top + 1)
+    run.cursor = min(run.cursor, base)
 
 
 # --- Running a batch -----------------------------------------------------------------------
@@ -443,8 +527,11 @@ def run_task(run_id: int, token: str, *, enqueue_next: bool = True, on_batch: An
     budget of an edge batch ends with the task's (the run's `task_deadline`)."""
     deadline = time.monotonic() + settings.BACKFILL_TASK_SECONDS
     first = True
+    lower: int | None = None  # the lane's own cursor within this task (lanes > 1)
     while True:
-        result, token = _batch(run_id, token, deadline=deadline, mirror_first=first)
+        result, token, lower = _batch(
+            run_id, token, deadline=deadline, mirror_first=first, lower=lower
+        )
         if result != "next":
             return result
         first = False
@@ -460,89 +547,116 @@ def run_task(run_id: int, token: str, *, enqueue_next: bool = True, on_batch: An
 
 def process_batch(run_id: int, token: str, *, enqueue_next: bool = True) -> str:
     """Process one batch of a run; returns what happened ("stale", "done", "next", …)."""
-    result, token = _batch(run_id, token, deadline=None, mirror_first=True)
+    result, token, _ = _batch(run_id, token, deadline=None, mirror_first=True)
     if result == "next" and enqueue_next:
         enqueue_batch(run_id, token)
     return result
 
 
 def _batch(
-    run_id: int, token: str, *, deadline: float | None, mirror_first: bool
-) -> tuple[str, str]:
-    """One batch under the run's row lock check and advisory lock: (what happened, the
-    token of the next batch)."""
+    run_id: int,
+    token: str,
+    *,
+    deadline: float | None,
+    mirror_first: bool,
+    lower: int | None = None,
+) -> tuple[str, str, int | None]:
+    """One batch of one lane under the run's row lock check and the lane's advisory lock:
+    (what happened, the token of the lane's next batch, the lane's cursor)."""
     with transaction.atomic():
         run = BackfillRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None:
-            return "missing", token
-        if token != run.batch_token:
-            return "stale", token  # a duplicate or superseded delivery
-        if run.state == State.PAUSING:
-            _set_state(run, State.PAUSED)
+            return "missing", token, lower
+        toks = tokens(run)
+        if token not in toks:
+            return "stale", token, lower  # a duplicate or superseded delivery
+        lane = toks.index(token)
+        if run.state in (State.PAUSING, State.CANCELLING):
+            # The last lane to reach a batch boundary makes it so: until then another
+            # lane is still writing, and the run is not paused (cancelled) yet.
+            others = [k for k in range(run.lanes) if k != lane]
+            if not _lanes_free(run_id, others):
+                return str(run.state), token, lower
+            stopped = State.PAUSED if run.state == State.PAUSING else State.CANCELLED
+            _set_state(run, stopped)
             run.save()
-            return "paused", token
-        if run.state == State.CANCELLING:
-            _set_state(run, State.CANCELLED)
-            run.save()
-            return "cancelled", token
+            return str(stopped), token, lower
         if run.state == State.ENQUEUED:
             _set_state(run, State.RUNNING)
             run.heartbeat_at = timezone.now()
             run.save()
         elif run.state != State.RUNNING:
-            return str(run.state), token
+            return str(run.state), token, lower
         else:
             run.heartbeat_at = timezone.now()
             BackfillRun.objects.filter(pk=run_id).update(heartbeat_at=run.heartbeat_at)
     with connections["default"].cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_CLASS, run_id])
+        cur.execute("SELECT pg_try_advisory_lock(%s, %s)", [_lock_key(lane), run_id])
         if not cur.fetchone()[0]:
-            return "busy", token
+            return "busy", token, lower
     run.task_deadline = deadline  # type: ignore[attr-defined]
     try:
-        return _process_locked(run, mirror_first)
+        return _process_locked(run, mirror_first, lane, lower)
     except Exception as exc:  # the run records it; the task itself must not loop on it
         logger.exception("run %s batch failed", run_id)
         with contextlib.suppress(IllegalTransition):
             transition(run_id, State.ERRORED, message=f"{type(exc).__name__}: {exc}"[:2000])
-        return "errored", token
+        return "errored", token, lower
     finally:
         with connections["default"].cursor() as cur:
-            cur.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_CLASS, run_id])
+            cur.execute("SELECT pg_advisory_unlock(%s, %s)", [_lock_key(lane), run_id])
 
 
-def _process_locked(run: BackfillRun, mirror_first: bool) -> tuple[str, str]:
+def _process_locked(
+    run: BackfillRun, mirror_first: bool, lane: int, lower: int | None
+) -> tuple[str, str, int | None]:
     started = time.monotonic()
     crashpoints.reached("batch.started")
     kind = kind_of(run)
     # A batch whose portal record was lost: its ledger entries, first. Within one task the
     # batches before this one recorded theirs (a failure to would have ended the task).
-    if mirror_first and mirror(run, kind) is not None:
+    if mirror_first and mirror(run, kind, lane=lane) is not None:
         run.refresh_from_db()
-    pending = run.items.filter(ordinal__gte=run.cursor, outcome=BackfillItem.Outcome.PENDING)
+    token = tokens(run)[lane]
+    pending = run.items.filter(
+        ordinal__gte=max(run.cursor, lower or 0), outcome=BackfillItem.Outcome.PENDING
+    )
+    if run.lanes > 1:
+        pending = pending.alias(lane=F("ordinal") % run.lanes).filter(lane=lane)
     items = list(pending.order_by("ordinal")[: run.batch_size])
     if not items:
-        return _finish(run, kind), str(run.batch_token)
+        if run.lanes > 1 and run.items.filter(outcome=BackfillItem.Outcome.PENDING).exists():
+            return "lane_done", token, lower  # another lane has work left: it ends the run
+        return _finish(run, kind), token, lower
     now = timezone.now()
     # Busy sessions backing off: the batch stops before the first one not due yet.
     due = next((n for n, i in enumerate(items) if i.not_before and i.not_before > now), None)
     if due == 0:
-        return _wait_for(run, items[0], now)
+        return (*_wait_for(run, lane, items[0], now), lower)
     if due is not None:
         items = items[:due]
     try:
         outcomes = kind.process(run, items, now)
     except PauseRun as exc:
         transition(run.pk, State.PAUSED, message=str(exc))
-        return "paused", str(run.batch_token)
+        return "paused", token, lower
     crashpoints.reached("pipeline.committed")
     done = {o.session_id for o in outcomes}
-    # The cursor stops at the first item the batch did not get to (time budget).
+    # The cursor stops at the first item the batch did not get to (time budget). With
+    # lanes, each lane keeps its own within the task, and the run's stays where all are.
     left = [i.ordinal for i in items if str(i.session_id) not in done]
     cursor = min(left) if left else items[-1].ordinal + 1
-    token = record_batch(run, kind, {str(i.session_id): i for i in items}, outcomes, now, cursor)
+    token = record_batch(
+        run,
+        kind,
+        {str(i.session_id): i for i in items},
+        outcomes,
+        now,
+        cursor if run.lanes == 1 else None,
+        lane=lane,
+    )
     _throttle(run, len(done), time.monotonic() - started)
-    return "next", token
+    return "next", token, (cursor if run.lanes > 1 else None)
 
 
 def record_batch(
@@ -552,13 +666,18 @@ def record_batch(
     outcomes: list[SessionOutcome],
     now: datetime,
     cursor: int | None = None,
+    *,
+    lane: int | None = None,
+    recount: bool = False,
 ) -> str:
     """The portal's record of a batch, in one transaction: item outcomes, the kind's rows
-    (attempts), busy sessions requeued, the figures recounted from the items, the cursor
-    (when given) and a new batch token; then the ledger entries it mirrored are forgotten.
-    Safe to repeat: an outcome from the ledger is applied to its item once (ledger_seq).
-    Returns the new token."""
+    (attempts), busy sessions requeued, the figures moved by the items' changes (with
+    `recount`, or when they do not add up: recounted from the items), the cursor
+    (when given) and a new token for `lane` (when given); then the ledger entries it
+    mirrored are forgotten. Safe to repeat: an outcome from the ledger is applied to its
+    item once (ledger_seq). Returns the lane's token."""
     rounds = busy_rounds()
+    prior = {sid: (i.outcome, i.reason) for sid, i in items.items()}
     applied = apply_outcomes(items, outcomes, now, busy_rounds=rounds)
     retry = [
         items[o.session_id]
@@ -573,21 +692,27 @@ def record_batch(
             locked.cursor = max(locked.cursor, cursor)
         if retry:
             requeue(locked, retry, backoff=True)
-        settle(locked)
-        locked.batch_token = secrets.token_hex(8)
+        # The figures move by what this batch changed (the ledger makes that exactly once);
+        # a record made from the ledger after a crash recounts them from the items instead.
+        changes = [(prior[o.session_id], (o.outcome, o.reason)) for o in applied]
+        if recount or not _count_changes(locked, changes):
+            settle(locked)
+        token = _rotate(locked, lane) if lane is not None else ""
         locked.heartbeat_at = timezone.now()
         locked.save()
     crashpoints.reached("record.committed")
     ledger.forget(run.ledger_key, [o.ledger_seq for o in outcomes if o.ledger_seq])
     crashpoints.reached("ledger.forgotten")
-    return str(locked.batch_token)
+    return token
 
 
-def mirror(run: BackfillRun, kind: JobKind | None = None) -> int | None:
+def mirror(run: BackfillRun, kind: JobKind | None = None, *, lane: int | None = None) -> int | None:
     """Record what the run ledger still holds for `run` (entries of a batch whose portal
     record was lost to a crash) and forget those entries; the number of sessions whose
     outcome this recorded (None: the ledger held nothing, the run row is unchanged). The
-    cursor does not move: those items are no longer pending."""
+    cursor does not move: those items are no longer pending. With `lane` (a lane's task
+    starting), only that lane's entries: another lane may be between its two commits;
+    without, every entry (no lane is in a batch: the run is ending, stopped or dead)."""
     kind = kind or kind_of(run)
     if not kind.ledgered(run):
         return None
@@ -598,12 +723,18 @@ def mirror(run: BackfillRun, kind: JobKind | None = None) -> int | None:
         str(i.session_id): i
         for i in run.items.filter(session_id__in=sorted({o.session_id for o in found}))
     }
+    if lane is not None and run.lanes > 1:
+        items = {sid: i for sid, i in items.items() if i.ordinal % run.lanes == lane}
+        found = [o for o in found if o.session_id in items]
+        if not found:
+            return None
     fresh = [
         o
         for o in found
         if o.session_id in items and (items[o.session_id].ledger_seq or 0) < (o.ledger_seq or 0)
     ]
-    record_batch(run, kind, items, found, timezone.now())  # applies only the fresh ones
+    # Applies only the fresh ones; the figures recounted from the items.
+    record_batch(run, kind, items, found, timezone.now(), lane=lane, recount=True)
     if fresh:
         logger.warning(
             "run %s: %s outcomes recovered from the run ledger (a batch's record was lost)",
@@ -613,7 +744,7 @@ def mirror(run: BackfillRun, kind: JobKind | None = None) -> int | None:
     return len(fresh)
 
 
-def _wait_for(run: BackfillRun, item: BackfillItem, now: datetime) -> tuple[str, str]:
+def _wait_for(run: BackfillRun, lane: int, item: BackfillItem, now: datetime) -> tuple[str, str]:
     """Only busy sessions not due yet are left: wait for the first (at most
     BACKFILL_MAX_SLEEP), then hand the run to the next task (the cursor does not move)."""
     assert item.not_before is not None
@@ -621,11 +752,10 @@ def _wait_for(run: BackfillRun, item: BackfillItem, now: datetime) -> tuple[str,
     time.sleep(max(0.0, min(wait, settings.BACKFILL_MAX_SLEEP)))
     with transaction.atomic():
         locked = BackfillRun.objects.select_for_update().get(pk=run.pk)
-        locked.batch_token = secrets.token_hex(8)
+        token = _rotate(locked, lane)
         locked.heartbeat_at = timezone.now()
         locked.save()
-        token = locked.batch_token
-    return "next", str(token)
+    return "next", token
 
 
 def _throttle(run: BackfillRun, count: int, elapsed: float) -> None:
@@ -667,18 +797,13 @@ def runs_watchdog(*, resume: bool = True) -> list[int]:
         beat = run.heartbeat_at or run.state_changed_at or run.created_at
         if beat >= stale_before:
             continue
-        with connections["default"].cursor() as cur:  # a live worker holds the run's lock
-            cur.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_CLASS, run.pk])
-            free = cur.fetchone()[0]
-            if free:
-                cur.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_CLASS, run.pk])
-        if not free:
+        if not _lanes_free(run.pk, range(run.lanes)):  # a live worker holds a lane's lock
             continue
         try:
             transition(
                 run.pk,
                 State.INTERRUPTED,
-                message=f"worker stopped mid-run (no heartbeat since {beat:%Y-%m-%d %H:%M:%S}); "
+                message=f"worker stopped mid-run (no heartbeat since {display.when(beat)}); "
                 f"resuming from session {run.cursor}",
             )
         except IllegalTransition:
@@ -707,9 +832,10 @@ def run_until_done(
         run = BackfillRun.objects.get(pk=run_id)
         if run.state in STOPPED:
             return run
-        result = run_task(run_id, run.batch_token, enqueue_next=False, on_batch=each)
-        if result != "next":
-            each(run_id)
-        if result in ("stale", "busy", "missing"):
-            time.sleep(0.2)
+        for token in tokens(run):  # the lanes one after the other
+            result = run_task(run_id, token, enqueue_next=False, on_batch=each)
+            if result != "next":
+                each(run_id)
+            if result in ("stale", "busy", "missing"):
+                time.sleep(0.2)
     return BackfillRun.objects.get(pk=run_id)

@@ -435,6 +435,8 @@ def backfill_start(
         throttle_per_minute=throttle_per_minute,
         dry_run=dry_run,
         rescore=rescore,
+        # Batches in flight at once; a throttle is the run's, so a throttled run has one.
+        lanes=1 if throttle_per_minute else min(settings.BACKFILL_LANES, len(session_ids) or 1),
         **started_by(actor),
     )
     logger.info("backfill %s started: %s sessions, backend %s", run.pk, len(session_ids), backend)

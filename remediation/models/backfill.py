@@ -72,7 +72,14 @@ class BackfillRun(models.Model):
         default=0, help_text="Items with ordinal < cursor are done"
     )
     batch_token = models.CharField(
-        max_length=32, blank=True, help_text="The batch task allowed to run next"
+        max_length=200,
+        blank=True,
+        help_text="The task allowed to run next, one per lane (space-separated)",
+    )
+    lanes = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="Batches in flight at once: item n belongs to lane n % lanes, each lane "
+        "is one chain of tasks (BACKFILL_LANES)",
     )
     estimated_total = models.PositiveIntegerField(default=0)
     # The headline figures say what is true now, over every round: each session counts

@@ -6,6 +6,8 @@ import pgtrigger
 from django.conf import settings
 from django.db import models
 
+from remediation import display
+
 
 class FinalizeAttempt(models.Model):
     """One try at giving a session its profile, with what really happened."""
@@ -136,7 +138,7 @@ class MetricSnapshot(models.Model):
         ordering = ["-taken_at"]
 
     def __str__(self) -> str:
-        return f"{self.taken_at:%Y-%m-%d %H:%M} ({self.window})"
+        return f"{display.when(self.taken_at)} ({self.window})"
 
 
 class Alert(models.Model):
@@ -222,7 +224,7 @@ class AuditEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.outcome}"
+        return f"{display.when(self.at)} {self.actor} {self.action} {self.outcome}"
 
     def save(self, *args: object, **kwargs: object) -> None:
         if self.pk is not None:

@@ -1,7 +1,8 @@
 """Every read the portal makes, one definition of each concept.
 
 - `sessions`: orphans (`orphaned_sessions`, `ORPHAN_SQL`), a session's pipeline state,
-  the latest known reason a session has no profile;
+  the latest known reason a session has no profile (stale after a fix or gate change:
+  `changes`);
 - `config`: the configured results version and the maintenance gate;
 - `health`: conversion and the incident's figures;
 - `checks`: the IR-07 runbook's live catalog checks (add a check there);
@@ -16,15 +17,21 @@ from remediation.selectors.config import configured_results_version, system_stat
 from remediation.selectors.fc import coverage as fc_coverage
 from remediation.selectors.sessions import (
     HAS_PROFILE_SQL,
+    NOT_DIAGNOSED,
     ORPHAN_SQL,
+    PROFILE_FOUND,
+    REASON_WORDS,
     PipelineState,
     Reason,
     has_fc_responses_expression,
     has_profile_expression,
     latest_reasons,
     newest_orphan_id,
+    orphan_reasons,
     orphaned_sessions,
+    reason_groups,
     session_pipeline_state,
+    sessions_by_reason,
     sessions_with_flags,
     stored_diagnoses,
     unknown_session_ids,
@@ -32,7 +39,10 @@ from remediation.selectors.sessions import (
 
 __all__ = [
     "HAS_PROFILE_SQL",
+    "NOT_DIAGNOSED",
     "ORPHAN_SQL",
+    "PROFILE_FOUND",
+    "REASON_WORDS",
     "PipelineState",
     "Reason",
     "configured_results_version",
@@ -41,8 +51,11 @@ __all__ = [
     "has_profile_expression",
     "latest_reasons",
     "newest_orphan_id",
+    "orphan_reasons",
     "orphaned_sessions",
+    "reason_groups",
     "session_pipeline_state",
+    "sessions_by_reason",
     "sessions_with_flags",
     "stored_diagnoses",
     "system_status",

@@ -6,11 +6,12 @@ An orphan is a completed session without a profile: `orphaned_sessions()` (ORM) 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
+from remediation import display
 from remediation.models import (
     AssessmentResponse,
     AssessmentSession,
@@ -91,24 +92,70 @@ def session_pipeline_state(session_id: Any) -> PipelineState:
     )
 
 
+# Reason codes (attempt outcomes and reasons, diagnosis categories) in words; the page shows
+# the code beside them.
+REASON_WORDS = {
+    "rls": "row-level security refused the write",
+    "grant": "a grant is missing",
+    "check": "a CHECK constraint refused a value",
+    "trigger": "a trigger failed",
+    "schema": "a column or table is missing",
+    "busy": "busy (a lock or the statement timeout)",
+    "other": "the database refused the write",
+    "would_succeed": "nothing blocks the write now",
+    "no_answers": "no answers to score",
+    "unscorable": "nothing to score",
+    "maintenance": "the pipeline is in maintenance",
+    "ok_without_profile": "the edge function said ok but wrote no profile",
+    "unknown": "unknown (timed out, not settled)",
+    "failed": "failed",
+    "created": "profile created",
+    "rescored": "profile re-scored",
+    "existing": "already had a profile",
+    "has_profile": "has a profile",
+}
+# What an attempt or a diagnosis said when it wrote or found a profile: on a session without a
+# profile now (an orphan) it is no longer true, whatever its time.
+PROFILE_FOUND = frozenset({"created", "rescored", "existing", "has_profile"})
+# The reason filter's choice for orphans with no reason that holds now.
+NOT_DIAGNOSED = "not_diagnosed"
+
+
 @dataclass(frozen=True)
 class Reason:
-    """The latest known reason a session has no profile."""
+    """The latest known reason a session has no profile, and whether it may no longer hold."""
 
     source: str  # attempt or diagnosis
     category: str
     sqlstate: str
     detail: str
     at: Any
+    # A fix or gate changed after `at` (remediation/selectors/changes.py): the reason may not
+    # hold any more; set by orphan_reasons().
+    changed_after: Any = None
 
     @property
     def short(self) -> str:
-        code = f" [{self.sqlstate}]" if self.sqlstate else ""
-        return f"{self.category}{code}" + (f": {self.detail}" if self.detail else "")
+        return display.reason(self.category, self.sqlstate) + (
+            f": {self.detail}" if self.detail else ""
+        )
+
+    @property
+    def words(self) -> str:
+        return REASON_WORDS.get(self.category, self.category)
+
+    @property
+    def found_profile(self) -> bool:
+        """It said the session has (or got) a profile: not true of an orphan now."""
+        return self.category in PROFILE_FOUND
+
+    @property
+    def stale(self) -> bool:
+        return self.found_profile or self.changed_after is not None
 
 
 def latest_reasons(session_ids: list[Any]) -> dict[str, Reason]:
-    """For each session, the newer of its latest failed attempt and its diagnosis."""
+    """For each session, the newer of its latest attempt and its diagnosis (a tie: the attempt)."""
     from remediation.models import FinalizeAttempt, SessionDiagnosis
 
     if not session_ids:
@@ -131,6 +178,84 @@ def latest_reasons(session_ids: list[Any]) -> dict[str, Reason]:
             detail = d.constraint_name + (f" = {d.value!r}" if d.value else "")
             out[key] = Reason("diagnosis", d.category, d.sqlstate, detail, d.checked_at)
     return out
+
+
+def orphan_reasons(session_ids: list[Any]) -> dict[str, Reason]:
+    """latest_reasons() for orphans, each marked with the fix or gate change made after it."""
+    from remediation.selectors.changes import last_write_path_change
+
+    reasons = latest_reasons(session_ids)
+    change = last_write_path_change() if reasons else None
+    if change is None:
+        return reasons
+    return {
+        sid: replace(r, changed_after=change) if r.at is None or r.at < change.at else r
+        for sid, r in reasons.items()
+    }
+
+
+def _latest_reason_sql() -> str:
+    """Each attempted or diagnosed session's latest reason, as latest_reasons() picks it, in
+    the portal database (where attempts and diagnoses live)."""
+    from remediation.models import FinalizeAttempt, SessionDiagnosis
+
+    return (
+        "SELECT DISTINCT ON (session_id) session_id, category, sqlstate FROM ("
+        " SELECT session_id, coalesce(nullif(reason, ''), outcome) AS category, sqlstate,"
+        f" started_at AS at, 0 AS pri FROM {FinalizeAttempt._meta.db_table}"
+        " UNION ALL SELECT session_id, category, sqlstate, checked_at, 1"
+        f" FROM {SessionDiagnosis._meta.db_table}"
+        ") r ORDER BY session_id, at DESC, pri"
+    )
+
+
+def reason_groups() -> list[tuple[str, str, list[Any]]]:
+    """Every session with a reason that holds (not a profile found), grouped by its latest
+    reason: (category, SQLSTATE, session ids), ordered by the words, then the SQLSTATE."""
+    from django.db import connections
+
+    from remediation.models import FinalizeAttempt
+
+    sql = (
+        f"SELECT category, sqlstate, array_agg(session_id) FROM ({_latest_reason_sql()}) latest"
+        " WHERE NOT (category = ANY(%s)) GROUP BY category, sqlstate"
+    )
+    with connections[FinalizeAttempt.objects.db].cursor() as cur:
+        cur.execute(sql, [sorted(PROFILE_FOUND)])
+        rows = cur.fetchall()
+    return sorted(
+        ((c, code, list(ids)) for c, code, ids in rows),
+        key=lambda g: (REASON_WORDS.get(g[0], g[0]), g[1]),
+    )
+
+
+def sessions_by_reason(
+    *, category: str = "", sqlstate: str = "", holding: bool = False
+) -> list[Any]:
+    """The sessions whose latest reason has this category and/or this SQLSTATE; with
+    holding=True, every session whose latest reason does not claim a profile (the orphans
+    without them are the "not diagnosed" ones). One scan of attempts and diagnoses."""
+    from django.db import connections
+
+    from remediation.models import FinalizeAttempt
+
+    where: list[str] = []
+    params: list[Any] = []
+    if holding:
+        where.append("NOT (category = ANY(%s))")
+        params.append(sorted(PROFILE_FOUND))
+    elif category:
+        where.append("category = %s")
+        params.append(category)
+    if sqlstate:
+        where.append("sqlstate = %s")
+        params.append(sqlstate)
+    sql = f"SELECT session_id FROM ({_latest_reason_sql()}) latest"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    with connections[FinalizeAttempt.objects.db].cursor() as cur:
+        cur.execute(sql, params)
+        return [row[0] for row in cur.fetchall()]
 
 
 def stored_diagnoses(session_ids: list[Any]) -> dict[str, Any]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
+
 from remediation.fixes import executor
 from remediation.fixes.forms import FORMS
 from remediation.fixes.refusal import FixRefused
@@ -27,6 +29,7 @@ def fix_apply(name: str, *, reverse: bool = False, form: str | None = None) -> d
     base = {"fix": name, "action": "rollback" if reverse else "apply"}
     try:
         done = executor.execute(name, reverse=reverse, form=form)
+        changed_at = timezone.now()  # before the test session's new diagnosis
     except FixRefused as refusal:
         after = test_session_diagnose(sid)
         return {
@@ -52,6 +55,7 @@ def fix_apply(name: str, *, reverse: bool = False, form: str | None = None) -> d
         "form": done.form,
         "notes": done.notes,
         "change": f"Fix {name} {verb} ({where}){note}",
+        "changed_at": changed_at.isoformat(),
         "diagnosis_before": before,
         "diagnosis_after": after,
     }

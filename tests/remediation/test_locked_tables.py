@@ -314,6 +314,7 @@ def test_a_backfill_under_a_locked_table_records_busy_then_failed(schema_variant
         assert pipeline_sql("SELECT count(*) FROM profiles", fetch="one")[0] == 0
 
 
+@pytest.mark.usefixtures("one_lane")
 @pytest.mark.parametrize("table", ["profiles", "assessment_sessions"])
 def test_a_locked_table_is_busy_and_retried_with_backoff(schema_variant, table):
     """With the default busy retries the batch's sessions go back to the queue (busy, with a
@@ -367,6 +368,7 @@ def test_health_figures_under_a_locked_table(client, engineer, schema_variant, t
     assert MESSAGE in body and "The pipeline transaction was rolled back" in body
 
 
+@pytest.mark.usefixtures("one_lane")
 @pytest.mark.parametrize("table", ["profiles", "fc_scores"])
 def test_a_table_locked_for_writes_makes_the_batch_busy_at_once(schema_variant, table):
     """EXCLUSIVE MODE lets the batch read but not write: the group's write times out once and

@@ -279,6 +279,7 @@ def test_a_refused_rollback_has_no_confirm_button(client, engineer, schema_varia
     assert "has no session left to restore" in page and 'id="confirm-yes"' not in page
 
 
+@pytest.mark.usefixtures("one_lane")
 def test_run_cancel_shows_the_sessions_not_processed_yet(client, engineer, schema_variant):
     load_reference_data()
     with clear_write_path(schema_variant.name):

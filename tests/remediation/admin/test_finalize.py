@@ -98,7 +98,8 @@ def test_orphan_list_shows_the_reason_from_the_latest_attempt(client):
     with pytest.raises(CommandError):
         call_command("finalize", sid)
     body = client.get(reverse("admin:remediation_orphanedsession_changelist")).content.decode()
-    assert "rls [42501]" in body
+    assert 'data-category="rls"' in body and ">42501</code>" in body
+    assert "attempt " in body  # the attempt's time beside it
 
 
 def test_cli_finalize_json_and_errors(capsys, clear_path):

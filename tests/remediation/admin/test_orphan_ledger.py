@@ -29,8 +29,8 @@ from tests.factories import pipeline_sql
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
 URL = "/admin/remediation/orphanedsession/"
-# Sorts: o=1 id, o=2 email, o=3 completed_at (list_display order), "-" descending.
-SORTS = ["", "o=3", "o=-3", "o=2", "o=-2", "o=1", "o=-1", "o=3.2", "o=-2.3"]
+# Sorts: o=1 id, o=3 completed_at, o=6 email (list_display order), "-" descending.
+SORTS = ["", "o=3", "o=-3", "o=6", "o=-6", "o=1", "o=-1", "o=3.6", "o=-6.3"]
 FILTERS = [
     "",
     "age=lt1",
@@ -161,7 +161,7 @@ def test_changes_after_the_refresh_are_shown_live(schema_variant, root, no_ledge
         "UPDATE assessment_sessions SET status = 'completed', completed_at = now() WHERE id = %s",
         [fresh],
     )
-    queries = ("o=3", "", "o=2", "o=-1", "age=lt1", "fc=none&o=3")
+    queries = ("o=3", "", "o=6", "o=-1", "age=lt1", "fc=none&o=3")
     through_ledger = {q: _page(root, q) for q in queries}
     orphan_ledger_drop(actor="test")
     for query in queries:

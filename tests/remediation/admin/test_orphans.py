@@ -174,10 +174,14 @@ def test_re_diagnose_all_matching_runs_in_the_background(admin_client):
     load_reference_data()
     ids = [make_session(seed=i) for i in range(3)]
     url = reverse("admin:remediation_orphanedsession_diagnose")
-    assert admin_client.get(url).status_code == 405  # a GET never starts anything
-    resp = admin_client.post(url)
+    # A GET, or a POST without confirm=yes, shows the count and starts nothing.
+    for asked in (admin_client.get(url), admin_client.post(url)):
+        assert asked.status_code == 200
+        assert 'id="diagnose-total">3<' in asked.content.decode()
+    assert not BackfillRun.objects.exists()
+    resp = admin_client.post(url, {"confirm": "yes"})
     run = BackfillRun.objects.get(kind="diagnosis")
-    assert resp["Location"] == reverse("admin:remediation_backfillrun_change", args=[run.pk])
+    assert resp["Location"] == reverse("admin:remediation_orphanedsession_changelist")
     assert run.estimated_total == 3 and not SessionDiagnosis.objects.exists()
     jobs.run_until_done(run.pk)
     stored = {str(d.session_id): d.category for d in SessionDiagnosis.objects.all()}
@@ -185,4 +189,4 @@ def test_re_diagnose_all_matching_runs_in_the_background(admin_client):
     page = admin_client.get(
         reverse("admin:remediation_orphanedsession_changelist")
     ).content.decode()
-    assert page.count("rls [42501]") == 3
+    assert page.count('data-category="rls"') == 3 and page.count(">42501</code>") == 3

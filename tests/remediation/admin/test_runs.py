@@ -103,6 +103,7 @@ def test_without_the_permission_nothing_starts(client, clear_path):
     assert BackfillRun.objects.count() == 0
 
 
+@pytest.mark.usefixtures("one_lane")
 def test_run_page_controls_and_csv_export(client, clear_path):
     client.force_login(_user("run_backfill"))
     ids = [make_session(seed=i) for i in range(4)]
@@ -111,7 +112,9 @@ def test_run_page_controls_and_csv_export(client, clear_path):
     page = client.get(
         reverse("admin:remediation_backfillrun_change", args=[run.pk])
     ).content.decode()
-    assert 'http-equiv="refresh"' in page and "50.0%" in page and 'id="run-pause"' in page
+    progress = reverse("admin:remediation_backfillrun_progress", args=[run.pk])
+    assert f'data-progress-url="{progress}"' in page and 'http-equiv="refresh"' not in page
+    assert "50.0%" in page and 'id="run-pause"' in page
     control = reverse("admin:remediation_backfillrun_control", args=[run.pk, "pause"])
     assert client.get(control).status_code == 405
     client.post(control)

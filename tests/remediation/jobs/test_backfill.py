@@ -128,6 +128,7 @@ def test_dry_run_writes_nothing(clear):
     assert _snapshot(ids) == before
 
 
+@pytest.mark.usefixtures("one_lane")
 def test_pause_and_cancel_take_effect_within_one_batch(clear):
     ids = _sessions(6)
     run = _start(ids, batch_size=2)
@@ -148,6 +149,7 @@ def test_pause_and_cancel_take_effect_within_one_batch(clear):
     assert _profiles(ids) == 4
 
 
+@pytest.mark.usefixtures("one_lane")
 def test_a_stale_or_duplicate_delivery_does_nothing(clear):
     ids = _sessions(2)
     run = _start(ids, batch_size=1)
@@ -242,6 +244,7 @@ def test_bad_selections_are_clear_errors():
     assert BackfillRun.objects.count() == 0
 
 
+@pytest.mark.usefixtures("one_lane")
 def test_task_arguments_carry_ids_only(clear):
     from django_q.models import OrmQ
 
@@ -300,6 +303,7 @@ def test_setup_schedules_is_idempotent():
     assert watchdog.func == "remediation.tasks.backfill_watchdog" and watchdog.minutes == 1
 
 
+@pytest.mark.usefixtures("one_lane")
 def test_the_watchdog_leaves_live_runs_alone(clear):
     from django.test import override_settings
 
@@ -312,6 +316,7 @@ def test_the_watchdog_leaves_live_runs_alone(clear):
     assert run.state == "running"
 
 
+@pytest.mark.usefixtures("one_lane")
 @pytest.mark.django_db(databases="__all__", transaction=True)
 def test_a_run_and_a_support_engineer_finalizing_by_hand_never_write_one_session_twice(
     clear_variant,

@@ -117,6 +117,7 @@ def test_retry_posts_again_only_the_unknown_sessions_still_without_a_profile(emu
     assert run.state == "succeeded" and run.created == 2
 
 
+@pytest.mark.usefixtures("one_lane")
 def test_a_batch_of_slow_edge_calls_stops_at_its_time_budget_and_the_run_finishes(emulator):
     """Issue 15, item 2: each call takes at least 0.4 s, the budget is 0.2 s: a batch of 5
     makes its first call (a batch always gets one session done), finds its budget spent

@@ -76,6 +76,7 @@ def test_a_parallel_edge_backfill_calls_the_function_exactly_once_per_session(em
     assert _profiles(ids) == {}
 
 
+@pytest.mark.usefixtures("one_lane")
 def test_the_batch_budget_stops_the_pool_taking_sessions(emulator):
     """Calls of 0.4 s, a budget of 0.2 s, two at a time: the batch makes its first two calls
     (started before the budget ran out) and hands the other four on."""

@@ -16,7 +16,11 @@ from remediation.tasks import run_batch
 from tests.cluster import kill_cluster, start_cluster, wait_for
 from tests.factories import make_session, pipeline_sql
 
-pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
+# The task loop of one chain (lanes: test_lanes.py).
+pytestmark = [
+    pytest.mark.django_db(databases="__all__", transaction=True),
+    pytest.mark.usefixtures("one_lane"),
+]
 
 
 def _queued() -> list[tuple[str, tuple]]:

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("remediation", "0012_notifications"),
+        ("remediation", "0013_run_lanes"),
     ]
 
     operations = [
