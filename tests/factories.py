@@ -226,3 +226,24 @@ def emulated_edge(**overrides):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def start_new_backfill(client, data: dict, **params):
+    """Backfill runs → Add as a person does it: the form (`data`: the selection and its
+    parameters), then the confirmation page's "Start backfill" (with `params` changed).
+    Returns the confirmation page's response and the final one."""
+    from django.urls import reverse
+
+    add = reverse("admin:remediation_backfillrun_add")
+    confirm = client.post(add, data)
+    assert confirm.status_code == 200, confirm.status_code
+    hidden = dict(confirm.context["hidden"])
+    form = confirm.context["form"]
+    values = {
+        name: value
+        for name, value in ((f.name, f.value()) for f in form)
+        if value not in (None, False, "")
+    }
+    values = {k: ("on" if v is True else v) for k, v in values.items()}
+    done = client.post(add, {**hidden, **values, **params})
+    return confirm, done

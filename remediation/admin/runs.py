@@ -14,15 +14,10 @@ from django.urls import path, reverse
 from django.utils import formats, timezone
 
 from remediation import display, jobs
-from remediation.admin import run_confirm
-from remediation.admin.backfills import (
-    NewBackfillForm,
-    can_rescore,
-    can_run,
-    params_from,
-    start,
-)
+from remediation.admin import backfills, run_confirm
+from remediation.admin.backfills import can_run
 from remediation.admin.base import ReadOnlyAdmin, csv_response
+from remediation.admin.finalize import can_use_edge
 from remediation.admin.permissions import (
     ROLLBACK_BACKFILL,
     RUN_BACKFILL,
@@ -261,34 +256,7 @@ class BackfillRunAdmin(ReadOnlyAdmin):
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
-        if not can_run(request):
-            raise PermissionDenied
-        form = NewBackfillForm(
-            request.POST or None,
-            request.FILES or None,
-            can_rescore=can_rescore(request),
-        )
-        if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            response = start(
-                request,
-                selection=data["selection"],
-                ids=data["session_ids"],
-                params={
-                    "completed_from": str(data.get("completed_from") or ""),
-                    "completed_to": str(data.get("completed_to") or ""),
-                },
-                **params_from(data),
-            )
-            if response is not None:
-                return response
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "New backfill",
-            "opts": self.model._meta,
-            "form": form,
-        }
-        return TemplateResponse(request, "admin/remediation/backfill_new.html", context)
+        return backfills.add_view(self, request)
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
@@ -313,7 +281,7 @@ class BackfillRunAdmin(ReadOnlyAdmin):
             "failing": failing,
             "can_run": can_run(request),
             "can_rollback": has_perm(request, ROLLBACK_BACKFILL) and run.kind == "finalize",
-            "controls": _controls(run),
+            "controls": [c for c in _controls(run) if may_steer(request, run, c[0])],
             "refresh": run.is_active,
             "conflicts": (run.rollback_report or {}).get("conflicts", []),
             **notify_context(request, run),
@@ -327,6 +295,8 @@ class BackfillRunAdmin(ReadOnlyAdmin):
         if not has_perm(request, needed):
             raise PermissionDenied
         run = get_object_or_404(BackfillRun, pk=run_id)
+        if not may_steer(request, run, action):
+            raise PermissionDenied("this run calls the edge function: that needs the Engineer role")
         if run_confirm.needs_confirmation(request, action):  # rollback, cancel: ask first
             return run_confirm.confirm_page(self, request, run, action)
         handlers = {
@@ -446,6 +416,14 @@ def _tally(values: Any) -> list[tuple[str, int]]:
     from collections import Counter
 
     return list(Counter(values).items())
+
+
+EDGE_CALLS = ("resume", "retry")  # the controls that make an edge run call the function again
+
+
+def may_steer(request: HttpRequest, run: BackfillRun, action: str) -> bool:
+    """Resuming or retrying an edge run calls the edge function: the Engineer role only."""
+    return run.backend != "edge" or action not in EDGE_CALLS or can_use_edge(request)
 
 
 def _controls(run: BackfillRun) -> list[tuple[str, str]]:

@@ -35,6 +35,7 @@ from remediation.selectors.sessions import (
     sessions_by_reason,
     sessions_with_flags,
     stored_diagnoses,
+    unknown_session_ids,
 )
 
 __all__ = [
@@ -60,4 +61,5 @@ __all__ = [
     "sessions_with_flags",
     "stored_diagnoses",
     "system_status",
+    "unknown_session_ids",
 ]

@@ -308,3 +308,22 @@ def profile_history(session_id: Any) -> list[dict[str, Any]]:
             }
         )
     return history
+
+
+def unknown_session_ids(session_ids: list[str]) -> list[str]:
+    """The ids (canonical UUID text) with no row in the pipeline's assessment_sessions, in
+    the order given. One indexed read, whatever the list's length."""
+    from django.db import connections
+
+    from remediation.pipeline.sql import uuid_array
+
+    if not session_ids:
+        return []
+    with connections["pipeline"].cursor() as cur:
+        cur.execute(
+            "SELECT w.id::text FROM unnest(%s::uuid[]) WITH ORDINALITY AS w(id, n)"
+            " WHERE NOT EXISTS (SELECT 1 FROM assessment_sessions s WHERE s.id = w.id)"
+            " ORDER BY w.n",
+            [uuid_array(session_ids)],
+        )
+        return [row[0] for row in cur.fetchall()]

@@ -128,7 +128,7 @@ def run_retry_failed(run_id: int, *, actor: Any = None) -> BackfillRun:
     settled first by reading the database: those whose profile is there now count as
     created (or re-scored) in the new round and are not posted again; only those still
     without a profile are retried."""
-    from remediation.jobs.finalize import settle_unknown
+    from remediation.jobs.finalize import restore_completed_at_of, settle_unknown
 
     Outcome = BackfillItem.Outcome
     with transaction.atomic():
@@ -157,6 +157,9 @@ def run_retry_failed(run_id: int, *, actor: Any = None) -> BackfillRun:
         else:
             settled = []
         retried = [i for i in candidates if i.outcome != Outcome.UNKNOWN or i.pk in still]
+        # The function may have run after its answer was lost and overwritten completed_at:
+        # put it back from the pre-images before the new round claims them afresh.
+        restore_completed_at_of([i for i in unknown if i.pk in still])
         open_retry_round(run, retried, timezone.now())
         if settled:
             settle_unknown(run, settled)

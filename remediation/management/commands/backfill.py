@@ -26,7 +26,9 @@ class Command(BaseCommand):
         sel.add_argument("--to", dest="completed_to", help="completed on or before YYYY-MM-DD")
         sel.add_argument("--ids", nargs="+", metavar="SESSION_ID")
         sel.add_argument(
-            "--csv", type=Path, help="a file of session ids (first or session_id column)"
+            "--csv",
+            type=Path,
+            help="a file of session ids (any separator, or a header row's session_id column)",
         )
         sel.add_argument(
             "--all-orphans", action="store_true", help="every orphan (narrow with --from/--to/--fc)"

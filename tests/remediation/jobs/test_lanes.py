@@ -167,7 +167,9 @@ def test_the_figures_after_every_batch_are_the_items_figures(clear_variant):
     had = make_session(seed=20)
     assert bf.run_until_done(_start([had]).pk).created == 1
     abandoned = make_session(seed=21, status="abandoned")
-    run = _start([*ids, had, abandoned, "00000000-0000-4000-8000-000000000000"], batch_size=2)
+    gone = make_session(seed=22)  # deleted once the run started (an unknown id is refused)
+    run = _start([*ids, had, abandoned, gone], batch_size=2)
+    pipeline_sql("DELETE FROM assessment_sessions WHERE id = %s", [gone])
     seen = []
 
     def compare(run_id):
