@@ -190,3 +190,31 @@ def test_the_figures_after_every_batch_are_the_items_figures(clear_variant):
         2,
     )
     assert done.failed_by_reason == {"abandoned": 1, "unknown_session": 1}
+
+
+def test_the_admin_and_the_cli_start_a_backfill_with_the_same_defaults(clear_variant, admin_client):
+    """What the benchmark measures through the CLI is what a backfill started from the admin
+    gets: batches of 200, BACKFILL_LANES lanes."""
+    from django.core.management import call_command
+    from django.urls import reverse
+
+    from remediation.admin.backfills import BackfillParamsForm
+
+    ids = [make_session(seed=i) for i in range(4)]
+    defaults = {
+        name: field.initial
+        for name, field in BackfillParamsForm.base_fields.items()
+        if field.initial is not None
+    }
+    resp = admin_client.post(
+        reverse("admin:remediation_orphanedsession_changelist"),
+        {"action": "backfill_selected", "_selected_action": ids[:2], "confirm": "yes", **defaults},
+    )
+    assert resp.status_code == 302, resp.content.decode()[:2000]
+    from_admin = BackfillRun.objects.latest("pk")
+    call_command("backfill", "--ids", *ids[2:], "--no-wait")
+    from_cli = BackfillRun.objects.latest("pk")
+    assert from_admin.pk != from_cli.pk
+    for run in (from_admin, from_cli):
+        assert (run.batch_size, run.lanes, run.backend) == (200, 2, "local")
+        assert len(tokens(run)) == 2
