@@ -158,9 +158,7 @@ def restore_checks() -> None:
     """Put the migrations' CHECK constraints back exactly as the schema has them, validated
     (after relax_checks in a committed test). The rows written while they were relaxed that
     they reject are deleted first: the table then holds only what the schema allows."""
-    pipeline_sql(
-        "DELETE FROM profiles WHERE " + " OR ".join(f"NOT ({c})" for c in CHECKS.values())
-    )
+    pipeline_sql("DELETE FROM profiles WHERE " + " OR ".join(f"NOT ({c})" for c in CHECKS.values()))
     pipeline_sql(
         "ALTER TABLE profiles "
         + ", ".join(f"DROP CONSTRAINT IF EXISTS {name}" for name in CHECKS)
@@ -212,6 +210,16 @@ def reload_variant(variant: str) -> None:
     )
     seed_variant_rows(variant)
     pipeline_sql(f"DROP SCHEMA IF EXISTS {settings.PIPELINE_PORTAL_SCHEMA} CASCADE")
+
+
+def heartbeat_stale(run_id: int) -> None:
+    """The run's heartbeat as a killed worker leaves it: ten minutes old (the watchdog, with
+    any stale period under that, takes the run for stopped mid-run)."""
+    from remediation.models import BackfillRun
+
+    BackfillRun.objects.filter(pk=run_id).update(
+        heartbeat_at=timezone.now() - timedelta(minutes=10)
+    )
 
 
 def rollback_run(run_id: int) -> dict:

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -35,7 +34,7 @@ from remediation.dev.edge_emulator import start_in_thread
 from remediation.jobs import crashpoints, ledger
 from remediation.models import BackfillItem, BackfillRun, FinalizeAttempt
 from tests.cluster import ROOT, db_url
-from tests.factories import make_session, pipeline_sql
+from tests.factories import heartbeat_stale, make_session, pipeline_sql
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
@@ -114,9 +113,7 @@ def _resume(run_id: int) -> BackfillRun:
     interrupted and resumes it; a new worker (here, this process) finishes it."""
     run = BackfillRun.objects.get(pk=run_id)
     if run.state not in jobs.STOPPED:
-        BackfillRun.objects.filter(pk=run_id).update(
-            heartbeat_at=timezone.now() - timedelta(minutes=10)
-        )
+        heartbeat_stale(run_id)
         with override_settings(BACKFILL_STALE_SECONDS=60):
             assert jobs.runs_watchdog() == [run_id]
     return jobs.run_until_done(run_id)
