@@ -72,6 +72,18 @@ def ensure_env_file() -> None:
     say("wrote .env for the demo (DEBUG on, random SECRET_KEY)")
 
 
+def env_value(name: str) -> str:
+    """A setting as the portal reads it: the process environment, else the .env file."""
+    if os.environ.get(name):
+        return os.environ[name]
+    env_file = Path(os.environ.get("OPSPORTAL_ENV_FILE", ROOT / ".env"))
+    if env_file.is_file():
+        for line in env_file.read_text().splitlines():
+            if line.startswith(f"{name}="):
+                return line.split("=", 1)[1].strip()
+    return ""
+
+
 def ensure_chromium() -> None:
     """The browser tests drive Debian's Chromium; install it when we can."""
     if CHROMIUM.exists() or os.environ.get("CHROMIUM_PATH"):
@@ -163,6 +175,11 @@ def cmd_up(argv: list[str]) -> int:
     say(f"orphaned sessions: http://127.0.0.1:{port}/admin/remediation/orphanedsession/")
     say(f"IR-07 runbook:     http://127.0.0.1:{port}/admin/runbook/")
     say(f"pipeline health:   http://127.0.0.1:{port}/admin/health/")
+    token = env_value("METRICS_TOKEN")
+    if token:
+        say(
+            f"metrics:           curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/metrics"
+        )
     if sink:
         say(
             f"mail sink:         http://127.0.0.1:{port}/admin/remediation/resultsnotification/sink/"

@@ -34,8 +34,9 @@ def orphan_pages(today: datetime) -> dict[str, str]:
     return {
         "newest first": "",
         "oldest first": "o=3",
-        "email A-Z": "o=2",
-        "email Z-A": "o=-2",
+        "email A-Z": "o=6",
+        "email Z-A": "o=-6",
+        "by reason": "o=2",
         "by id": "o=1",
         "newest first, page 50": "p=50",
         "oldest first, page 50": "o=3&p=50",
@@ -50,7 +51,7 @@ def orphan_pages(today: datetime) -> dict[str, str]:
         "has FC responses": "fc=responses",
         "no FC responses": "fc=none",
         "no FC, oldest first": "fc=none&o=3",
-        "no FC, email A-Z": "fc=none&o=2",
+        "no FC, email A-Z": "fc=none&o=6",
     }
 
 

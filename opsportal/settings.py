@@ -22,9 +22,9 @@ from opsportal.secrets import Secret
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-_env_file = Path(os.environ.get("OPSPORTAL_ENV_FILE", BASE_DIR / ".env"))
-if _env_file.is_file():
-    environ.Env.read_env(_env_file, overwrite=False)
+ENV_FILE = Path(os.environ.get("OPSPORTAL_ENV_FILE", BASE_DIR / ".env"))
+if ENV_FILE.is_file():
+    environ.Env.read_env(ENV_FILE, overwrite=False)
 
 
 def _set(name: str) -> bool:
@@ -305,9 +305,13 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+# Every date-time the portal shows is in this zone (an IANA name: "Europe/Berlin"), in one
+# format with the zone's name beside it (opsportal/formats: `2026-12-01 09:38:24 UTC`); the
+# footer of every admin page names it. Stored times are UTC (USE_TZ).
+TIME_ZONE = env.str("TIME_ZONE", default="") or "UTC"
 USE_I18N = False
 USE_TZ = True
+FORMAT_MODULE_PATH = ["opsportal.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default="") or BASE_DIR / "staticfiles")

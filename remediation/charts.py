@@ -23,8 +23,18 @@ def bar_chart(
     width: int = 760,
     height: int = 220,
     color: str = "#417690",
+    compare: list[float | None] | None = None,
+    legend: tuple[str, str, str] = ("now", "gained since", "as measured then"),
+    compare_color: str = "#c58a00",
+    empty: str = "",
 ) -> str:
-    """An SVG bar chart; None values are drawn as gaps ("no data")."""
+    """An SVG bar chart; None values are drawn as gaps ("no data").
+
+    `compare`: a second value per label (same order; conversion as measured then), drawn as
+    a mark on each bar, the part of the bar above the mark in `compare_color` (gained since);
+    `legend` names the three (the bar, the part above the mark, the mark).
+    `empty`: why there is nothing to draw, said in the chart instead of bars (the caller
+    knows why: no sessions, no orphans, ...)."""
     # Long on purpose: the SVG is drawn in one pass, top to bottom, as it reads.
     left, right, top, bottom = 48, 12, 28, 36
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -49,18 +59,51 @@ def bar_chart(
         parts.append(
             f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" font-size="10" text-anchor="end">{tick_label}</text>'
         )
+    if empty:
+        parts.append(
+            f'<text x="{left + plot_w / 2:.1f}" y="{top + plot_h / 2:.1f}" font-size="13"'
+            f' text-anchor="middle" class="chart-empty">{escape(empty)}</text>'
+        )
+        values = []
+    if compare is not None:
+        legend_y = height - 6
+        for k, (name, fill, h) in enumerate(
+            zip(legend, (color, compare_color, "#333"), (8, 8, 3), strict=True)
+        ):
+            lx = left + 130 * k
+            parts.append(
+                f'<rect x="{lx}" y="{legend_y - 4 - h / 2}" width="10" height="{h}" fill="{fill}"/>'
+                f'<text x="{lx + 14}" y="{legend_y}" font-size="10">{escape(name)}</text>'
+            )
     n = max(len(values), 1)
     slot = plot_w / n
     bar_w = max(1.0, slot * 0.75)
+
+    def shown(v: float | None) -> str:
+        return "no data" if v is None else (f"{v:.1%}" if percent else f"{v:g}")
+
     for i, (label, v) in enumerate(values):
         x = left + i * slot + (slot - bar_w) / 2
-        shown = (
-            f"{v:.1%}" if (percent and v is not None) else ("no data" if v is None else f"{v:g}")
-        )
+        name = f"{label} {legend[0]}" if compare is not None else label
         if v is not None:
             parts.append(
                 f'<rect x="{x:.1f}" y="{y(v):.1f}" width="{bar_w:.1f}" height="{top + plot_h - y(v):.1f}"'
-                f' fill="{color}"><title>{escape(label)}: {shown}</title></rect>'
+                f' fill="{color}"><title>{escape(name)}: {shown(v)}</title></rect>'
+            )
+        then = compare[i] if compare is not None else None
+        if then is not None:
+            # The figure then: a mark at its height, and the part of the bar above it (what
+            # was gained since) in the compare colour, so a recovered outage stands out.
+            if v is not None and v > then:
+                parts.append(
+                    f'<rect x="{x:.1f}" y="{y(v):.1f}" width="{bar_w:.1f}" height="{y(then) - y(v):.1f}"'
+                    f' fill="{compare_color}" class="gained"><title>{escape(label)}: {shown(then)}'
+                    f" {escape(legend[2])}, {shown(v)} {escape(legend[0])}</title></rect>"
+                )
+            parts.append(
+                f'<rect x="{x - 1:.1f}" y="{y(then) - 1.5:.1f}" width="{bar_w + 2:.1f}" height="3"'
+                f' fill="#333" class="then"><title>{escape(label)} {escape(legend[2])}:'
+                f" {shown(then)}</title></rect>"
             )
         if n <= 31 and (i % max(1, n // 10) == 0):
             parts.append(

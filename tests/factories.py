@@ -39,12 +39,13 @@ def pipeline_sql(sql: str, params=None, fetch: str | None = None):
 
 
 @contextlib.contextmanager
-def held_elsewhere(sql: str, params=None) -> Iterator[psycopg.Connection]:
-    """Another connection to the pipeline database (psycopg, its own transaction, as another
-    worker, a support engineer or a migration would be) runs `sql`, a `LOCK TABLE ...` or a
-    `SELECT ... FOR UPDATE`, and holds what it took until the block ends (then rolls back).
-    Yields the connection: `conn.rollback()` releases the lock earlier."""
-    conf = connections["pipeline"].settings_dict
+def held_elsewhere(sql: str, params=None, using: str = "pipeline") -> Iterator[psycopg.Connection]:
+    """Another connection to the `using` database (psycopg, its own transaction, as another
+    worker, a support engineer or a migration would be) runs `sql`, a `LOCK TABLE ...`, a
+    `SELECT ... FOR UPDATE` or an advisory lock, and holds what it took until the block ends
+    (rolled back, then closed). Yields the connection: `conn.rollback()` releases a
+    transaction's lock earlier."""
+    conf = connections[using].settings_dict
     with psycopg.connect(
         host=conf["HOST"] or conf.get("OPTIONS", {}).get("host"),
         port=conf["PORT"] or None,
@@ -264,3 +265,24 @@ def emulated_edge(**overrides):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def start_new_backfill(client, data: dict, **params):
+    """Backfill runs → Add as a person does it: the form (`data`: the selection and its
+    parameters), then the confirmation page's "Start backfill" (with `params` changed).
+    Returns the confirmation page's response and the final one."""
+    from django.urls import reverse
+
+    add = reverse("admin:remediation_backfillrun_add")
+    confirm = client.post(add, data)
+    assert confirm.status_code == 200, confirm.status_code
+    hidden = dict(confirm.context["hidden"])
+    form = confirm.context["form"]
+    values = {
+        name: value
+        for name, value in ((f.name, f.value()) for f in form)
+        if value not in (None, False, "")
+    }
+    values = {k: ("on" if v is True else v) for k, v in values.items()}
+    done = client.post(add, {**hidden, **values, **params})
+    return confirm, done

@@ -3,24 +3,42 @@
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
-from django.urls import path
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
-from remediation.admin.base import ReadOnlyAdmin, csv_response
+from remediation.admin.base import ReadOnlyAdmin, csv_response, session_link
 from remediation.models import AuditEvent
+
+RUN_TARGET = re.compile(r"^run #(\d+)$")
 
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ("at", "actor", "action", "target", "session_count", "outcome")
+    list_display = ("at", "actor", "action", "target_link", "session_count", "outcome")
     list_filter = ("action", "outcome", "actor")
     search_fields = ("actor", "action", "target", "outcome")
     date_hierarchy = "at"
     change_list_template = "admin/remediation/auditevent/change_list.html"
+
+    @admin.display(description="target", ordering="target")
+    def target_link(self, obj: AuditEvent) -> SafeString | str:
+        """A run or a session as a link to its page; any other target as text."""
+        run = RUN_TARGET.match(obj.target)
+        if run:
+            url = reverse("admin:remediation_backfillrun_change", args=[run.group(1)])
+            return format_html('<a href="{}">{}</a>', url, obj.target)
+        try:
+            return session_link(uuid.UUID(obj.target))
+        except ValueError:
+            return obj.target
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         return {}  # no bulk delete, nothing else

@@ -10,6 +10,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import MultipleObjectsReturned
 from django.core.paginator import Paginator
 from django.db import connections
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
@@ -58,6 +59,14 @@ class LiveColumnsAdmin(FastCheckboxAdmin):
     def get_search_fields(self, request: Any) -> Any:
         return self._keep(super().get_search_fields(request))
 
+    def get_search_results(self, request: Any, queryset: Any, search_term: str) -> Any:
+        """Django's search; one that finds nothing says why (a malformed id, not a number)."""
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term and not found.exists():
+            tell_once(request, search_feedback(self.model, self.get_search_fields(request), term))
+        return found, duplicates
+
     def get_readonly_fields(self, request: Any, obj: Any = None) -> Any:
         return self._keep(super().get_readonly_fields(request, obj))
 
@@ -69,6 +78,62 @@ class LiveColumnsAdmin(FastCheckboxAdmin):
             (name, {**options, "fields": self._keep(options.get("fields", ()))})
             for name, options in super().get_fieldsets(request, obj)
         ]
+
+
+def search_feedback(model: Any, fields: Any, term: str) -> str:
+    """Why a search for `term` over `fields` found nothing, in words: the exact-match fields
+    the term cannot be a value of (not a UUID, not a number), and what else was searched."""
+    from django.core.exceptions import FieldDoesNotExist
+    from django.db import models
+
+    shown = term if len(term) <= 80 else term[:80] + "…"
+    wrong, searched = [], []
+    for name in fields:
+        path = name.lstrip("=^@")
+        label = path.replace("__", " ").replace("_", " ")
+        try:
+            field = model._meta.get_field(path.split("__")[0])
+            if "__" in path and field.is_relation:
+                field = field.related_model._meta.get_field(path.split("__")[1])
+        except FieldDoesNotExist:
+            searched.append(label)
+            continue
+        if isinstance(field, models.UUIDField) and not _is_uuid(term):
+            wrong.append(f"not a UUID ({label})")
+            continue
+        if isinstance(field, (models.IntegerField, models.AutoField)) and not term.isdigit():
+            wrong.append(f"not a number ({label})")
+            continue
+        searched.append(f"{label} ({'exact' if name.startswith('=') else 'contains'})")
+    text = f"Nothing matches {shown!r}"
+    if wrong:
+        text += ": it is " + ", ".join(wrong)
+    if searched:
+        text += ("; " if wrong else ": ") + "no row has it in " + ", ".join(searched)
+    return text + "."
+
+
+def _is_uuid(text: str) -> bool:
+    from uuid import UUID
+
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def tell_once(request: Any, text: str, level: int = 30) -> None:
+    """A warning on the list page this request renders, once (a changelist may build its
+    queryset more than once; exports and background starts build it too and say nothing)."""
+    from django.contrib import messages
+
+    if not str(getattr(request.resolver_match, "url_name", "")).endswith("_changelist"):
+        return
+    told: set[str] = request.__dict__.setdefault("_remediation_told", set())
+    if text not in told:
+        told.add(text)
+        messages.add_message(request, level, text)
 
 
 class ReadOnlyAdmin(LiveColumnsAdmin):
@@ -90,6 +155,12 @@ class ReadOnlyAdmin(LiveColumnsAdmin):
             return super().get_object(request, object_id, from_field)
         except MultipleObjectsReturned:
             return None
+
+
+def session_link(session_id: object) -> SafeString:
+    """A session id as a link to its page (sessions are never deleted from the pipeline)."""
+    url = reverse("admin:remediation_assessmentsession_change", args=[session_id])
+    return format_html('<a href="{}">{}</a>', url, session_id)
 
 
 class CappedCountPaginator(Paginator):
@@ -140,6 +211,14 @@ class DateRangeFilter(admin.FieldListFilter):
             if raw:
                 self.values[name] = str(raw[-1] if isinstance(raw, list) else raw)
         self.errors = [v for v in self.values.values() if v and _parse_date(v) is None]
+        start = _parse_date(self.values.get(self.lookup_from, ""))
+        end = _parse_date(self.values.get(self.lookup_to, ""))
+        self.reversed = ""
+        if start and end and start > end:
+            from remediation.jobs.selection import reversed_range
+
+            self.reversed = reversed_range(start, end)
+            tell_once(request, f"{str(self.title).capitalize()}: {self.reversed}.")
 
     def expected_parameters(self) -> list[str | None]:
         return [self.lookup_from, self.lookup_to]
@@ -185,6 +264,7 @@ class DateRangeFilter(admin.FieldListFilter):
             "to_value": self.values.get(self.lookup_to, ""),
             "hidden": hidden,
             "errors": self.errors,
+            "reversed": self.reversed,
             "clear_url": changelist.get_query_string(remove=[self.lookup_from, self.lookup_to]),
         }
 

@@ -9,6 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import DatabaseError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -20,7 +21,7 @@ from remediation.admin.base import LiveColumnsAdmin, ReadOnlyAdmin
 from remediation.admin.permissions import MANAGE_FC, has_perm, log_change
 from remediation.models import FcBlock, FcChange, FcOption
 from remediation.selectors.fc import coverage
-from remediation.selectors.fc_rollback import fc_version_removal
+from remediation.selectors.fc_rollback import fc_undo_preview, fc_version_removal
 from remediation.services import fc
 from remediation.services.fc_sets import (
     MAX_SET_BYTES,
@@ -241,12 +242,44 @@ class FcChangeAdmin(ReadOnlyAdmin):
         return can_manage(request)
 
     @admin.action(permissions=["manage_fc"], description="Undo the selected rollbacks")
-    def undo(self, request: HttpRequest, queryset: QuerySet[FcChange]) -> None:
-        for change in queryset.filter(kind="rollback", undone_at__isnull=True).order_by("at"):
-            fc.fc_change_undo(change.pk, actor=request.user.get_username())
+    def undo(self, request: HttpRequest, queryset: QuerySet[FcChange]) -> HttpResponse | None:
+        """Like delete_selected: first a page listing every row each undo puts back (and the
+        ones that would be refused); the POST with post=yes does it."""
+        changes = list(queryset.order_by("at"))
+        previews = [fc_undo_preview(c) for c in changes]
+        if request.POST.get("post") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Undo FC set rollbacks?",
+                "opts": self.model._meta,
+                "previews": previews,
+                "doable": sum(1 for p in previews if not p["refusal"]),
+                "queryset": queryset,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/remediation/fc_undo_confirm.html", context)
+        for preview in previews:
+            change = preview["change"]
+            if preview["refusal"]:
+                self.message_user(
+                    request, f"Not undone: {preview['refusal']}; nothing changed.", messages.ERROR
+                )
+                continue
+            try:
+                fc.fc_change_undo(change.pk, actor=request.user.get_username())
+            except (FcSetInvalid, DatabaseError) as exc:
+                self.message_user(
+                    request,
+                    f"Rollback #{change.pk} not undone, nothing changed: {str(exc).splitlines()[0]}",
+                    messages.ERROR,
+                )
+                continue
             log_change(request, change, f"Undid rollback of FC {change.version}")
             self.message_user(
                 request,
-                f"Restored FC {change.version} (rollback #{change.pk} undone).",
+                f"Restored FC {change.version} (rollback #{change.pk} undone): "
+                f"{preview['block_count']} blocks, {preview['option_count']} options,"
+                f" {preview['fc_responses']} responses, {preview['fc_scores']} FC scores put back.",
                 messages.SUCCESS,
             )
+        return None

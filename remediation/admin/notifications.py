@@ -23,7 +23,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from remediation.admin.base import ReadOnlyAdmin
+from remediation.admin.base import ReadOnlyAdmin, search_feedback, tell_once
 from remediation.admin.permissions import SEND_RESULTS, has_perm
 from remediation.jobs import RunError
 from remediation.models import BackfillRun, ResultsNotification, SuppressedAddress
@@ -164,7 +164,10 @@ class ResultsNotificationAdmin(ReadOnlyAdmin):
             pass
         if term.isdigit() and len(term) < 12:
             return queryset.filter(run_id=int(term)), False
-        return (queryset.none() if term else queryset), False
+        if not term:
+            return queryset, False
+        tell_once(request, search_feedback(self.model, self.search_fields, term))
+        return queryset.none(), False
 
     def has_send_results_permission(self, request: HttpRequest) -> bool:
         return can_send(request)

@@ -17,11 +17,10 @@ from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from remediation import jobs, selectors
+from remediation import display, jobs, selectors
 from remediation.admin import backfills, runs
 from remediation.admin.base import (
     CappedCountPaginator,
@@ -45,7 +44,7 @@ REASON_SORT = "_reason_sort"
 
 
 def _when(at: Any) -> str:
-    return date_format(timezone.localtime(at), "Y-m-d H:i T") if at else "at an unknown time"
+    return display.when(at) if at else "at an unknown time"
 
 
 def _stale_words(reason: selectors.Reason) -> str:
@@ -325,7 +324,15 @@ class OrphanedSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAdmi
                 reason.source,
                 reason.words,
             )
-        code = format_html(" <code>{}</code>", reason.sqlstate) if reason.sqlstate else ""
+        code = (
+            format_html(
+                ' <code title="{}">{}</code>',
+                display.sqlstate_name(reason.sqlstate),
+                reason.sqlstate,
+            )
+            if reason.sqlstate
+            else ""
+        )
         detail = format_html(": {}", reason.detail) if reason.detail else ""
         html = format_html(
             '<span class="reason-words" data-category="{}">{}</span> ({}){}{}'

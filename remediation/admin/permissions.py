@@ -11,6 +11,7 @@ from django.http import HttpRequest
 FINALIZE = "remediation.finalize_session"
 RUN_BACKFILL = "remediation.run_backfill"
 RUN_LARGE_BACKFILL = "remediation.run_large_backfill"
+USE_EDGE = "remediation.use_edge_backend"  # the Engineer role: the edge backend
 ROLLBACK_BACKFILL = "remediation.rollback_backfill"
 RUN_RUNBOOK = "remediation.run_runbook"
 MANAGE_FC = "remediation.manage_fc"

@@ -1,4 +1,5 @@
-"""The confirmation pages of a run's rollback and cancel (Django's delete_selected pattern):
+"""The confirmation pages of a run's rollback, cancel and retry of failed sessions (Django's
+delete_selected pattern):
 a GET, or a POST without `confirm=yes`, shows what confirming does, read from the run's
 items, and changes nothing; runs.py's control view does it on the confirmed POST."""
 
@@ -16,11 +17,12 @@ from remediation.models import BackfillRun
 from remediation.selectors.run_preview import (
     ROLLBACK_COLUMNS,
     cancel_preview,
+    retry_preview,
     rollback_preview,
     rollback_sessions,
 )
 
-CONFIRMED = ("rollback", "cancel")
+CONFIRMED = ("rollback", "cancel", "retry")
 
 
 def needs_confirmation(request: HttpRequest, action: str) -> bool:
@@ -30,10 +32,13 @@ def needs_confirmation(request: HttpRequest, action: str) -> bool:
 
 
 def confirm_page(model_admin: Any, request: HttpRequest, run: BackfillRun, action: str) -> Any:
-    """What rolling back (or cancelling) `run` does; reads only."""
+    """What rolling back, cancelling or retrying `run` does; reads only."""
     if action == "rollback":
         preview = rollback_preview(run)
         title = f"Roll back run #{run.pk}?"
+    elif action == "retry":
+        preview = retry_preview(run)
+        title = f"Retry the failed sessions of run #{run.pk}?"
     else:
         preview = cancel_preview(run)
         title = f"Cancel run #{run.pk}?"

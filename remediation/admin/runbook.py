@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from remediation import display
 from remediation.admin.base import ReadOnlyAdmin
 from remediation.admin.permissions import RUN_RUNBOOK, has_perm
 from remediation.fixes import executor
@@ -30,6 +31,7 @@ from remediation.selectors.checks import FAIL, STRICT_POLICY_SQL, Check, run_che
 from remediation.selectors.config import configured_results_version, system_status
 from remediation.selectors.fix_preview import fix_preview, fix_states, sql_quote
 from remediation.selectors.runbook import steps
+from remediation.selectors.sessions import newest_orphan_id
 from remediation.services import InvalidSessionId, normalize_session_id
 from remediation.services.fixes import fix_apply
 from remediation.services.gates import (
@@ -49,7 +51,7 @@ def can_run_runbook(request: HttpRequest) -> bool:
     return has_perm(request, RUN_RUNBOOK)
 
 
-def _can_view(request: HttpRequest) -> bool:
+def can_view_runbook(request: HttpRequest) -> bool:
     return has_perm(request, VIEW) or can_run_runbook(request)
 
 
@@ -96,7 +98,7 @@ def current_state(checks: dict[str, Check]) -> dict[str, Any]:
 
 
 def runbook_page(request: HttpRequest) -> HttpResponse:
-    if not _can_view(request):
+    if not can_view_runbook(request):
         raise PermissionDenied
     latest = {k: RunbookRecord.objects.filter(kind=k).first() for k in RunbookRecord.Kind.values}
     # One run of the checks serves the state line and the steps.
@@ -279,6 +281,7 @@ ACTIONS = {
 
 # The actions that change the pipeline database: each asks first (runbook_confirm.html).
 CONFIRMED = {
+    "verify",
     "version_v121",
     "version_v120",
     "maintenance_on",
@@ -291,7 +294,16 @@ def confirm_context(request: HttpRequest, action: str) -> dict[str, Any]:
     """The confirmation page's preview of `action`, read from the live database."""
     params = request.POST if request.method == "POST" else request.GET
     label = params.get("label", "").strip()[:200]
-    context: dict[str, Any] = {"action": action, "label": label, "fix": None, "gate": None}
+    context: dict[str, Any] = {
+        "action": action,
+        "label": label,
+        "fix": None,
+        "gate": None,
+        "verify": None,
+    }
+    if action == "verify":
+        context.update(verify_preview(params.get("session_id", "").strip()))
+        return context
     verb, _, rest = action.partition("_")
     if verb in ("apply", "rollback"):
         name = rest.upper()
@@ -342,10 +354,46 @@ def confirm_context(request: HttpRequest, action: str) -> dict[str, Any]:
     return context
 
 
+def verify_preview(raw: str) -> dict[str, Any]:
+    """What "Finalize a test session and verify" writes: which session (the one given, or
+    the newest orphan), its state and latest diagnosis, and the rows a finalize writes."""
+    from remediation import selectors
+    from remediation.models import AssessmentSession, Profile
+
+    session_id = normalize_session_id(raw) if raw else None  # InvalidSessionId: the caller
+    chosen = session_id or newest_orphan_id()
+    session = AssessmentSession.objects.filter(pk=chosen).first() if chosen else None
+    verify: dict[str, Any] = {
+        "given": session_id,
+        "session": session,
+        "missing": bool(chosen) and session is None,
+        "profile": Profile.objects.filter(session=session).first() if session else None,
+        "diagnosis": selectors.stored_diagnoses([chosen]).get(str(chosen)) if session else None,
+        "results_version": configured_results_version(),
+        "writes": [
+            "public.profiles: INSERT the scored profile (ON CONFLICT (session_id) keeps an"
+            " existing one: no re-score, no second profile)",
+            "public.assessment_sessions: UPDATE the session's finalize columns that exist"
+            " here (finalized_at, share token expiry, completed_questions, updated_at); never"
+            " completed_at, never an existing share token",
+            "public.fc_scores: INSERT or UPDATE the session's FC score, when it has FC responses",
+        ],
+    }
+    return {
+        "title": "Finalize a test session and verify?",
+        "confirm_label": "Yes, finalize this session and verify",
+        "verify": verify,
+        "session_id": session_id or "",
+    }
+
+
 def runbook_confirm(request: HttpRequest, action: str) -> HttpResponse:
     """The confirmation page: reads only, whatever the method."""
     try:
         preview = confirm_context(request, action)
+    except InvalidSessionId as exc:
+        messages.error(request, str(exc))
+        return HttpResponseRedirect(reverse("admin:runbook"))
     except PipelineTimeout:
         raise  # one 503 for the page (opsportal.middleware)
     except DatabaseError as exc:
@@ -386,7 +434,7 @@ def runbook_action(request: HttpRequest, action: str) -> HttpResponse:
 
 
 def runbook_compare(request: HttpRequest) -> HttpResponse:
-    if not _can_view(request):
+    if not can_view_runbook(request):
         raise PermissionDenied
     ids = [request.GET.get(k, "") for k in ("a", "b")]
     if not all(i.isdigit() for i in ids):
@@ -408,7 +456,7 @@ def runbook_compare(request: HttpRequest) -> HttpResponse:
 
 
 def runbook_export(request: HttpRequest) -> HttpResponse:
-    if not _can_view(request):
+    if not can_view_runbook(request):
         raise PermissionDenied
     ids = [int(x) for x in request.GET.getlist("id") if x.isdigit()]
     records = (
@@ -427,7 +475,7 @@ def markdown(records: list[Any]) -> str:
     for r in records:
         lines += [
             f"## {r.get_kind_display()} #{r.pk}: {r.label or ''}".rstrip(": "),
-            f"{r.created_at:%Y-%m-%d %H:%M:%S %Z} by {r.created_by_name or 'system'}",
+            f"{display.when(r.created_at)} by {r.created_by_name or 'system'}",
             "",
         ]
         checks = r.results.get("checks", [])
@@ -457,21 +505,26 @@ def _md(value: Any) -> str:
 
 
 def runbook_orphan_ledger(request: HttpRequest) -> HttpResponse:
-    """GET: the orphan ledger's state and the exact SQL creating or refreshing it would run (the
-    confirm page); POST (action create, refresh or drop): do it, audited, back to the runbook."""
-    from remediation.selectors import orphan_ledger
+    """GET: the orphan ledger's state and the exact SQL creating, refreshing or dropping it
+    would run; a POST of an action (create, refresh or drop) without `confirm=yes`: the
+    confirmation page of that action (its SQL, what it does); with it: do it, audited,
+    back to the runbook."""
     from remediation.services.orphan_ledger import (
         orphan_ledger_create,
         orphan_ledger_drop,
         orphan_ledger_refresh,
     )
 
-    if not _can_view(request):
+    if not can_view_runbook(request):
         raise PermissionDenied
     if request.method == "POST":
         if not can_run_runbook(request):
             raise PermissionDenied
         action = request.POST.get("action", "")
+        if action not in LEDGER_ACTIONS:
+            return HttpResponse("Unknown action.", status=400)
+        if request.POST.get("confirm") != "yes":
+            return _ledger_page(request, confirming=action)
         try:
             if action == "create":
                 result = orphan_ledger_create(actor=request.user)
@@ -491,16 +544,31 @@ def runbook_orphan_ledger(request: HttpRequest) -> HttpResponse:
                         f"Orphan ledger refreshed: {refreshed['added']:,} added,"
                         f" {refreshed['removed']:,} removed in {refreshed['seconds']} s.",
                     )
-            elif action == "drop":
+            else:
                 orphan_ledger_drop(actor=request.user)
                 messages.success(
                     request, "Orphan ledger dropped: the list reads the plain definition."
                 )
-            else:
-                return HttpResponse("Unknown action.", status=400)
         except DatabaseError as exc:
-            messages.error(request, f"The database refused: {str(exc).splitlines()[0]}")
+            messages.error(
+                request,
+                f"The database refused, nothing changed: {str(exc).splitlines()[0]}",
+            )
         return HttpResponseRedirect(reverse("admin:runbook"))
+    return _ledger_page(request)
+
+
+LEDGER_ACTIONS = {
+    "create": "Create the orphan ledger",
+    "refresh": "Refresh the orphan ledger",
+    "drop": "Drop the orphan ledger",
+}
+
+
+def _ledger_page(request: HttpRequest, confirming: str = "") -> HttpResponse:
+    """The ledger's state and SQL; with `confirming`, the confirmation of that action."""
+    from remediation.selectors import orphan_ledger
+
     try:
         state = orphan_ledger.ledger_state()
         error = ""
@@ -508,7 +576,9 @@ def runbook_orphan_ledger(request: HttpRequest) -> HttpResponse:
         state, error = orphan_ledger.LedgerState(exists=False), str(exc).splitlines()[0]
     context = {
         **admin.site.each_context(request),
-        "title": "Orphan ledger",
+        "title": f"{LEDGER_ACTIONS[confirming]}?" if confirming else "Orphan ledger",
+        "confirming": confirming,
+        "confirm_label": f"Yes, {LEDGER_ACTIONS[confirming].lower()}" if confirming else "",
         "opts": RunbookRecord._meta,
         "state": state,
         "error": error,

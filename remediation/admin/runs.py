@@ -11,18 +11,13 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 
-from remediation import jobs
-from remediation.admin import run_confirm
-from remediation.admin.backfills import (
-    NewBackfillForm,
-    can_rescore,
-    can_run,
-    params_from,
-    start,
-)
+from remediation import display, jobs
+from remediation.admin import backfills, run_confirm
+from remediation.admin.backfills import can_run
 from remediation.admin.base import ReadOnlyAdmin, csv_response
+from remediation.admin.finalize import can_use_edge
 from remediation.admin.permissions import (
     ROLLBACK_BACKFILL,
     RUN_BACKFILL,
@@ -59,9 +54,11 @@ def run_progress(run: BackfillRun) -> dict[str, Any]:
         "state_words": run_state_words(run),
         "percent": f"{figures['percent']:.1f}%",
         "processed": str(run.processed),
-        "estimated_total": str(run.estimated_total),
+        "estimated_total": display.count(run.estimated_total, "session"),
         "rate_per_min": f"{figures['rate_per_min']:.0f}",
-        "eta": f", about {eta:.0f} s left" if eta is not None else "",
+        "eta": f", about {display.seconds(eta)} left" if eta is not None else "",
+        "failed_reasons": str(run.failed)
+        + "".join(f" · {display.words(r)} {n}" for r, n in (run.failed_by_reason or {}).items()),
         **{
             k: str(getattr(run, k))
             for k in ("created", "rescored", "existing", "failed", "skipped")
@@ -85,12 +82,51 @@ def run_progress(run: BackfillRun) -> dict[str, Any]:
 
 
 def run_state_words(run: BackfillRun) -> str:
-    """The run's state in words, and that it was rolled back when it was."""
+    """The run's state in words, and that it was rolled back (when, by which run) when it was."""
     words = run.get_state_display()
     rollback_run = (run.rollback_report or {}).get("rollback_run")
     if rollback_run:
         words += f", rolled back by run #{rollback_run}"
+        if run.rolled_back_at:
+            words += f" on {formats.date_format(timezone.localtime(run.rolled_back_at), 'DATETIME_FORMAT')}"
+    elif (
+        run.kind == BackfillRun.Kind.FINALIZE
+        and run.follow_up_runs.filter(kind=BackfillRun.Kind.ROLLBACK)
+        .exclude(state__in=jobs.TERMINAL)
+        .exists()
+    ):
+        words += ", being rolled back"
     return words
+
+
+def run_links(run: BackfillRun) -> dict[str, Any]:
+    """What the run is linked to: its django-q2 tasks, its finalize attempts, the alerts open
+    while it ran, the runs holding the same sessions while it is active."""
+    from django_q.models import Failure, Success
+
+    from remediation.jobs.selection import runs_sharing_pending
+    from remediation.models import Alert, FinalizeAttempt
+
+    group = f"run-{run.pk}"
+    end = run.finished_at or timezone.now()
+    alerts = (
+        Alert.objects.filter(first_seen__lte=end)
+        .exclude(resolved_at__lt=run.started_at or run.created_at)
+        .order_by("-first_seen")
+    )
+    overlapping: list[tuple[BackfillRun, int]] = []
+    if run.state not in jobs.TERMINAL:
+        shared = runs_sharing_pending(run)
+        by_pk = BackfillRun.objects.in_bulk(list(shared))
+        overlapping = [(by_pk[pk], n) for pk, n in shared.items() if pk in by_pk]
+    return {
+        "task_group": group,
+        "tasks_done": Success.objects.filter(group=group).count(),
+        "tasks_failed": Failure.objects.filter(group=group).count(),
+        "attempt_count": FinalizeAttempt.objects.filter(run_id=run.pk).count(),
+        "alerts": list(alerts[:10]),
+        "overlapping": overlapping,
+    }
 
 
 def round_rows(run: BackfillRun) -> list[dict[str, Any]]:
@@ -105,7 +141,9 @@ def round_rows(run: BackfillRun) -> list[dict[str, Any]]:
         for outcome, n in sorted(counts.items(), key=lambda c: (_rank(order, c[0]), c[0])):
             text = f"{n} {OUTCOME_WORDS.get(outcome, outcome)}"
             if outcome == "failed" and reasons:
-                text += " (" + ", ".join(f"{k} {v}" for k, v in reasons.items()) + ")"
+                text += (
+                    " (" + ", ".join(f"{display.words(k)} {v}" for k, v in reasons.items()) + ")"
+                )
             parts.append(text)
         rows.append(
             {
@@ -146,6 +184,21 @@ def _parse_time(value: str | None) -> Any:
     return parse_datetime(value) if value else None
 
 
+class RolledBackFilter(admin.SimpleListFilter):
+    title = "rolled back"
+    parameter_name = "rolled_back"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "rolled back"), ("no", "not rolled back")]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        if self.value() == "yes":
+            return queryset.filter(rolled_back_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(rolled_back_at__isnull=True)
+        return queryset
+
+
 @admin.register(BackfillRun)
 class BackfillRunAdmin(ReadOnlyAdmin):
     list_display = (
@@ -164,7 +217,7 @@ class BackfillRunAdmin(ReadOnlyAdmin):
         "created_at",
         "rolled_back_at",
     )
-    list_filter = ("kind", "state", "backend", "dry_run")
+    list_filter = ("kind", "state", RolledBackFilter, "backend", "dry_run")
     search_fields = ("=id", "started_by_name")
 
     @admin.display(description="state", ordering="state")
@@ -203,34 +256,7 @@ class BackfillRunAdmin(ReadOnlyAdmin):
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
-        if not can_run(request):
-            raise PermissionDenied
-        form = NewBackfillForm(
-            request.POST or None,
-            request.FILES or None,
-            can_rescore=can_rescore(request),
-        )
-        if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            response = start(
-                request,
-                selection=data["selection"],
-                ids=data["session_ids"],
-                params={
-                    "completed_from": str(data.get("completed_from") or ""),
-                    "completed_to": str(data.get("completed_to") or ""),
-                },
-                **params_from(data),
-            )
-            if response is not None:
-                return response
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "New backfill",
-            "opts": self.model._meta,
-            "form": form,
-        }
-        return TemplateResponse(request, "admin/remediation/backfill_new.html", context)
+        return backfills.add_view(self, request)
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
@@ -247,6 +273,7 @@ class BackfillRunAdmin(ReadOnlyAdmin):
             "state_words": run_state_words(run),
             "rounds": round_rows(run),
             "follow_ups": list(run.follow_up_runs.order_by("-created_at")),
+            **run_links(run),
             **trigger_context(),
             "opts": self.model._meta,
             "run": run,
@@ -254,7 +281,7 @@ class BackfillRunAdmin(ReadOnlyAdmin):
             "failing": failing,
             "can_run": can_run(request),
             "can_rollback": has_perm(request, ROLLBACK_BACKFILL) and run.kind == "finalize",
-            "controls": _controls(run),
+            "controls": [c for c in _controls(run) if may_steer(request, run, c[0])],
             "refresh": run.is_active,
             "conflicts": (run.rollback_report or {}).get("conflicts", []),
             **notify_context(request, run),
@@ -268,6 +295,8 @@ class BackfillRunAdmin(ReadOnlyAdmin):
         if not has_perm(request, needed):
             raise PermissionDenied
         run = get_object_or_404(BackfillRun, pk=run_id)
+        if not may_steer(request, run, action):
+            raise PermissionDenied("this run calls the edge function: that needs the Engineer role")
         if run_confirm.needs_confirmation(request, action):  # rollback, cancel: ask first
             return run_confirm.confirm_page(self, request, run, action)
         handlers = {
@@ -282,13 +311,14 @@ class BackfillRunAdmin(ReadOnlyAdmin):
                 rollback = jobs.run_rollback(run.pk, actor=request.user)
                 messages.success(
                     request,
-                    f"Rollback #{rollback.pk} started: {rollback.estimated_total} sessions to restore"
+                    f"Rollback #{rollback.pk} started: {display.count(rollback.estimated_total, 'session')}"
+                    " to restore"
                     f" from run #{run.pk}'s pre-images; its progress is below.",
                 )
                 target = rollback.pk
             elif action in handlers:
-                handlers[action](run.pk, actor=request.user)
-                messages.success(request, f"{run}: {action} requested.")
+                after = handlers[action](run.pk, actor=request.user)
+                messages.success(request, control_words(action, after))
             else:
                 raise PermissionDenied
         except jobs.RunError as exc:
@@ -327,6 +357,34 @@ class BackfillRunAdmin(ReadOnlyAdmin):
         return csv_response(f"{run.kind}-{run.pk}-items.csv", columns, rows)
 
 
+def control_words(action: str, run: BackfillRun) -> str:
+    """What a control did, as the database has it now: pause and resume change only the run's
+    state (no pipeline row); cancel stops processing; retry opens a new round."""
+    name = str(run).rsplit(" (", 1)[0]
+    state = run.get_state_display()
+    left = max(0, run.estimated_total - run.processed)
+    if action == "pause":
+        when = (
+            "it stops at the end of the batch it is in"
+            if run.state == BackfillRun.State.PAUSING
+            else "no batch was running"
+        )
+        return f"{name} is {state}: {when}. Nothing in the pipeline database was changed."
+    if action == "resume":
+        return (
+            f"{name} is {state}: it continues with the {left} session{'' if left == 1 else 's'}"
+            " not processed yet. Nothing in the pipeline database was changed by resuming."
+        )
+    if action == "cancel":
+        when = (
+            "it stops at the end of the batch it is in"
+            if run.state == BackfillRun.State.CANCELLING
+            else "it has stopped"
+        )
+        return f"{name} is {state}: {when}; what it already wrote stays (roll it back for that)."
+    return f"{name} is {state}: {run.message}."
+
+
 def notify_context(request: HttpRequest, run: BackfillRun) -> dict[str, Any]:
     """Results notifications on a run page: the send button of a backfill, the messages of a
     notify run (each one's state as the database has it; addresses only with session access)."""
@@ -358,6 +416,14 @@ def _tally(values: Any) -> list[tuple[str, int]]:
     from collections import Counter
 
     return list(Counter(values).items())
+
+
+EDGE_CALLS = ("resume", "retry")  # the controls that make an edge run call the function again
+
+
+def may_steer(request: HttpRequest, run: BackfillRun, action: str) -> bool:
+    """Resuming or retrying an edge run calls the edge function: the Engineer role only."""
+    return run.backend != "edge" or action not in EDGE_CALLS or can_use_edge(request)
 
 
 def _controls(run: BackfillRun) -> list[tuple[str, str]]:

@@ -13,7 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from remediation import selectors
+from remediation import display, selectors
 from remediation.admin.base import CappedCountPaginator, DateRangeFilter, ReadOnlyAdmin
 from remediation.admin.fc import can_manage
 from remediation.admin.filters import HasProfileFilter, SessionSearchMixin
@@ -51,12 +51,26 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
     paginator = CappedCountPaginator
     show_full_result_count = False
     list_per_page = 50
-    readonly_fields = ("pipeline_state", "why_no_profile", "attempts", "results_messages")
+    readonly_fields = (
+        "pipeline_state",
+        "profile_history",
+        "why_no_profile",
+        "attempts",
+        "results_messages",
+    )
     actions = ("finalize_selected", "diagnose_selected", "recompute_fc", "recompute_fc_refinalize")
     fieldsets = (
         (
             "Pipeline state",
-            {"fields": ("pipeline_state", "why_no_profile", "attempts", "results_messages")},
+            {
+                "fields": (
+                    "pipeline_state",
+                    "profile_history",
+                    "why_no_profile",
+                    "attempts",
+                    "results_messages",
+                )
+            },
         ),
         (
             "Session",
@@ -115,9 +129,7 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
             raise Http404(str(exc)) from exc
         session = get_object_or_404(AssessmentSession, pk=sid)
         d = session_diagnose(session_id=sid)
-        self.message_user(
-            request, f"Diagnosed: {d.category}" + (f" [{d.sqlstate}]" if d.sqlstate else "")
-        )
+        self.message_user(request, f"Diagnosed: {display.reason(d.category, d.sqlstate)}")
         log_change(request, session, f"Diagnosed: {d.category} {d.sqlstate}".strip())
         return HttpResponseRedirect(
             reverse("admin:remediation_assessmentsession_change", args=[sid])
@@ -178,20 +190,58 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
         if d is None:
             return format_html("{}", "not diagnosed yet: press “Diagnose now”")
         return format_html(
-            '<div class="diagnosis diagnosis-{}"><strong>{}</strong>{}: {}'
+            '<div class="diagnosis diagnosis-{}"><strong>{}</strong>: {}'
             ' <span class="diagnosed-at">(diagnosed {})</span></div>',
             d.category,
-            d.category,
-            f" [{d.sqlstate}]" if d.sqlstate else "",
+            display.reason(d.category, d.sqlstate),
             d.explanation,
-            d.checked_at,
+            display.when(d.checked_at),
+        )
+
+    @admin.display(description="profile history")
+    def profile_history(self, obj: AssessmentSession) -> SafeString:
+        """What runs did to the profile, and what is there now (runs link to their pages)."""
+        from remediation.models import Profile
+
+        now = Profile.objects.filter(session_id=obj.pk).values_list("pk", flat=True).first()
+        current = (
+            format_html(
+                'now: <a href="{}" id="profile-now">profile {}</a>',
+                reverse("admin:remediation_profile_change", args=[now]),
+                now,
+            )
+            if now
+            else format_html('<span id="profile-now">{}</span>', "now: no profile")
+        )
+        rows = selectors.profile_history(obj.pk)
+        if not rows:
+            return format_html("{}; no run has written it", current)
+        return format_html(
+            '<ol class="profile-history" id="profile-history">{}</ol>{}',
+            format_html_join(
+                "",
+                '<li>{}: {} by <a href="{}">{}</a></li>',
+                (
+                    (
+                        r["at"] or "–",
+                        r["what"],
+                        reverse("admin:remediation_backfillrun_change", args=[r["run_id"]]),
+                        r["run"],
+                    )
+                    for r in rows
+                ),
+            ),
+            current,
         )
 
     @admin.display(description="finalize attempts")
     def attempts(self, obj: AssessmentSession) -> SafeString:
+        from remediation.models import Profile
+
         rows = FinalizeAttempt.objects.filter(session_id=obj.pk).order_by("-started_at")[:20]
         if not rows:
             return format_html("{}", "none yet")
+        current = Profile.objects.filter(session_id=obj.pk).values_list("pk", flat=True).first()
         return format_html(
             '<table class="attempts"><tr><th>when</th><th>who</th><th>backend</th><th>outcome</th>'
             "<th>SQLSTATE</th><th>detail</th><th>results</th></tr>{}</table>",
@@ -200,15 +250,13 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 (
                     (
-                        a.started_at,
+                        display.when(a.started_at),
                         a.requested_by_name,
                         a.backend,
                         a.get_outcome_display(),
-                        a.sqlstate or "–",
+                        display.sqlstate(a.sqlstate),
                         a.explanation or a.type_code or "–",
-                        format_html('<a href="{}">link</a>', a.results_url)
-                        if a.results_url
-                        else "–",
+                        _results_cell(a, current),
                     )
                     for a in rows
                 ),
@@ -264,7 +312,7 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
             (
                 "FC scores",
                 ", ".join(
-                    f"{s['version']}/{s['fc_kind']} ({s['blocks_answered']} blocks)"
+                    f"{s['version']}/{s['fc_kind']} ({display.count(s['blocks_answered'], 'block')})"
                     for s in state.fc_scores
                 )
                 or "none",
@@ -291,9 +339,9 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
                         url,
                         profile.type_code or "?",
                         profile.results_version or "?",
-                        profile.created_at or "–",
-                        profile.submitted_at or "–",
-                        profile.recomputed_at or "–",
+                        display.when(profile.created_at),
+                        display.when(profile.submitted_at),
+                        display.when(profile.recomputed_at),
                     ),
                 )
             )
@@ -301,6 +349,17 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
             '<table class="pipeline-state">{}</table>',
             format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows),
         )
+
+
+def _results_cell(attempt: FinalizeAttempt, current: Any) -> SafeString | str:
+    """The attempt's results link, only while the profile it wrote is there now."""
+    if not attempt.results_url:
+        return "–"
+    if current is None:
+        return format_html('<span class="gone">{}</span>', "profile no longer exists")
+    if attempt.profile_id and str(attempt.profile_id) != str(current):
+        return format_html('<span class="gone">{}</span>', "replaced since")
+    return format_html('<a href="{}">link</a>', attempt.results_url)
 
 
 def diagnose_and_report(
@@ -315,5 +374,7 @@ def diagnose_and_report(
     tally: Counter[str] = Counter(
         session_diagnose(session_id=str(s.pk), context=ctx).category for s in sessions
     )
-    summary = ", ".join(f"{n} {cat}" for cat, n in tally.most_common())
-    model_admin.message_user(request, f"Diagnosed {len(sessions)} sessions: {summary}.")
+    summary = ", ".join(f"{n} {display.words(cat)}" for cat, n in tally.most_common())
+    model_admin.message_user(
+        request, f"Diagnosed {display.count(len(sessions), 'session')}: {summary}."
+    )

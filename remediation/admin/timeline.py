@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
+from remediation import display
 from remediation.admin.base import ReadOnlyAdmin
 from remediation.admin.permissions import has_perm
 from remediation.models import Alert, CanaryResult
@@ -133,7 +134,7 @@ def timeline_export(request: HttpRequest) -> HttpResponse:
         data["figures"],
         data["start"],
         data["end"],
-        when=lambda d: timezone.localtime(d).strftime("%Y-%m-%d %H:%M:%S %Z"),
+        when=display.when,
     )
     response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="incident-timeline.md"'

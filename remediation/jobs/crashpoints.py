@@ -8,6 +8,8 @@ N-th time the point is reached (1 = the first). The points, in the order a batch
 
     batch.started          the run is marked running (its own commit), nothing processed
     edge.claimed           an edge session's pre-image is committed, the call not made yet
+    edge.answered          the edge function answered (or the call failed), completed_at not
+                           put back yet, the attempt not saved
     edge.called            the edge call returned, its outcome not recorded yet
     pipeline.before_commit a batch's pipeline writes and its ledger entries are made, not
                            committed (a kill rolls both back)
@@ -35,6 +37,7 @@ from django.conf import settings
 POINTS = (
     "batch.started",
     "edge.claimed",
+    "edge.answered",
     "edge.called",
     "pipeline.before_commit",
     "pipeline.committed",

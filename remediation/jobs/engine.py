@@ -73,6 +73,7 @@ from django.db import connections, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
+from remediation import display
 from remediation.jobs import crashpoints, ledger
 from remediation.jobs.items import apply_outcomes, save_items
 from remediation.models import BackfillItem, BackfillRun
@@ -466,6 +467,25 @@ def close_round(run: BackfillRun, now: datetime) -> None:
     run.rounds = rounds
 
 
+def rounds_words(run: BackfillRun) -> str:
+    """Each round's own outcomes in words, for a run with more than one round ("" else):
+    what the headline figures (each session's latest outcome) do not show. The open last
+    round's figures are the settled ones less those it began with."""
+    rounds = run.rounds or []
+    if len(rounds) < 2:
+        return ""
+    parts = []
+    for r in rounds:
+        if r.get("state"):
+            counts = Counter(r.get("counts") or {})
+        else:
+            counts = Counter(run.counts or {})
+            counts.subtract((r.get("before") or {}).get("counts") or {})
+        shown = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()) if n > 0) or "nothing"
+        parts.append(f"round {r.get('round')}{' (retry)' if r.get('retry') else ''}: {shown}")
+    return "; ".join(parts)
+
+
 def open_retry_round(run: BackfillRun, retried: list[BackfillItem], now: datetime) -> None:
     """Start a new round over `retried` (failed sessions of a stopped run): put them back
     past the end, recount the figures (they have no outcome now) and append the round's
@@ -802,7 +822,7 @@ def runs_watchdog(*, resume: bool = True) -> list[int]:
             transition(
                 run.pk,
                 State.INTERRUPTED,
-                message=f"worker stopped mid-run (no heartbeat since {beat:%Y-%m-%d %H:%M:%S}); "
+                message=f"worker stopped mid-run (no heartbeat since {display.when(beat)}); "
                 f"resuming from session {run.cursor}",
             )
         except IllegalTransition:

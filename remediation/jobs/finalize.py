@@ -29,7 +29,7 @@ from django.db import connections
 
 from remediation import pipeline as pw
 from remediation.jobs import crashpoints, ledger
-from remediation.jobs.engine import JobKind, PauseRun, register
+from remediation.jobs.engine import JobKind, PauseRun, register, rounds_words
 from remediation.jobs.items import insert_rows
 from remediation.models import BackfillItem, BackfillRun, FinalizeAttempt
 
@@ -112,10 +112,14 @@ class FinalizeJob(JobKind):
             logger.exception("health snapshot after backfill %s not enqueued", run.pk)
 
     def summary(self, run: BackfillRun) -> str:
-        return (
+        text = (
             f"{run.processed} processed: {run.created} created, {run.rescored} re-scored, "
             f"{run.existing} already had a profile, {run.failed} failed, {run.skipped} skipped"
         ) + (f", {unknown} unknown" if (unknown := (run.counts or {}).get("unknown")) else "")
+        by_round = rounds_words(run)
+        # After a retry the headline is each session's latest outcome; the rounds say what
+        # each pass did (5 failed, then 5 already had a profile is not "0 failed" alone).
+        return f"{text} (now, over every round; {by_round})" if by_round else text
 
 
 register(FinalizeJob())
@@ -227,11 +231,16 @@ def _edge_one(run: BackfillRun, item: BackfillItem, http: Any) -> pw.SessionOutc
 
     sid = str(item.session_id)
     o = pw.SessionOutcome(sid, "pending")
-    if item.pre_image is not None and _settle_claim(item, o):
-        return o
-    with connections["pipeline"].cursor() as cur:
-        o.pre_image = pw.read_pre_images(cur, [sid]).get(sid)
-    BackfillItem.objects.filter(pk=item.pk).update(pre_image=o.pre_image)
+    if item.pre_image is not None:
+        if _settle_claim(item, o):
+            return o
+        # Claimed in this round and not written: the claim's pre-image stays (a call the
+        # kill cut short may have changed the session row since; it is put back from it).
+        o.pre_image = item.pre_image
+    else:
+        with connections["pipeline"].cursor() as cur:
+            o.pre_image = pw.read_pre_images(cur, [sid]).get(sid)
+        BackfillItem.objects.filter(pk=item.pk).update(pre_image=o.pre_image)
     crashpoints.reached("edge.claimed")
     attempt = edge_finalize(
         session_id=sid,
@@ -240,6 +249,7 @@ def _edge_one(run: BackfillRun, item: BackfillItem, http: Any) -> pw.SessionOutc
         run_id=run.pk,
         actor="backfill",
         http=http,
+        pre_image=o.pre_image,
     )
     crashpoints.reached("edge.called")
     # "unknown" stays unknown (the function may have run): "retry failed" settles it
@@ -247,6 +257,8 @@ def _edge_one(run: BackfillRun, item: BackfillItem, http: Any) -> pw.SessionOutc
     kept = attempt.outcome in ("created", "rescored", "existing", "unknown")
     o.outcome = attempt.outcome if kept else "failed"
     o.reason, o.explanation = attempt.reason, attempt.explanation
+    if attempt.completed_at_restored:
+        o.notes = {"completed_at_restored": attempt.completed_at_restored}
     o.profile_id = str(attempt.profile_id) if attempt.profile_id else None
     o.type_code, o.results_url = attempt.type_code, attempt.results_url
     if o.outcome in ("created", "rescored"):
@@ -277,6 +289,9 @@ def _settle_claim(item: BackfillItem, o: pw.SessionOutcome) -> bool:
         profile_id, type_code, token, image = row
         if before is not None and json.loads(image) == before:
             return False  # the profile is the one that was there before: nothing written
+    # Put back now, or (the call's own restore was done before the kill) as its attempt says.
+    note = _restore_completed_at(item) or _restored_by_attempt(item)
+    with connections["pipeline"].cursor() as cur:
         o.post_fingerprint = pw.fingerprints(cur, [sid]).get(sid)
     o.outcome = "rescored" if before else "created"
     o.reason = "claim_settled"
@@ -284,6 +299,9 @@ def _settle_claim(item: BackfillItem, o: pw.SessionOutcome) -> bool:
         "the worker stopped after calling the edge function for this session; the database "
         "shows the profile it wrote: counted as written, not posted again"
     )
+    if note:
+        o.notes = {"completed_at_restored": note}
+        o.explanation += ". " + _words(note)
     o.profile_id, o.type_code = profile_id, type_code
     o.results_url = pw.results_url(sid, token)
     o.pre_image = item.pre_image
@@ -302,6 +320,7 @@ def settle_unknown(run: BackfillRun, items: list[BackfillItem]) -> list[Backfill
     if not unknown:
         return []
     expected = configured_results_version()
+    notes = restore_completed_at_of(list(unknown.values()))
     with connections["pipeline"].cursor() as cur:
         cur.execute(
             "SELECT p.session_id::text, p.id::text, coalesce(p.type_code, ''), s.share_token"
@@ -324,6 +343,9 @@ def settle_unknown(run: BackfillRun, items: list[BackfillItem]) -> list[Backfill
         item.profile_id, item.type_code = profile_id, type_code
         item.results_url = pw.results_url(sid, token)[:500]
         item.post_fingerprint = prints.get(sid)
+        if notes.get(sid):
+            item.notes = {"completed_at_restored": notes[sid]}
+            item.error += " " + _words(notes[sid])
         settled.append(item)
     BackfillItem.objects.bulk_update(
         settled,
@@ -335,9 +357,51 @@ def settle_unknown(run: BackfillRun, items: list[BackfillItem]) -> list[Backfill
             "type_code",
             "results_url",
             "post_fingerprint",
+            "notes",
         ],
     )
     return settled
+
+
+def restore_completed_at_of(items: list[BackfillItem]) -> dict[str, dict[str, Any]]:
+    """For edge items whose call may have run after its answer was lost (unknown, or a
+    claim a kill cut short): put completed_at back from each one's pre-image where the
+    function changed it since. What was done, by session id (audited); safe to repeat."""
+    notes = {}
+    for item in items:
+        note = _restore_completed_at(item)
+        if note:
+            notes[str(item.session_id)] = note
+    return notes
+
+
+def _restore_completed_at(item: BackfillItem) -> dict[str, Any] | None:
+    from remediation.services.edge import completed_at_audit, completed_at_restore
+
+    if not item.pre_image:
+        return None
+    sid = str(item.session_id)
+    note = completed_at_restore(sid, item.pre_image)
+    if note:
+        completed_at_audit("backfill", note, sid, run=item.run_id, item=item.pk)
+    return note
+
+
+def _restored_by_attempt(item: BackfillItem) -> dict[str, Any] | None:
+    """The completed_at restore this run's attempt for the item's session recorded."""
+    return (
+        FinalizeAttempt.objects.filter(run_id=item.run_id, session_id=item.session_id)
+        .exclude(completed_at_restored=None)
+        .order_by("-started_at")
+        .values_list("completed_at_restored", flat=True)
+        .first()
+    )
+
+
+def _words(note: dict[str, Any]) -> str:
+    from remediation.services.edge import completed_at_words
+
+    return completed_at_words(note)
 
 
 def backfill_start(
@@ -353,17 +417,27 @@ def backfill_start(
     actor: Any = None,
     enqueue: bool = True,
     limit: int | None = None,
+    exclude: dict[int, list[str]] | None = None,
 ) -> BackfillRun:
-    """Create a finalize run with one item per selected session and enqueue its first batch."""
-    from remediation.jobs.engine import run_create, started_by
+    """Create a finalize run with one item per selected session and enqueue its first batch.
+
+    `exclude`: sessions other runs hold ({run id: session ids}, services/runs.py), left out
+    of this run and recorded in its selection params."""
+    from remediation.jobs.engine import RunError, run_create, started_by
     from remediation.jobs.selection import resolve_selection
     from remediation.services.audit import audit_record
 
     _check_parameters(backend, batch_size, throttle_per_minute)
     params = {k: v for k, v in (params or {}).items() if v not in (None, "")}
     session_ids = resolve_selection(selection, params, ids, rescore)
+    if exclude:
+        held = {s for sids in exclude.values() for s in sids}
+        session_ids = [s for s in session_ids if str(s) not in held]
+        params["excluded_held_by"] = {str(r): len(sids) for r, sids in exclude.items()}
+        if not session_ids:
+            raise RunError("every selected session is held by another active run")
     _check_size(len(session_ids), limit)
-    _check_person(actor, len(session_ids), rescore=rescore, dry_run=dry_run)
+    _check_person(actor, len(session_ids), rescore=rescore, dry_run=dry_run, backend=backend)
     run = run_create(
         kind=BackfillRun.Kind.FINALIZE,
         session_ids=session_ids,
@@ -439,13 +513,19 @@ def support_quota(user: Any, now: datetime | None = None) -> tuple[int, datetime
     return max(0, cap - used), frees, cap
 
 
-def _check_person(actor: Any, count: int, *, rescore: bool, dry_run: bool) -> None:
+def _check_person(
+    actor: Any, count: int, *, rescore: bool, dry_run: bool, backend: str = "local"
+) -> None:
     """Support (a user without run_large_backfill): no re-score runs, and the per-person
-    limit within the window. The command line and the system (not users) are not limited."""
+    limit within the window; the edge backend needs use_edge_backend. The command line and
+    the system (not users) are not limited."""
     from django.utils import timezone
 
     from remediation.jobs.engine import RunError
+    from remediation.services.sessions import edge_allowed
 
+    if backend == "edge" and not edge_allowed(actor):
+        raise RunError("the edge backend needs the Engineer role (use_edge_backend)")
     if not getattr(actor, "is_authenticated", False) or actor.has_perm(LARGE_BACKFILL):
         return
     if rescore:

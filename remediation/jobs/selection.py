@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -11,55 +12,97 @@ from typing import Any
 from django.utils import timezone
 
 from remediation import selectors
-from remediation.jobs.engine import RunError
-from remediation.models import BackfillRun
+from remediation.jobs.engine import TERMINAL, UNSETTLED, RunError
+from remediation.models import BackfillItem, BackfillRun
 
 
 class SelectionError(RunError):
-    """The selection is malformed or empty; the message says why."""
+    """The selection is malformed or empty; the message says why. `problems` lists every
+    bad or unknown id one by one (the admin shows each on its own line)."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
 
 
-def parse_id_list(text: str) -> list[str]:
-    """Session ids from free text or a CSV (first column, or a `session_id` column).
+# Pasted ids may be separated by newlines, commas, semicolons, spaces or tabs, in any mix.
+ID_SEPARATORS = re.compile(r"[\s,;]+")
+MAX_LISTED = 500  # problems listed one by one; beyond that, the count of the rest
 
-    Every bad line is reported at once, with its line number; nothing is dropped silently.
+
+def parse_id_list(text: str, *, check_known: bool = False) -> list[str]:
+    """Session ids from free text or a CSV, in order, each once.
+
+    Free text: every token between newlines, commas, semicolons, spaces or tabs is an id.
+    A CSV with a `session_id` (or `id`) column in its header row: that column's values (the
+    other columns are ignored). Every malformed token is reported at once with its line,
+    and with `check_known` every id that is not a session of the pipeline database too;
+    nothing is dropped silently and nothing is returned unless every id is good.
     """
-    rows = _csv_rows(text)
-    column = 0
-    if rows and any(c.strip().lower() in ("session_id", "id") for c in rows[0]):
+    rows = _csv_rows(text, _delimiter(text))
+    column: int | None = None
+    if rows:
         header = [c.strip().lower() for c in rows[0]]
-        column = header.index("session_id") if "session_id" in header else header.index("id")
-        rows = [[], *rows[1:]]
+        if "session_id" in header or "id" in header:
+            column = header.index("session_id") if "session_id" in header else header.index("id")
+            rows = [[], *rows[1:]]
     ids: list[str] = []
-    errors: list[str] = []
-    seen: set[str] = set()
+    line_of: dict[str, int] = {}
+    problems: list[tuple[int, str]] = []
     for number, row in enumerate(rows, start=1):
-        cells = [c.strip() for c in row]
-        if not cells or not any(cells):
-            continue
-        value = cells[column] if column < len(cells) else ""
-        try:
-            sid = str(uuid.UUID(value))
-        except ValueError:
-            errors.append(f"line {number}: {value[:60]!r} is not a session id")
-            continue
-        if sid not in seen:
-            seen.add(sid)
-            ids.append(sid)
-    if errors:
-        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
-        raise SelectionError("; ".join(errors[:10]) + more)
+        cells = row if column is None else row[column : column + 1]
+        for token in (t for cell in cells for t in ID_SEPARATORS.split(cell) if t):
+            try:
+                sid = str(uuid.UUID(token.strip("\"'")))
+            except ValueError:
+                problems.append((number, f"{token[:60]!r} is not a session id"))
+                continue
+            if sid not in line_of:
+                line_of[sid] = number
+                ids.append(sid)
+    if check_known and ids:
+        problems += [
+            (line_of[sid], f"{sid} is {UNKNOWN}") for sid in selectors.unknown_session_ids(ids)
+        ]
+    if problems:
+        listed = [f"line {n}: {text}" for n, text in sorted(problems, key=lambda p: p[0])]
+        raise SelectionError(_listing(listed), listed)
     if not ids:
         raise SelectionError("no session ids given")
     return ids
 
 
-def _csv_rows(text: str) -> list[list[str]]:
+UNKNOWN = "not a session in the pipeline database"
+
+
+def check_known(ids: list[str]) -> None:
+    """SelectionError listing every id that is not a session of the pipeline database."""
+    listed = [f"{sid} is {UNKNOWN}" for sid in selectors.unknown_session_ids(ids)]
+    if listed:
+        raise SelectionError(_listing(listed), listed)
+
+
+def _listing(problems: list[str]) -> str:
+    more = len(problems) - MAX_LISTED
+    return (
+        f"{len(problems)} of the ids cannot be used, nothing was started: "
+        + "; ".join(problems[:MAX_LISTED])
+        + (f" (and {more} more)" if more > 0 else "")
+    )
+
+
+def _delimiter(text: str) -> str:
+    """The CSV delimiter of the first non-empty line: a comma, else a semicolon, else a tab."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    return next((d for d in (",", ";", "\t") if d in first), ",")
+
+
+def _csv_rows(text: str, delimiter: str = ",") -> list[list[str]]:
     """The rows of a CSV text; a malformed CSV is a SelectionError naming the line."""
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise SelectionError(f"line {line}: the text contains a NUL byte (not a CSV of ids)")
-    reader = csv.reader(io.StringIO(text), strict=True)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
     rows: list[list[str]] = []
     while True:
         first_line = reader.line_num + 1
@@ -91,6 +134,14 @@ def _day(value: Any) -> date | None:
         raise SelectionError(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
+def reversed_range(start: date, end: date) -> str:
+    """What is wrong with a date range whose start is after its end (no session can match)."""
+    return (
+        f"the date range is reversed: from {start:%Y-%m-%d} is after to {end:%Y-%m-%d}, so no"
+        " session can match; swap the two dates"
+    )
+
+
 def selection_queryset(selection: str, params: dict[str, Any], rescore: bool = False) -> Any:
     """The sessions a window or filter selection covers, oldest completion first."""
     base = (
@@ -102,6 +153,8 @@ def selection_queryset(selection: str, params: dict[str, Any], rescore: bool = F
     start, end = _day(params.get("completed_from")), _day(params.get("completed_to"))
     if selection == BackfillRun.Selection.WINDOW and not (start or end):
         raise SelectionError("a completion-date window needs a start or an end date")
+    if start and end and start > end:
+        raise SelectionError(reversed_range(start, end))
     if start:
         base = base.filter(
             completed_at__gte=datetime.combine(start, datetime.min.time(), tzinfo=tz)
@@ -127,6 +180,7 @@ def resolve_selection(
     if selection in (BackfillRun.Selection.IDS, BackfillRun.Selection.CSV):
         if not ids:
             raise SelectionError("no session ids given")
+        check_known(ids)
         return ids
     if selection in (BackfillRun.Selection.WINDOW, BackfillRun.Selection.FILTER):
         return [
@@ -134,3 +188,67 @@ def resolve_selection(
             for pk in selection_queryset(selection, params, rescore).values_list("pk", flat=True)
         ]
     raise SelectionError(f"unknown selection {selection!r}")
+
+
+# --- Overlaps: sessions another run still holds ----------------------------------------------
+# The kinds whose runs write the sessions' rows (a second writer over the same sessions would
+# defeat the first one's throttle and pre-images).
+WRITING_KINDS = (BackfillRun.Kind.FINALIZE, BackfillRun.Kind.ROLLBACK)
+
+
+def writing_runs_active() -> bool:
+    """Whether any writing run has not stopped for good (only then can a session be held)."""
+    return BackfillRun.objects.filter(kind__in=WRITING_KINDS).exclude(state__in=TERMINAL).exists()
+
+
+def held_sessions(session_ids: list[str]) -> dict[int, list[str]]:
+    """Of `session_ids`, those a writing run that has not stopped for good (enqueued,
+    running, pausing, paused, cancelling, interrupted) still has to process: {run id:
+    [session ids]}, oldest run first. A read; the caller takes the start lock first."""
+    from django.db import connections
+
+    field = BackfillItem._meta.get_field("session_id")
+    wanted = [str(field.to_python(s)) for s in session_ids]
+    active = list(
+        BackfillRun.objects.filter(kind__in=WRITING_KINDS)
+        .exclude(state__in=TERMINAL)
+        .values_list("pk", flat=True)
+    )
+    if not wanted or not active:
+        return {}
+    with connections["default"].cursor() as cur:
+        cur.execute(
+            f"SELECT run_id, session_id::text FROM {BackfillItem._meta.db_table}"
+            " WHERE run_id = ANY(%s) AND outcome = ANY(%s) AND session_id = ANY(%s::uuid[])"
+            " ORDER BY run_id, ordinal",
+            [active, list(UNSETTLED), wanted],
+        )
+        rows = cur.fetchall()
+    held: dict[int, list[str]] = {}
+    for run_id, sid in rows:
+        held.setdefault(run_id, []).append(sid)
+    return held
+
+
+def runs_sharing_pending(run: BackfillRun) -> dict[int, int]:
+    """Other writing runs (not stopped for good) that still have to process sessions `run`
+    still has to process: {run id: how many}, in one statement (for the run page)."""
+    from django.db import connections
+
+    others = list(
+        BackfillRun.objects.filter(kind__in=WRITING_KINDS)
+        .exclude(state__in=TERMINAL)
+        .exclude(pk=run.pk)
+        .values_list("pk", flat=True)
+    )
+    if not others or run.kind not in WRITING_KINDS:
+        return {}
+    table = BackfillItem._meta.db_table
+    with connections["default"].cursor() as cur:
+        cur.execute(
+            f"SELECT o.run_id, count(*) FROM {table} m JOIN {table} o"
+            " ON o.session_id = m.session_id AND o.run_id = ANY(%s) AND o.outcome = ANY(%s)"
+            " WHERE m.run_id = %s AND m.outcome = ANY(%s) GROUP BY o.run_id ORDER BY o.run_id",
+            [others, list(UNSETTLED), run.pk, list(UNSETTLED)],
+        )
+        return {run_id: n for run_id, n in cur.fetchall()}

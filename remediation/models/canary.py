@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from remediation import display
+
 
 class CanaryResult(models.Model):
     """One canary pass: the pipeline's write for a new session, tried and rolled back."""
@@ -43,7 +45,7 @@ class CanaryResult(models.Model):
         verbose_name = "canary result"
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.outcome}"
+        return f"{display.when(self.at)} {self.outcome}"
 
     @property
     def cause(self) -> str:

@@ -6,6 +6,8 @@ import pgtrigger
 from django.conf import settings
 from django.db import models
 
+from remediation import display
+
 
 class FinalizeAttempt(models.Model):
     """One try at giving a session its profile, with what really happened."""
@@ -54,10 +56,17 @@ class FinalizeAttempt(models.Model):
     results_version = models.CharField(max_length=20, blank=True)
     results_url = models.CharField(max_length=500, blank=True)
     run_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # The deployed edge function overwrites completed_at (pipeline.md §3): the portal puts
+    # the pre-image's value back and records it: {"from": what the function wrote, "to":
+    # the value put back}, or {"error": ...} when it could not.
+    completed_at_restored = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
         indexes = [models.Index(fields=["session_id", "-started_at"])]
+        permissions = [
+            ("use_edge_backend", "Can finalize and backfill through the edge function"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.session_id} {self.backend} {self.outcome}"
@@ -129,7 +138,7 @@ class MetricSnapshot(models.Model):
         ordering = ["-taken_at"]
 
     def __str__(self) -> str:
-        return f"{self.taken_at:%Y-%m-%d %H:%M} ({self.window})"
+        return f"{display.when(self.taken_at)} ({self.window})"
 
 
 class Alert(models.Model):
@@ -215,7 +224,7 @@ class AuditEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.outcome}"
+        return f"{display.when(self.at)} {self.actor} {self.action} {self.outcome}"
 
     def save(self, *args: object, **kwargs: object) -> None:
         if self.pk is not None:

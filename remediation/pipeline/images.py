@@ -139,6 +139,28 @@ def restore(
     return []
 
 
+def restore_completed_at(cur: Any, session_id: str, pre_session: dict[str, Any]) -> Any:
+    """Put the session's completed_at back to the pre-image's value when it differs now
+    (the deployed edge function overwrites it on every call), in the caller's transaction.
+    Returns (the value found, the value put back), or None when nothing differed. Safe to
+    repeat: a second call finds nothing to do."""
+    if "completed_at" not in pre_session:
+        return None
+    cur.execute(
+        "SELECT s.completed_at, r.completed_at FROM assessment_sessions s,"
+        " jsonb_populate_record(NULL::assessment_sessions, %s::jsonb) r"
+        " WHERE s.id = %s AND s.completed_at IS DISTINCT FROM r.completed_at FOR UPDATE OF s",
+        [json.dumps({"completed_at": pre_session["completed_at"]}), session_id],
+    )
+    row = cur.fetchone()
+    if row is None:
+        return None
+    cur.execute(
+        "UPDATE assessment_sessions SET completed_at = %s WHERE id = %s", [row[1], session_id]
+    )
+    return row[0], row[1]
+
+
 def _restore_fc_scores(cur: Any, sid: str, rows: list[dict[str, Any]]) -> None:
     cur.execute(
         "SELECT md5(coalesce(jsonb_agg(to_jsonb(f) ORDER BY f.version, f.fc_kind), '[]')::text)"

@@ -29,11 +29,13 @@ from remediation.selectors.sessions import (
     newest_orphan_id,
     orphan_reasons,
     orphaned_sessions,
+    profile_history,
     reason_groups,
     session_pipeline_state,
     sessions_by_reason,
     sessions_with_flags,
     stored_diagnoses,
+    unknown_session_ids,
 )
 
 __all__ = [
@@ -52,10 +54,12 @@ __all__ = [
     "newest_orphan_id",
     "orphan_reasons",
     "orphaned_sessions",
+    "profile_history",
     "reason_groups",
     "session_pipeline_state",
     "sessions_by_reason",
     "sessions_with_flags",
     "stored_diagnoses",
     "system_status",
+    "unknown_session_ids",
 ]

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connections
 
+from remediation import display
 from remediation.models import AutoHeal, BackfillRun, CanaryResult, SessionDiagnosis
 from remediation.selectors.sessions import ORPHAN_SQL
 
@@ -70,7 +71,7 @@ def fresh_orphan_sample(now: datetime, size: int = 5) -> list[FreshOrphan]:
     out = []
     for sid, completed in rows:
         d = found.get(sid)
-        text = f"{d.category}: {d.explanation}" if d else "not diagnosed yet"
+        text = f"{display.words(d.category)}: {d.explanation}" if d else "not diagnosed yet"
         out.append(FreshOrphan(sid, completed, text))
     return out
 

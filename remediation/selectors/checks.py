@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
+from remediation import display
 from remediation.pipeline.constraints import Violation, check_constraints, violations
 from remediation.pipeline.context import FC_VERSION, load_context
 from remediation.pipeline.samples import engine_sample_rows, engine_values
@@ -453,7 +454,7 @@ def _check_orphan_ledger() -> Check:
         expected,
         query,
         "; ".join(problems)
-        or f"Current; completions since {state.horizon:%Y-%m-%d %H:%M:%S} are read live.",
+        or f"Current; completions since {display.when(state.horizon)} are read live.",
         rows,
     )
 

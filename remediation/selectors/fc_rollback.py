@@ -39,3 +39,43 @@ def fc_version_removal(version: str, selected: int = 0) -> dict[str, Any]:
         "option_count": sum(len(r["options"]) for r in rows),
         **counts,
     }
+
+
+def fc_undo_preview(change: Any) -> dict[str, Any]:
+    """What undoing the FC rollback `change` puts back (its stored rows: every block with
+    its options, how many responses and FC scores), and why it would be refused now: it was
+    undone already, or blocks of that version exist again (a reload since)."""
+    images = change.pre_images or {}
+    options: dict[str, list[dict[str, Any]]] = {}
+    for o in images.get("fc_options") or []:
+        options.setdefault(str(o.get("block_id")), []).append(o)
+    blocks = [
+        {
+            "block": b,
+            "options": sorted(
+                options.get(str(b.get("id")), []), key=lambda o: o.get("order_index") or 0
+            ),
+        }
+        for b in sorted(images.get("fc_blocks") or [], key=lambda b: b.get("order_index") or 0)
+    ]
+    present = FcBlock.objects.filter(version=change.version).count()
+    refusal = ""
+    if change.kind != "rollback":
+        refusal = f"change #{change.pk} is a {change.kind}, not a rollback"
+    elif change.undone_at is not None:
+        refusal = f"rollback #{change.pk} was undone already ({change.undone_at:%Y-%m-%d %H:%M %Z})"
+    elif present:
+        refusal = (
+            f"version {change.version} has {present} block{'' if present == 1 else 's'} again"
+            " (loaded since): putting the old rows back would collide with them"
+        )
+    return {
+        "change": change,
+        "version": change.version,
+        "blocks": blocks,
+        "block_count": len(blocks),
+        "option_count": sum(len(b["options"]) for b in blocks),
+        "fc_responses": len(images.get("fc_responses") or []),
+        "fc_scores": len(images.get("fc_scores") or []),
+        "refusal": refusal,
+    }

@@ -19,6 +19,7 @@ from django.db import connections
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from remediation import display
 from remediation.models import FinalizeAttempt, MetricSnapshot
 from remediation.pipeline.context import FC_VERSION
 from remediation.selectors.canary import fresh_orphan_count, fresh_orphan_sample
@@ -77,6 +78,51 @@ def conversion_series(start: datetime, end: datetime, unit: str = "day") -> list
         }
         for b, c, v in rows
     ]
+
+
+STEPS = {"day": timedelta(days=1), "hour": timedelta(hours=1)}
+
+
+def conversion_then(unit: str, start: datetime) -> dict[datetime, dict[str, Any]]:
+    """Conversion per day (or hour) of completion as it was first measured after that day
+    ended, read from the stored snapshots (their own daily/hourly series): {bucket: the
+    snapshot's entry for it (completed, converted, orphans, rate) plus `measured_at`}, for
+    the buckets from `start` on.
+
+    A snapshot stores the conversion of each day as it stood then; a later backfill raises
+    the conversion now, never the one a snapshot recorded, so an outage stays visible. The
+    snapshot used for a bucket is the first one taken after the bucket ended (for the
+    current bucket, the newest); a bucket with no snapshot after it, or none recording it
+    (no completion then), is left out. Buckets are UTC, as conversion_series() cuts them.
+    """
+    from datetime import UTC
+
+    from django.db.models.functions import Trunc
+
+    if unit not in STEPS:
+        raise ValueError("unit is day or hour")
+    series = "daily" if unit == "day" else "hourly"
+    stored = MetricSnapshot.objects.filter(window="all", taken_at__gte=start)
+    # The first snapshot of each bucket: the first one taken after the bucket before it ended.
+    firsts = list(
+        stored.annotate(cut=Trunc("taken_at", unit, tzinfo=UTC))
+        .values_list("cut", "taken_at", f"figures__{series}")
+        .order_by("cut", "taken_at")
+        .distinct("cut")
+    )
+    snapshots = [(taken_at, entries) for _, taken_at, entries in firsts]
+    newest = stored.values_list("taken_at", f"figures__{series}").first()
+    if newest is not None:
+        snapshots.append(newest)
+    then: dict[datetime, dict[str, Any]] = {}
+    for i, (taken_at, entries) in enumerate(snapshots):
+        last = i == len(snapshots) - 1
+        for entry in entries or []:
+            bucket = datetime.fromisoformat(entry["bucket"])
+            ended = taken_at >= bucket + STEPS[unit]
+            if bucket not in then and bucket >= start - STEPS[unit] and (ended or last):
+                then[bucket] = {**entry, "bucket": bucket, "measured_at": taken_at}
+    return then
 
 
 def profiles_per_version() -> dict[str, int]:
@@ -252,7 +298,8 @@ def evaluate(now: datetime | None = None) -> list[RuleResult]:
     legacy = legacy_fc_scores()
     pct = f"{rate:.1%}" if rate is not None else "n/a"
     errors = ", ".join(
-        f"{e['sqlstate']} {e['constraint_name'] or e['reason']} ×{e['n']}"
+        f"{display.sqlstate(e['sqlstate'])} {e['constraint_name'] or display.words(e['reason'])}"
+        f" ×{e['n']}"
         for e in errors_now["write_errors"]
     )
     fb = figures["fallback_rate"]
@@ -279,14 +326,15 @@ def evaluate(now: datetime | None = None) -> list[RuleResult]:
             "critical",
             drift > 0,
             drift,
-            f"{drift} profiles written with a results_version other than {configured_results_version()}.",
+            f"{display.count(drift, 'profile')} written with a results_version other than"
+            f" {configured_results_version()}.",
         ),
         RuleResult(
             "legacy_fc",
             "high",
             legacy > 0,
             legacy,
-            f"{legacy} fc_scores rows with fc_kind ≠ 'functions' or version ≠ 'v1.2'.",
+            f"{display.count(legacy, 'fc_scores row')} with fc_kind ≠ 'functions' or version ≠ 'v1.2'.",
         ),
         RuleResult(
             "fc_fallback",
@@ -312,7 +360,8 @@ def evaluate(now: datetime | None = None) -> list[RuleResult]:
             and mail_rate is not None
             and mail_rate > settings.NOTIFY_ALERT_FAILURE_RATE,
             mail_rate,
-            f"{mail['notify_failed']} of {mail_tried} results messages failed in the last"
+            f"{mail['notify_failed']} of {display.count(mail_tried, 'results message')} failed in"
+            " the last"
             f" {settings.NOTIFY_ALERT_WINDOW_MINUTES} min (alert above"
             f" {settings.NOTIFY_ALERT_FAILURE_RATE:.0%})."
             if mail_tried
@@ -326,9 +375,11 @@ def fresh_orphans_message(count: int, now: datetime) -> str:
     if not count:
         return ""
     sample = "; ".join(f"{o.session_id} ({o.diagnosis})" for o in fresh_orphan_sample(now, 3))
+    has = "has" if count == 1 else "have"
     return (
-        f"{count} sessions completed more than {settings.ORPHAN_ALERT_MINUTES} min ago (within"
-        f" the last {settings.ORPHAN_ALERT_HOURS} h) have no profile. Newest: {sample}."
+        f"{display.count(count, 'session')} completed more than {settings.ORPHAN_ALERT_MINUTES}"
+        f" min ago (within the last {settings.ORPHAN_ALERT_HOURS} h) {has} no profile."
+        f" Newest: {sample}."
     )
 
 

@@ -9,6 +9,7 @@ from django.db import DatabaseError
 
 from remediation.jobs.engine import STOPPED
 from remediation.jobs.rollback import restorable_items
+from remediation.jobs.selection import held_sessions
 from remediation.models import BackfillItem, BackfillRun
 from remediation.selectors.triggers import rewritten_columns, write_triggers
 
@@ -99,4 +100,48 @@ def cancel_preview(run: BackfillRun) -> dict[str, Any]:
         "total": run.items.count(),
         "sample": list(pending.order_by("ordinal").values_list("session_id", flat=True)[:SAMPLE]),
         "active": run.state in (BackfillRun.State.RUNNING, BackfillRun.State.PAUSING),
+    }
+
+
+def retry_preview(run: BackfillRun) -> dict[str, Any]:
+    """What "Retry failed" does: which sessions a new round writes (failed, busy, unknown),
+    how many of them by outcome and reason, the first few, and what the run holds now."""
+    from remediation.jobs.engine import TERMINAL
+
+    retried = run.items.filter(outcome__in=[Outcome.FAILED, Outcome.BUSY, Outcome.UNKNOWN])
+    refusal = ""
+    if run.kind == BackfillRun.Kind.ROLLBACK:
+        refusal = "a rollback run is not retried: roll the source run back again"
+    elif run.state not in TERMINAL:
+        refusal = f"run #{run.pk} is {run.get_state_display()}; retry when it has stopped"
+    elif not retried.exists():
+        refusal = "no failed sessions to retry"
+    held = held_sessions([str(s) for s in retried.values_list("session_id", flat=True)])
+    held.pop(run.pk, None)
+    if held and not refusal:
+        n = sum(len(v) for v in held.values())
+        refusal = (
+            f"{n} of these sessions are held by another active run ("
+            + ", ".join(f"run #{pk}" for pk in held)
+            + "); retry when it has stopped"
+        )
+    by_reason: dict[str, int] = {}
+    for outcome, reason in retried.values_list("outcome", "reason"):
+        key = f"{outcome} ({reason})" if reason else outcome
+        by_reason[key] = by_reason.get(key, 0) + 1
+    return {
+        "refusal": refusal,
+        "count": retried.count(),
+        "unknown": retried.filter(outcome=Outcome.UNKNOWN).count(),
+        "busy": retried.filter(outcome=Outcome.BUSY).count(),
+        "by_reason": sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])),
+        "sample": list(
+            retried.order_by("ordinal").values(
+                "ordinal", "session_id", "outcome", "reason", "sqlstate", "error"
+            )[:SAMPLE]
+        ),
+        "round": len(run.rounds or []) + (1 if run.rounds else 2),
+        "backend": run.backend,
+        "rescore": run.rescore,
+        "dry_run": run.dry_run,
     }

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from remediation import display
 from remediation.fixes import executor
 from remediation.models import RunbookRecord, SessionDiagnosis
 from remediation.selectors.checks import FAIL, Check, run_checks
@@ -65,7 +66,7 @@ def _checks_step() -> dict[str, Any]:
         "key": "checks",
         "title": "Run the checks",
         "state": "done" if last else "to do",
-        "evidence": f"checks #{last.pk} at {last.created_at:%Y-%m-%d %H:%M}" if last else "",
+        "evidence": f"checks #{last.pk} at {display.when(last.created_at)}" if last else "",
     }
 
 
@@ -92,9 +93,8 @@ def _fix_steps(checks: dict[str, Check], diagnosis: dict[str, Any]) -> list[dict
         .order_by("created_at", "pk")
     }
     when = diagnosis["checked_at"]
-    now_text = f"test session: {diagnosis['category']} {diagnosis['sqlstate']}".strip() + (
-        f" (diagnosed {when:%Y-%m-%d %H:%M:%S %Z})" if when else ""
-    )
+    reason = display.reason(diagnosis["category"], diagnosis["sqlstate"])
+    now_text = f"test session: {reason}" + (f" (diagnosed {display.when(when)})" if when else "")
     causes = _causes(checks)
     applied_fixes = executor.applied()
     out = []
@@ -106,7 +106,9 @@ def _fix_steps(checks: dict[str, Check], diagnosis: dict[str, Any]) -> list[dict
         if record is not None:
             before = record.results.get("diagnosis_before", {}).get("category", "?")
             after = record.results.get("diagnosis_after", {}).get("category", "?")
-            before_after = f"diagnosis before: {before}, after: {after}"
+            before_after = (
+                f"diagnosis before: {display.words(before)}, after: {display.words(after)}"
+            )
             if record.results.get("outcome") == "refused":
                 action = record.results.get("action", "run")
                 before_after = f"the last {action} was refused; nothing changed ({before_after})"
@@ -140,7 +142,8 @@ def _backfill_step(diagnosis: dict[str, Any]) -> dict[str, Any]:
         "key": "backfill",
         "title": "Backfill the orphans",
         "state": state,
-        "evidence": f"{orphans} orphaned sessions; the test session: {diagnosis['category']}",
+        "evidence": f"{display.count(orphans, 'orphaned session')}; the test session:"
+        f" {display.words(diagnosis['category'])}",
     }
 
 

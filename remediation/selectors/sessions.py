@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
+from remediation import display
 from remediation.models import (
     AssessmentResponse,
     AssessmentSession,
@@ -135,8 +136,9 @@ class Reason:
 
     @property
     def short(self) -> str:
-        code = f" [{self.sqlstate}]" if self.sqlstate else ""
-        return f"{self.category}{code}" + (f": {self.detail}" if self.detail else "")
+        return display.reason(self.category, self.sqlstate) + (
+            f": {self.detail}" if self.detail else ""
+        )
 
     @property
     def words(self) -> str:
@@ -263,3 +265,65 @@ def stored_diagnoses(session_ids: list[Any]) -> dict[str, Any]:
     return {
         str(d.session_id): d for d in SessionDiagnosis.objects.filter(session_id__in=session_ids)
     }
+
+
+def profile_history(session_id: Any) -> list[dict[str, Any]]:
+    """What runs did to the session's profile, oldest first: created or re-scored by a
+    backfill, restored (rolled back) or left alone by a rollback. Dry runs wrote nothing
+    and are left out. Each entry: when, what (words), the run's id and kind."""
+    from remediation.models import BackfillItem, BackfillRun
+
+    Outcome = BackfillItem.Outcome
+    words: dict[tuple[str, str], str] = {
+        (BackfillRun.Kind.FINALIZE, Outcome.CREATED): "profile created",
+        (BackfillRun.Kind.FINALIZE, Outcome.RESCORED): "profile re-scored",
+        (
+            BackfillRun.Kind.ROLLBACK,
+            Outcome.RESTORED,
+        ): "rolled back (the rows as before run #{src})",
+        (BackfillRun.Kind.ROLLBACK, Outcome.CONFLICT): "left alone by the rollback of run #{src}"
+        " (changed since)",
+    }
+    items = (
+        BackfillItem.objects.filter(
+            session_id=session_id,
+            run__dry_run=False,
+            outcome__in=[Outcome.CREATED, Outcome.RESCORED, Outcome.RESTORED, Outcome.CONFLICT],
+        )
+        .select_related("run")
+        .order_by("processed_at", "pk")
+    )
+    history = []
+    for item in items:
+        text = words.get((item.run.kind, item.outcome))
+        if text is None:
+            continue
+        history.append(
+            {
+                "at": item.processed_at,
+                "what": text.format(src=item.run.source_run_id),
+                "run_id": item.run_id,
+                "run": str(item.run).rsplit(" (", 1)[0],
+                "profile_id": str(item.profile_id) if item.profile_id else "",
+            }
+        )
+    return history
+
+
+def unknown_session_ids(session_ids: list[str]) -> list[str]:
+    """The ids (canonical UUID text) with no row in the pipeline's assessment_sessions, in
+    the order given. One indexed read, whatever the list's length."""
+    from django.db import connections
+
+    from remediation.pipeline.sql import uuid_array
+
+    if not session_ids:
+        return []
+    with connections["pipeline"].cursor() as cur:
+        cur.execute(
+            "SELECT w.id::text FROM unnest(%s::uuid[]) WITH ORDINALITY AS w(id, n)"
+            " WHERE NOT EXISTS (SELECT 1 FROM assessment_sessions s WHERE s.id = w.id)"
+            " ORDER BY w.n",
+            [uuid_array(session_ids)],
+        )
+        return [row[0] for row in cur.fetchall()]

@@ -26,6 +26,7 @@ from typing import Any
 
 from django.db import connections
 
+from remediation import display
 from remediation.models import Alert, AuditEvent, BackfillRun, CanaryResult, MetricSnapshot
 
 WRITE_PATH_RULE = "write_path"
@@ -116,10 +117,15 @@ def _alert_events(start: datetime, end: datetime) -> list[Event]:
     for a in Alert.objects.filter(first_seen__lt=end).exclude(resolved_at__lt=start):
         if a.first_seen >= start:
             out.append(
-                Event(a.first_seen, "alert", f"alert opened: {a.rule} ({a.severity})", a.message)
+                Event(
+                    a.first_seen,
+                    "alert",
+                    f"alert opened: {display.words(a.rule)} ({a.severity})",
+                    a.message,
+                )
             )
         if a.resolved_at and start <= a.resolved_at < end:
-            out.append(Event(a.resolved_at, "alert", f"alert resolved: {a.rule}"))
+            out.append(Event(a.resolved_at, "alert", f"alert resolved: {display.words(a.rule)}"))
     return out
 
 
@@ -260,7 +266,7 @@ def as_markdown(
     events: list[Event], f: Figures, start: datetime, end: datetime, *, when: Any = None
 ) -> str:
     """The timeline and its figures as a Markdown incident record."""
-    fmt = when or (lambda d: d.strftime("%Y-%m-%d %H:%M:%S %Z"))
+    fmt = when or display.when
     lines = [
         "# Incident timeline",
         "",
@@ -297,14 +303,7 @@ def as_markdown(
 
 
 def duration(value: timedelta | None) -> str:
-    if value is None:
-        return "unknown"
-    seconds = int(value.total_seconds())
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min {seconds % 60} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return "unknown" if value is None else display.seconds(value.total_seconds())
 
 
 def _md(value: Any) -> str:

@@ -169,7 +169,7 @@ def _resolve_breaker_alert(now: datetime) -> None:
 
 def _heal(result: CanaryResult, now: datetime) -> BackfillRun | None:
     """A heal run over the fresh orphans, unless a run (of any kind) is active."""
-    from remediation.jobs.finalize import backfill_start
+    from remediation.services.runs import backfill_start_exclusive
 
     if BackfillRun.objects.filter(state__in=BackfillRun.ACTIVE_STATES).exists():
         return None
@@ -177,7 +177,9 @@ def _heal(result: CanaryResult, now: datetime) -> BackfillRun | None:
     if not ids:
         return None
     try:
-        run = backfill_start(
+        # Sessions a paused or interrupted run still holds are left to it.
+        run = backfill_start_exclusive(
+            overlap="exclude",
             selection=BackfillRun.Selection.IDS,
             ids=ids,
             batch_size=settings.AUTO_HEAL_BATCH_SIZE,

@@ -4,6 +4,13 @@ On the day of the incident the function answered {"ok": true} for sessions that 
 got a profile. Here a 200 is only a claim: the attempt succeeds when a profile with the
 configured results version exists afterwards. A read timeout is "unknown" and is
 settled by reading the database, never by posting again blindly.
+
+The deployed function also overwrites `completed_at` on every call (pipeline.md §3).
+After every call that reached it, `completed_at` is put back to the pre-image's value
+when the function changed it (`completed_at_restore`), and that is recorded on the
+attempt (`completed_at_restored`), in its explanation and in the audit trail. The single
+finalize and the backfill both come through here; a backfill's settlements of lost or
+unknown calls (remediation/jobs/finalize.py) call `completed_at_restore` too.
 """
 
 from __future__ import annotations
@@ -12,13 +19,16 @@ import time
 from typing import Any
 
 import requests
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from remediation.integrations.edge import explain, post_finalize
+from remediation.jobs import crashpoints
 from remediation.models import FinalizeAttempt
-from remediation.pipeline import results_url
+from remediation.pipeline import pipeline_transaction, read_pre_images, results_url
+from remediation.pipeline.images import restore_completed_at
 from remediation.selectors.config import configured_results_version
+from remediation.services.audit import audit_record
 
 
 def _read_profile(session_id: str) -> tuple[str, str, str, Any] | None:
@@ -40,8 +50,13 @@ def edge_finalize(
     source: str = "admin",
     run_id: int | None = None,
     http: requests.Session | None = None,
+    pre_image: dict[str, Any] | None = None,
 ) -> FinalizeAttempt:
-    """Finalize through the edge function and record what the database shows afterwards."""
+    """Finalize through the edge function and record what the database shows afterwards.
+
+    `pre_image`: the session's rows before the call (a backfill has committed it on its
+    item); without it the session row is read here. Either way `completed_at` is put back
+    from it after the call when the function changed it."""
     from remediation.services.sessions import actor_fields
 
     started = timezone.now()
@@ -67,11 +82,81 @@ def edge_finalize(
         attempt.profile_id, attempt.results_version, attempt.type_code, token = before
         attempt.results_url = results_url(session_id, token)
     else:
+        if pre_image is None:
+            with connections["pipeline"].cursor() as cur:
+                pre_image = read_pre_images(cur, [session_id]).get(session_id)
         _call_and_settle(attempt, session_id, before, expected, http)
+        crashpoints.reached("edge.answered")
+        if pre_image is not None:
+            _record_restore(attempt, completed_at_restore(session_id, pre_image), pre_image)
     attempt.finished_at = timezone.now()
     attempt.duration_ms = (time.perf_counter() - t0) * 1000
     attempt.save()
+    if attempt.completed_at_restored:
+        completed_at_audit(actor, attempt.completed_at_restored, session_id, attempt=attempt)
     return attempt
+
+
+def completed_at_restore(session_id: str, pre_image: dict[str, Any]) -> dict[str, Any] | None:
+    """Put `completed_at` back to the pre-image's value when the edge function changed it
+    (its own pipeline transaction; a repeat finds nothing to do). The record of what was
+    done ({"from", "to"}, or {"error"} when the database refused), or None when it was
+    unchanged."""
+    try:
+        with pipeline_transaction() as conn, conn.cursor() as cur:
+            changed = restore_completed_at(cur, session_id, pre_image.get("session") or {})
+    except DatabaseError as exc:
+        return {"error": str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}
+    if changed is None:
+        return None
+    found, put_back = changed
+    return {"from": _iso(found), "to": _iso(put_back)}
+
+
+def completed_at_words(note: dict[str, Any]) -> str:
+    """The restore in words, for the attempt's and the item's explanation."""
+    if "error" in note:
+        return (
+            "The portal could not check or put back completed_at, which the edge function "
+            f"overwrites: {note['error']}."
+        )
+    return (
+        f"The edge function overwrote completed_at ({note['from']}); the portal put back "
+        f"{note['to']} from the pre-image."
+    )
+
+
+def completed_at_audit(actor: Any, note: dict[str, Any], session_id: str, **where: Any) -> None:
+    """The audit record of a completed_at restore (or of the failure to make one)."""
+    ids = {k: v.pk if hasattr(v, "pk") else v for k, v in where.items()}
+    audit_record(
+        actor,
+        "finalize.completed_at_restored",
+        target=session_id,
+        sessions=[session_id],
+        outcome="failed" if "error" in note else "restored",
+        detail={**note, **ids},
+    )
+
+
+def _record_restore(
+    attempt: FinalizeAttempt, note: dict[str, Any] | None, pre_image: dict[str, Any]
+) -> None:
+    if attempt.outcome == FinalizeAttempt.Outcome.UNKNOWN:
+        was = (pre_image.get("session") or {}).get("completed_at")
+        attempt.explanation += (
+            f" The function may still be running and may yet overwrite completed_at (it was "
+            f"{was} before the call); "
+            + ("Retry failed puts it back." if attempt.run_id else "it is not put back later.")
+        )
+    if note is None:
+        return
+    attempt.completed_at_restored = note
+    attempt.explanation = " ".join(p for p in (attempt.explanation, completed_at_words(note)) if p)
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def _call_and_settle(
@@ -143,3 +228,25 @@ def _fail(attempt: FinalizeAttempt, reason: str, explanation: str) -> None:
     attempt.reason = reason
     attempt.explanation = explanation
     attempt.error_message = explanation
+
+
+def edge_failures_predicted(session_ids: list[str]) -> list[Any]:
+    """Diagnose each session now (a write tried and rolled back, stored as its diagnosis)
+    and return the diagnoses that predict the profile write will fail: the deployed
+    function would then answer ok, overwrite completed_at and write no profile. For the
+    second confirmation of an edge finalize or backfill (a POST: diagnosing takes locks)."""
+    from remediation import pipeline as pw
+    from remediation.services.sessions import Diagnosis, session_diagnose
+
+    if not session_ids:
+        return []
+    try:
+        ctx = pw.load_context()
+    except DatabaseError as exc:  # e.g. a locked table: no prediction, and the page says so
+        why = f"The local diagnosis could not run: {str(exc).splitlines()[0] if str(exc) else exc}"
+        return [Diagnosis(str(sid), NOT_DIAGNOSED, why) for sid in session_ids]
+    found = [session_diagnose(session_id=str(sid), context=ctx) for sid in session_ids]
+    return [d for d in found if d.blocking]
+
+
+NOT_DIAGNOSED = "not_diagnosed"

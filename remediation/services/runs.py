@@ -1,10 +1,12 @@
-"""Steering runs of any job kind: pause, resume, cancel, retry failed sessions (audited)."""
+"""Starting backfills without overlaps, and steering runs of any job kind: pause, resume,
+cancel, retry failed sessions (audited)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from remediation.jobs.engine import (
@@ -19,6 +21,74 @@ from remediation.models import BackfillItem, BackfillRun
 from remediation.services.audit import audit_record
 
 State = BackfillRun.State
+START_LOCK = 72_0003  # advisory-lock key (portal database) held while a run is being started
+
+
+@dataclass
+class Overlap:
+    """Sessions of a selection that other runs (not stopped for good) still hold."""
+
+    held: dict[int, list[str]] = field(default_factory=dict)  # run id → session ids
+
+    @property
+    def total(self) -> int:
+        return sum(len(s) for s in self.held.values())
+
+    def runs(self) -> list[tuple[BackfillRun, int]]:
+        """The holding runs with how many of the selection each holds, oldest first."""
+        by_pk = BackfillRun.objects.in_bulk(list(self.held))
+        return [(by_pk[pk], len(sids)) for pk, sids in self.held.items() if pk in by_pk]
+
+    def words(self) -> str:
+        return ", ".join(f"{n} by run #{r.pk} ({r.get_state_display()})" for r, n in self.runs())
+
+
+class RunOverlap(RunError):
+    """A start refused because other runs hold some of the selected sessions."""
+
+    def __init__(self, overlap: Overlap, selected: int) -> None:
+        self.overlap = overlap
+        noun = "session" if overlap.total == 1 else "sessions"
+        super().__init__(
+            f"{overlap.total} of the {selected} selected {noun} are held by another active run"
+            f" ({overlap.words()}); nothing was started. Exclude them, or wait until that run"
+            " has stopped."
+        )
+
+
+def run_overlap(session_ids: list[str]) -> Overlap:
+    """Which of `session_ids` other runs hold now (a read, for the confirmation page)."""
+    from remediation.jobs.selection import held_sessions
+
+    return Overlap(held_sessions(session_ids))
+
+
+def backfill_start_exclusive(*, overlap: str = "refuse", **kwargs: Any) -> BackfillRun:
+    """Start a backfill (jobs.backfill_start's arguments) unless other active runs hold some
+    of its sessions: `overlap="refuse"` (the default) raises RunOverlap and starts nothing;
+    `"exclude"` leaves those sessions out (recorded in the run's selection params and audit).
+
+    Starts are serialised by an advisory lock held until the new run's items are committed,
+    so two starts at once cannot both take the same sessions: the second one sees the
+    first's items."""
+    from remediation.jobs.finalize import backfill_start
+    from remediation.jobs.selection import resolve_selection, writing_runs_active
+
+    if overlap not in ("refuse", "exclude"):
+        raise RunError(f"unknown overlap choice {overlap!r} (refuse or exclude)")
+    with transaction.atomic():
+        with connections["default"].cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [START_LOCK])
+        if not writing_runs_active():  # nothing can hold a session: resolve it once
+            return backfill_start(**kwargs)
+        params = {k: v for k, v in (kwargs.get("params") or {}).items() if v not in (None, "")}
+        ids = resolve_selection(
+            kwargs["selection"], params, kwargs.get("ids"), bool(kwargs.get("rescore"))
+        )
+        found = run_overlap(ids)
+        if found.held and overlap == "refuse":
+            raise RunOverlap(found, len(ids))
+        return backfill_start(exclude=found.held or None, **kwargs)
 
 
 def _audited(action: str, run: BackfillRun, actor: Any) -> BackfillRun:
@@ -58,7 +128,7 @@ def run_retry_failed(run_id: int, *, actor: Any = None) -> BackfillRun:
     settled first by reading the database: those whose profile is there now count as
     created (or re-scored) in the new round and are not posted again; only those still
     without a profile are retried."""
-    from remediation.jobs.finalize import settle_unknown
+    from remediation.jobs.finalize import restore_completed_at_of, settle_unknown
 
     Outcome = BackfillItem.Outcome
     with transaction.atomic():
@@ -70,6 +140,13 @@ def run_retry_failed(run_id: int, *, actor: Any = None) -> BackfillRun:
         )
         if not candidates:
             raise RunError("no failed sessions to retry")
+        # A new round is a start too: not over sessions another active run holds.
+        with connections["default"].cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [START_LOCK])
+        overlap = run_overlap([str(i.session_id) for i in candidates])
+        overlap.held.pop(run.pk, None)
+        if overlap.held:
+            raise RunOverlap(overlap, len(candidates))
         unknown = [i for i in candidates if i.outcome == Outcome.UNKNOWN]
         still = {i.pk for i in unknown}
         if unknown and run.kind == BackfillRun.Kind.FINALIZE and not run.dry_run:
@@ -80,6 +157,9 @@ def run_retry_failed(run_id: int, *, actor: Any = None) -> BackfillRun:
         else:
             settled = []
         retried = [i for i in candidates if i.outcome != Outcome.UNKNOWN or i.pk in still]
+        # The function may have run after its answer was lost and overwritten completed_at:
+        # put it back from the pre-images before the new round claims them afresh.
+        restore_completed_at_of([i for i in unknown if i.pk in still])
         open_retry_round(run, retried, timezone.now())
         if settled:
             settle_unknown(run, settled)

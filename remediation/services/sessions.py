@@ -45,6 +45,19 @@ def normalize_session_id(session_id: Any) -> str:
         raise InvalidSessionId(f"{session_id!r} is not a session id (a UUID)") from None
 
 
+EDGE_PERMISSION = "remediation.use_edge_backend"  # the Engineer role's
+
+
+class EdgeNotAllowed(PermissionError):
+    """The edge backend was asked for by a user without the Engineer role."""
+
+
+def edge_allowed(actor: Any) -> bool:
+    """Whether `actor` may use the edge backend: users need use_edge_backend (the Engineer
+    role); the command line and the system (not users) may."""
+    return not getattr(actor, "is_authenticated", False) or actor.has_perm(EDGE_PERMISSION)
+
+
 def session_finalize(
     *,
     session_id: str,
@@ -59,6 +72,9 @@ def session_finalize(
     session_id = normalize_session_id(session_id)
     if backend == "edge":
         from remediation.services.edge import edge_finalize
+
+        if not edge_allowed(actor):
+            raise EdgeNotAllowed("the edge backend needs the Engineer role (use_edge_backend)")
 
         attempt = edge_finalize(
             session_id=session_id, actor=actor, rescore=rescore, source=source, run_id=run_id

@@ -20,11 +20,11 @@ def test_finalize_from_the_session_page(pipeline_db, admin_login, page):
     assert "not diagnosed yet" in page.inner_text(".field-why_no_profile")
     with page.expect_navigation():
         page.click("#diagnose-now")
-    assert "rls [42501]" in page.inner_text(".diagnosis")
+    assert "rls: insufficient privilege (42501)" in page.inner_text(".diagnosis")
     with clear_write_path():
         with page.expect_navigation():
             page.click("#diagnose-now")
-        assert "would_succeed" in page.inner_text(".diagnosis")
+        assert "would succeed" in page.inner_text(".diagnosis")
         page.click("a.finalize-link")
         page.wait_for_selector("#confirm-finalize")
         page.check("input[name=backend][value=local]")

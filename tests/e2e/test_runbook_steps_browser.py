@@ -44,7 +44,7 @@ def test_walk_the_runbook_to_a_resolved_incident(demo_incident, admin_login, pag
     expected = {
         "a": ("check", "23514"),
         "d": ("trigger", "54001"),
-        "e": ("would_succeed", "would_succeed"),
+        "e": ("would succeed", "would succeed"),
     }
     for fix, (category, shown) in expected.items():
         page.click(f"#apply-fix-{fix}")

@@ -25,9 +25,9 @@ def test_the_timeline_page_shows_the_incident_and_switches_auto_heal(
     page.click("text=Incident timeline")
     page.wait_for_selector("#timeline-events")
     rows = page.locator("#timeline-events tbody tr").all_inner_texts()
-    titles = [r for r in rows if "canary" in r or "write_path" in r]
+    titles = [r for r in rows if "canary" in r or "write path" in r]
     assert "42501 permission denied on profiles" in titles[0]
-    assert "alert resolved: write_path" in titles[-1]
+    assert "alert resolved: write path" in titles[-1]
     assert page.inner_text("#fig-repair") != "unknown"
     assert "profile writes fail" in page.inner_text("#fig-alert")
     assert page.get_attribute("#export-timeline", "href").startswith("/admin/incident/export.md")

@@ -404,3 +404,23 @@ def test_a_table_locked_for_writes_makes_the_batch_busy_at_once(schema_variant, 
         run = jobs.run_until_done(run.pk)
         assert (run.state, run.created) == ("succeeded", 3)
         assert pipeline_sql("SELECT count(*) FROM fc_scores", fetch="one")[0] == 3
+
+
+def test_an_edge_finalize_whose_diagnosis_cannot_run_asks_again_and_says_why(
+    client, engineer, schema_variant
+):
+    from django.urls import reverse
+
+    from remediation.models import FinalizeAttempt
+
+    load_reference_data()
+    sid = make_session(seed=42)
+    client.force_login(engineer)
+    url = reverse("admin:remediation_assessmentsession_finalize", args=[sid])
+    with short_limits(), table_locked("scoring_config"):
+        resp = client.post(url, {"backend": "edge"})
+    body = resp.content.decode()
+    assert resp.status_code == 200 and 'id="edge-warning"' in body
+    assert "The local diagnosis could not run just now" in body and MESSAGE in body
+    assert "predicts the write will fail" not in body
+    assert not FinalizeAttempt.objects.exists()  # nothing called before the second yes

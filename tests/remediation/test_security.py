@@ -524,7 +524,7 @@ def test_no_edge_fault_gives_a_technical_500_or_shows_the_key_even_with_debug_on
         responses = [
             admin.post(
                 reverse("admin:remediation_assessmentsession_finalize", args=[sid]),
-                {"backend": "edge"},
+                {"backend": "edge", "edge_confirmed": "yes"},  # past its second question
             ),
             admin.post(
                 reverse("admin:remediation_orphanedsession_changelist"),
@@ -534,6 +534,7 @@ def test_no_edge_fault_gives_a_technical_500_or_shows_the_key_even_with_debug_on
                     "confirm": "yes",
                     "backend": "edge",
                     "batch_size": "10",
+                    "edge_confirmed": "yes",
                 },
             ),
         ]

@@ -26,7 +26,9 @@ class Command(BaseCommand):
         sel.add_argument("--to", dest="completed_to", help="completed on or before YYYY-MM-DD")
         sel.add_argument("--ids", nargs="+", metavar="SESSION_ID")
         sel.add_argument(
-            "--csv", type=Path, help="a file of session ids (first or session_id column)"
+            "--csv",
+            type=Path,
+            help="a file of session ids (any separator, or a header row's session_id column)",
         )
         sel.add_argument(
             "--all-orphans", action="store_true", help="every orphan (narrow with --from/--to/--fc)"
@@ -39,6 +41,11 @@ class Command(BaseCommand):
         opt.add_argument("--batch-size", type=int, default=200)
         opt.add_argument("--throttle", type=int, help="sessions per minute")
         opt.add_argument("--dry-run", action="store_true")
+        opt.add_argument(
+            "--exclude-held",
+            action="store_true",
+            help="leave out sessions another active run holds (default: refuse to start)",
+        )
         opt.add_argument(
             "--rescore", action="store_true", help="re-score sessions that have a profile"
         )
@@ -94,7 +101,10 @@ class Command(BaseCommand):
             selection = "window"
         else:
             raise CommandError("choose a selection: --from/--to, --ids, --csv or --all-orphans")
-        return jobs.backfill_start(
+        from remediation.services.runs import backfill_start_exclusive
+
+        return backfill_start_exclusive(
+            overlap="exclude" if o["exclude_held"] else "refuse",
             selection=selection,
             params=params,
             ids=ids,

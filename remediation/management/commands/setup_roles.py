@@ -38,6 +38,7 @@ SUPPORT = [
 ENGINEER = [
     *SUPPORT,
     "remediation.run_large_backfill",
+    "remediation.use_edge_backend",
     "remediation.rollback_backfill",
     "remediation.run_runbook",
     "remediation.manage_fc",

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from remediation.admin.backfills import MAX_CSV_BYTES
 from remediation.models import BackfillRun
-from tests.factories import make_session
+from tests.factories import make_session, start_new_backfill
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 ADD = "admin:remediation_backfillrun_add"
@@ -69,6 +69,6 @@ def test_pasted_ids_with_an_unclosed_quote_or_an_overlong_field(admin_client, si
     resp = admin_client.post(add, {"ids": f"{sid}\x00", **PARAMS})
     assert resp.status_code == 200 and "Null characters are not allowed" in resp.content.decode()
     assert not BackfillRun.objects.exists()
-    # The same list without the fault starts the run.
-    admin_client.post(add, {"ids": sid, **PARAMS})
+    # The same list without the fault leads to the confirmation, which starts the run.
+    start_new_backfill(admin_client, {"ids": sid, **PARAMS})
     assert BackfillRun.objects.get().estimated_total == 1

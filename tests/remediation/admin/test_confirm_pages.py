@@ -326,3 +326,49 @@ def test_fc_version_rollback_lists_every_block_and_option_it_removes(
     # Undo puts the rows back (and leaves the next test its FC set).
     fc.fc_change_undo(FcChange.objects.get(kind="rollback").pk, actor="setup")
     assert pipeline_sql("SELECT count(*) FROM fc_options", fetch="one")[0] == 24
+
+
+def test_the_runbook_test_finalize_shows_the_session_and_what_it_writes_then_does_it(
+    client, engineer, clear_variant
+):
+    sid = make_session(seed=3)
+    client.force_login(engineer)
+    url = reverse(RUNBOOK, args=["verify"])
+    page = asks_and_changes_nothing(client, url, {"session_id": sid})
+    assert f'id="verify-session-id">{sid}</a>' in page
+    assert '<td id="verify-profile">none</td>' in page
+    assert "public.profiles: INSERT the scored profile" in page
+    assert f'name="session_id" value="{sid}"' in page
+    assert not RunbookRecord.objects.filter(kind="verification").exists()
+    # A malformed id is an error on the runbook page, not a 500.
+    bad = client.get(url, {"session_id": "nope"}, follow=True)
+    assert bad.redirect_chain[-1][0] == reverse("admin:runbook")
+    assert '<li class="error">' in bad.content.decode() and "nope" in bad.content.decode()
+    client.post(url, {"session_id": sid, "confirm": "yes"})
+    record = RunbookRecord.objects.get(kind="verification")
+    assert record.results["session_id"] == sid
+    count = pipeline_sql("SELECT count(*) FROM profiles WHERE session_id = %s", [sid], fetch="one")
+    assert count[0] == 1
+
+
+def test_retry_failed_shows_count_and_sample_and_changes_nothing_before_yes(
+    client, engineer, clear_variant
+):
+    ids = [make_session(seed=i) for i in range(3)]
+    pipeline_sql(
+        "ALTER TABLE profiles ADD CONSTRAINT not_yet CHECK (session_id <> ALL (%s::uuid[]))",
+        [ids[:2]],
+    )
+    run = jobs.run_until_done(jobs.backfill_start(selection="ids", ids=ids, enqueue=False).pk)
+    assert (run.state, run.failed) == ("finished_with_failures", 2)
+    client.force_login(engineer)
+    url = reverse("admin:remediation_backfillrun_control", args=[run.pk, "retry"])
+    page = asks_and_changes_nothing(client, url)
+    assert '<strong id="retry-count">2</strong>' in page and "2 failed (check)." in page
+    sample = page[page.index('id="retry-sample"') :]
+    assert all(sid in sample for sid in ids[:2]) and ids[2] not in sample
+    assert 'value="Yes, retry 2 sessions"' in page
+    client.post(url, {"confirm": "yes"})
+    run.refresh_from_db()
+    assert run.state == "enqueued" and len(run.rounds) == 2
+    assert AuditEvent.objects.filter(action="backfill.retry_failed").count() == 1

@@ -98,7 +98,7 @@ def test_orphan_list_shows_the_reason_from_the_latest_attempt(client):
     with pytest.raises(CommandError):
         call_command("finalize", sid)
     body = client.get(reverse("admin:remediation_orphanedsession_changelist")).content.decode()
-    assert 'data-category="rls"' in body and "<code>42501</code>" in body
+    assert 'data-category="rls"' in body and ">42501</code>" in body
     assert "attempt " in body  # the attempt's time beside it
 
 

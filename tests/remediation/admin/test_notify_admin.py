@@ -144,7 +144,7 @@ def test_health_counts_messages_and_alerts_on_the_failure_rate(client, clear_pat
 
     dashboard.force_login(U.objects.create_superuser("root", "r@example.org", "pw"))
     body = dashboard.get(reverse("admin:health") + "?window=1h").content.decode()
-    assert "4 sent · 2 failed · 0 skipped" in body and "notify_failures" in body
+    assert "4 sent · 2 failed · 0 skipped" in body and "notify failures" in body
     with override_settings(METRICS_TOKEN=Secret("tok")):
         text = client.get("/metrics", HTTP_AUTHORIZATION="Bearer tok").content.decode()
     assert 'prism_results_messages{state="sent",window="1h"} 4.0' in text

@@ -309,15 +309,24 @@ def test_the_confirm_page_shows_the_sql_and_the_post_creates_it(client, root, no
     page = client.get(url).content.decode()
     assert "CREATE TABLE IF NOT EXISTS" in page and 'value="create"' in page
     assert not orphan_ledger.ledger_state().exists  # GET wrote nothing
-    resp = client.post(url, {"action": "create"})
+    # The button's POST is the confirmation page of that action: its SQL, nothing done.
+    confirm = client.post(url, {"action": "create"}).content.decode()
+    assert 'id="ledger-confirm-sql"' in confirm and "CREATE TABLE IF NOT EXISTS" in confirm
+    assert 'value="Yes, create the orphan ledger"' in confirm
+    assert not orphan_ledger.ledger_state().exists
+    assert not AuditEvent.objects.filter(action="orphan_ledger.create").exists()
+    resp = client.post(url, {"action": "create", "confirm": "yes"})
     assert resp.status_code == 302
     assert orphan_ledger.ledger_state().exists
     assert AuditEvent.objects.filter(action="orphan_ledger.create", actor="root").exists()
     page = client.get(url).content.decode()
     assert 'value="refresh"' in page and "CREATE TABLE" not in page
-    assert client.post(url, {"action": "refresh"}).status_code == 302
+    assert client.post(url, {"action": "refresh", "confirm": "yes"}).status_code == 302
     assert AuditEvent.objects.filter(action="orphan_ledger.refresh").exists()
     assert client.post(url, {"action": "nonsense"}).status_code == 400
+    drop = client.post(url, {"action": "drop"}).content.decode()
+    assert "DROP" in drop.split('id="ledger-confirm-sql"')[1].split("</pre>")[0]
+    assert orphan_ledger.ledger_state().exists  # still there: not confirmed
     listing = client.get(URL + "?o=3").content.decode()
     assert 'data-source="ledger"' in listing
 

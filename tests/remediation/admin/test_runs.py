@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from remediation import jobs as bf
 from remediation.models import BackfillRun
-from tests.factories import make_session, pipeline_sql
+from tests.factories import make_session, pipeline_sql, start_new_backfill
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 ORPHANS = "admin:remediation_orphanedsession_changelist"
@@ -140,7 +140,10 @@ def test_new_backfill_from_an_uploaded_csv_reports_bad_lines(client, clear_path)
     assert "line 3: &#x27;bogus&#x27; is not a session id" in page
     assert BackfillRun.objects.count() == 0
     good = SimpleUploadedFile("ids.csv", f"session_id\n{ids[0]}\n{ids[1]}\n".encode())
-    client.post(add, {"csv_file": good, "backend": "local", "batch_size": "10"})
+    confirm, _ = start_new_backfill(
+        client, {"csv_file": good, "backend": "local", "batch_size": "10"}
+    )
+    assert confirm.context["total"] == 2 and "from the uploaded CSV" in confirm.content.decode()
     run = BackfillRun.objects.get()
     assert run.selection == "csv" and run.estimated_total == 2
 

@@ -64,11 +64,11 @@ def test_a_walked_incident_is_shown_in_order_with_its_figures(
     text = text[text.index('id="timeline-events"') :]  # the events table
     order = [
         "canary failure: profile write 23514 on profiles_fc_coverage_bucket_check",
-        "alert opened: write_path (high)",
+        "alert opened: write path (high)",
         "Fix D applied",
         "auto-heal switched on",
         "canary recovery",
-        "alert resolved: write_path",
+        "alert resolved: write path",
         f"Backfill #{walked['run'].pk}",
         f"backfill (finalize) #{walked['run'].pk} succeeded",
     ]

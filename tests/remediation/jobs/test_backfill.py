@@ -89,7 +89,14 @@ def test_failures_are_failures_and_one_bad_session_never_stops_a_batch(schema_va
     ids = _sessions(4)
     bad = make_session(seed=50, answers={20: "Agree"})
     unknown = "00000000-0000-4000-8000-0000000000aa"
-    run = bf.run_until_done(_start([*ids, bad, unknown], batch_size=10).pk)
+    # An id that is no session is refused before anything starts, named in the error.
+    with pytest.raises(bf.RunError, match=f"{unknown} is not a session in the pipeline"):
+        _start([*ids, unknown])
+    # A session deleted after the run started fails inside the run, alone.
+    gone = make_session(seed=51)
+    run = _start([*ids, bad, gone], batch_size=10)
+    pipeline_sql("DELETE FROM assessment_sessions WHERE id = %s", [gone])
+    run = bf.run_until_done(run.pk)
     assert run.state == "failed"  # every session failed: the run did not succeed
     assert (run.created, run.failed) == (0, 6)
     blocker = schema_variant.first_blocker
@@ -221,9 +228,9 @@ def test_retry_failed_puts_failures_back(clear):
 def test_bad_selections_are_clear_errors():
     with pytest.raises(bf.RunError, match="line 2: 'not-an-id' is not a session id"):
         bf.parse_id_list("session_id\nnot-an-id\n")
-    assert bf.parse_id_list("0e3b1c7a-1d2e-4b8f-9a0b-123456789abc,x\n") == [
-        "0e3b1c7a-1d2e-4b8f-9a0b-123456789abc"
-    ]
+    # A second value on a line is an id too (nothing is dropped): "x" is reported.
+    with pytest.raises(bf.RunError, match="line 1: 'x' is not a session id"):
+        bf.parse_id_list("0e3b1c7a-1d2e-4b8f-9a0b-123456789abc,x\n")
     with pytest.raises(bf.RunError, match="window needs"):
         bf.backfill_start(selection="window", params={}, enqueue=False)
     with pytest.raises(bf.RunError, match="not a date"):

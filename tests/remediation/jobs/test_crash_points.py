@@ -50,7 +50,13 @@ LOCAL_POINTS = [
     ("task.handed_over", 1),  # the task's budget ran out: the next task not enqueued
     ("run.ended", 1),
 ]
-EDGE_POINTS = [("batch.started", 2), ("edge.claimed", 3), ("edge.called", 3), *LOCAL_POINTS[3:]]
+EDGE_POINTS = [
+    ("batch.started", 2),
+    ("edge.claimed", 3),
+    ("edge.answered", 3),  # the function wrote (and overwrote completed_at), not put back yet
+    ("edge.called", 3),
+    *LOCAL_POINTS[3:],
+]
 # The task budget that makes a task hand over after its first batch.
 TASK_SETTINGS: dict[str, dict[str, Any]] = {"task.handed_over": {"BACKFILL_TASK_SECONDS": 0.001}}
 EDGE = {
@@ -257,12 +263,19 @@ def test_an_edge_backfill_killed_at_each_boundary_posts_each_session_once(
     run = jobs.backfill_start(
         selection="ids", ids=orphans, backend="edge", batch_size=2, enqueue=False
     )
+    seen_before = _emulator.requests_seen
     kill_worker_at(run.pk, point, nth, **emulator, **TASK_SETTINGS.get(point, {}))
     done = _resume(run.pk)
     assert done.state == "succeeded", done.message
     items = {str(i.session_id): i for i in done.items.all()}
     assert {i.outcome for i in items.values()} == {"created"}
     assert done.counts == {"created": 5} and done.processed == 5
+    # The function overwrote every completed_at; each is back, wherever the kill fell.
+    now = _tables(orphans)["assessment_sessions"]
+    assert {k: r["completed_at"] for k, r in now.items()} == {
+        k: r["completed_at"] for k, r in before["assessment_sessions"].items()
+    }
+    assert all(i.notes and i.notes["completed_at_restored"]["to"] for i in items.values())
     profiles = pipeline_sql(
         "SELECT session_id::text, count(*) FROM profiles WHERE session_id = ANY(%s::uuid[])"
         " GROUP BY session_id",
@@ -271,14 +284,17 @@ def test_an_edge_backfill_killed_at_each_boundary_posts_each_session_once(
     )
     assert dict(profiles) == dict.fromkeys(orphans, 1)
     # One call per session: the call records its attempt; a call whose outcome the kill
-    # lost (edge.called) is settled from the database, not posted again.
+    # lost (edge.answered: before its attempt was saved; edge.called: after) is settled
+    # from the database, not posted again.
     attempts = Counter(
         str(s)
         for s in FinalizeAttempt.objects.filter(run_id=run.pk).values_list("session_id", flat=True)
     )
-    assert set(attempts.values()) == {1} and set(attempts) == set(orphans)
-    settled = [i for i in items.values() if i.reason == "claim_settled"]
-    assert len(settled) == (1 if point == "edge.called" else 0)
+    settled = [sid for sid, i in items.items() if i.reason == "claim_settled"]
+    assert len(settled) == (1 if point in ("edge.answered", "edge.called") else 0)
+    unrecorded = set(settled) if point == "edge.answered" else set()
+    assert set(attempts.values()) == {1} and set(attempts) == set(orphans) - unrecorded
+    assert _emulator.requests_seen - seen_before == 5, "each session posted exactly once"
     rollback = jobs.run_rollback(run.pk, enqueue=False)
     assert jobs.run_until_done(rollback.pk).state == "succeeded"
     report = BackfillRun.objects.get(pk=run.pk).rollback_report

@@ -66,6 +66,10 @@ def _profiles(ids):
 
 def test_a_timeout_is_unknown_on_the_item_and_retry_settles_it_without_posting(emulator):
     ids = [make_session(seed=i) for i in range(2)]
+    completed = (
+        "SELECT completed_at FROM assessment_sessions WHERE id = ANY(%s::uuid[]) ORDER BY id"
+    )
+    before = pipeline_sql(completed, [ids], "all")
     emulator.faults = Faults(hang_seconds=1.2)  # past the read timeout, then it writes
     run = bf.run_until_done(_start(ids).pk)
     assert {i.outcome for i in run.items.all()} == {"unknown"}
@@ -88,6 +92,10 @@ def test_a_timeout_is_unknown_on_the_item_and_retry_settles_it_without_posting(e
     for item in run.items.all():
         assert (item.outcome, item.reason) == ("created", "unknown_settled")
         assert item.profile_id and item.post_fingerprint and item.results_url
+        # The late calls overwrote completed_at after the portal had looked; the retry's
+        # settlement put it back from the pre-image, and says so.
+        assert item.notes["completed_at_restored"]["from"] and "put back" in item.error
+    assert pipeline_sql(completed, [ids], "all") == before
     # The rollback covers what the settled sessions wrote.
     from remediation.jobs.rollback import restorable_items
 

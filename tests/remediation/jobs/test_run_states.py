@@ -192,7 +192,9 @@ def test_a_rollback_with_a_conflict_finishes_with_failures_and_the_source_says_r
     assert "finished with failures" in _page(admin_client, rollback)
     page = _page(admin_client, source)
     assert 'succeeded</span>, <span id="run-rolled-back">rolled back by <a' in page
-    assert f">run #{rollback.pk}</a></span></h2>" in page
+    heading = page[page.index('id="run-rolled-back"') : page.index("</h2>")]
+    assert f">run #{rollback.pk}</a> on " in heading  # when, then what it could not restore
+    assert '(not everything could be restored: <a href="#rollback-report">' in heading
     listing = admin_client.get(reverse("admin:remediation_backfillrun_changelist")).content.decode()
     assert f"succeeded, rolled back by run #{rollback.pk}" in listing
     assert "finished with failures" in listing
@@ -227,7 +229,7 @@ def test_retry_failed_keeps_round_one_and_the_run_succeeds_when_the_retry_does(c
     run = bf.run_until_done(_start(ids, batch_size=3).pk)
     assert (run.state, run.created, run.failed) == ("finished_with_failures", 3, 5)
     page = _page(admin_client, run)
-    assert '<span id="run-state">finished with failures</span>' in page
+    assert '<span id="run-state" data-live="state">finished with failures</span>' in page
     assert "succeeded" not in page.split("</h2>")[0]
     assert ("retry", "Retry failed") in _controls(run)
 
@@ -255,15 +257,15 @@ def test_retry_failed_keeps_round_one_and_the_run_succeeds_when_the_retry_does(c
     assert run.message.startswith("8 processed: 8 created")
 
     page = _page(admin_client, run)
-    assert '<span id="run-state">succeeded</span>' in page
+    assert '<span id="run-state" data-live="state">succeeded</span>' in page
     rounds = page[page.index('id="run-rounds"') :]
     rounds = rounds[: rounds.index("</table>")]
     assert "round 1</td><td>8</td><td>3 created; 5 failed (check 5)</td>" in rounds
     assert "(check 5)</td><td>finished with failures</td>" in rounds
     assert "round 2 (retry)</td><td>5</td><td>5 created</td><td>succeeded</td>" in rounds
     # The breakdown says what is true now.
-    assert "<tr><th>created</th><td>8</td></tr>" in page
-    assert "<tr><th>failed</th><td>0</td></tr>" in page
+    assert '<tr><th>created</th><td data-live="created">8</td></tr>' in page
+    assert '<tr><th>failed</th><td data-live="failed_reasons">0</td></tr>' in page
     assert ("retry", "Retry failed") not in _controls(run)
 
 

@@ -215,10 +215,21 @@ def test_admin_load_version_page_rollback_and_undo(client):
     )
     assert fc_tables()["fc_blocks"] == []
     change = FcChange.objects.get(kind="rollback")
-    client.post(
-        reverse("admin:remediation_fcchange_changelist"),
-        {"action": "undo", "_selected_action": [change.pk]},
-    )
+    undo = {"action": "undo", "_selected_action": [change.pk]}
+    changes = reverse("admin:remediation_fcchange_changelist")
+    page = client.post(changes, undo).content.decode()  # first the confirmation page
+    assert "6 blocks, 24 options, 0 responses, 0 FC scores put back" in page
+    assert "<code>WORK_PREF</code>" in page and 'value="Yes, undo 1 rollback"' in page
+    assert fc_tables()["fc_blocks"] == []  # nothing changed yet
+    done = client.post(changes, {**undo, "post": "yes"}, follow=True).content.decode()
+    assert "6 blocks, 24 options, 0 responses, 0 FC scores put back." in done
+    assert len(fc_tables()["fc_options"]) == 24
+    # Undone already: the page says so and offers no Yes; a forced POST changes nothing.
+    again = client.post(changes, undo).content.decode()
+    assert f"Refused: rollback #{change.pk} was undone already" in again
+    assert 'id="confirm-yes"' not in again
+    refused = client.post(changes, {**undo, "post": "yes"}, follow=True).content.decode()
+    assert "Not undone: rollback" in refused
     assert len(fc_tables()["fc_options"]) == 24
     coverage = client.get(reverse("admin:remediation_fc_coverage")).content.decode()
     assert 'id="dangling">0<' in coverage

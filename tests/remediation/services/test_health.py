@@ -279,7 +279,10 @@ def test_write_errors_alert_only_while_errors_are_recent():
     attempt = session_finalize(session_id=sid)  # RLS refuses: a write error
     assert attempt.sqlstate == "42501"
     rules = {r.rule: r for r in health.evaluate()}
-    assert rules["write_errors"].firing and "42501 rls ×1" in rules["write_errors"].message
+    assert (
+        rules["write_errors"].firing
+        and "insufficient privilege (42501) rls ×1" in rules["write_errors"].message
+    )
     FinalizeAttempt.objects.filter(pk=attempt.pk).update(
         started_at=timezone.now() - timedelta(minutes=90)
     )

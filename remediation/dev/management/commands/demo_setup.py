@@ -1,4 +1,5 @@
 import secrets
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -50,3 +51,26 @@ class Command(BaseCommand):
             password_file.chmod(0o600)
         login, password = password_file.read_text().split()
         self.stdout.write(self.style.SUCCESS(f"Demo login: {login} / {password}"))
+        token, written = ensure_metrics_token(settings.METRICS_TOKEN.reveal(), settings.ENV_FILE)
+        note = f" (written to {settings.ENV_FILE}; restart a running portal)" if written else ""
+        self.stdout.write(
+            f"Metrics token: {token}{note}: /metrics wants Authorization: Bearer {token}"
+        )
+
+
+def ensure_metrics_token(current: str, env_file: Path) -> tuple[str, bool]:
+    """The demo's /metrics token: the configured one, else a new one written to the env
+    file (METRICS_TOKEN=...), so /metrics answers in the demo. (token, whether written)."""
+    if current:
+        return current, False
+    token = secrets.token_urlsafe(24)
+    line = f"METRICS_TOKEN={token}"
+    lines = env_file.read_text().splitlines() if env_file.exists() else []
+    at = [i for i, old in enumerate(lines) if old.startswith("METRICS_TOKEN=")]
+    if at:
+        lines[at[0]] = line  # in place, under its comment from .env.example
+    else:
+        lines.append(line)
+    env_file.write_text("\n".join(lines) + "\n")
+    env_file.chmod(0o600)
+    return token, True
