@@ -19,6 +19,7 @@ from opsportal.settings import (
     EMBEDDED_PG_ALIASES,
     INSTALLED_APPS,
     LOGGING,
+    Q_CLUSTER,
     env,
 )
 
@@ -43,3 +44,15 @@ LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
 DEV_TOOLS = True
 if DEV_TOOLS_APP not in INSTALLED_APPS and importlib.util.find_spec(DEV_TOOLS_APP) is not None:
     INSTALLED_APPS = [*INSTALLED_APPS, DEV_TOOLS_APP]
+
+# Hundreds of tests create users and log in: a fast hasher, as Django advises for test
+# suites (PBKDF2 costs ~0.3 s a hash here). PBKDF2 stays listed: its hashes still verify.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.MD5PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+
+# The django-q2 guard loop's period (seconds). Its scheduler pass comes once the loop has
+# counted 30 s; a test cluster that waits for scheduled tasks sets Q_GUARD_CYCLE=30, so the
+# scheduler runs as the cluster starts and every 30 s after (tests/cluster.py).
+Q_CLUSTER = {**Q_CLUSTER, "guard_cycle": env.float("Q_GUARD_CYCLE", default=0.5)}

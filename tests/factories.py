@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import random
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
+import psycopg
 from django.db import connections
 from django.utils import timezone
 
@@ -17,6 +19,7 @@ from remediation.dev.emulation import table_columns
 __all__ = [
     "apply_plan_policy",
     "clear_write_path",
+    "held_elsewhere",
     "load_reference_data",
     "make_session",
     "pipeline_sql",
@@ -33,6 +36,29 @@ def pipeline_sql(sql: str, params=None, fetch: str | None = None):
         if fetch == "all":
             return cur.fetchall()
         return None
+
+
+@contextlib.contextmanager
+def held_elsewhere(sql: str, params=None, using: str = "pipeline") -> Iterator[psycopg.Connection]:
+    """Another connection to the `using` database (psycopg, its own transaction, as another
+    worker, a support engineer or a migration would be) runs `sql`, a `LOCK TABLE ...`, a
+    `SELECT ... FOR UPDATE` or an advisory lock, and holds what it took until the block ends
+    (rolled back, then closed). Yields the connection: `conn.rollback()` releases a
+    transaction's lock earlier."""
+    conf = connections[using].settings_dict
+    with psycopg.connect(
+        host=conf["HOST"] or conf.get("OPTIONS", {}).get("host"),
+        port=conf["PORT"] or None,
+        user=conf["USER"],
+        password=conf["PASSWORD"] or None,
+        dbname=conf["NAME"],
+        autocommit=False,
+    ) as other:
+        other.execute(sql, params)
+        try:
+            yield other
+        finally:
+            other.rollback()
 
 
 def make_session(
@@ -116,26 +142,29 @@ def apply_plan_policy() -> None:
     pipeline_sql(PLAN_POLICY)
 
 
+# The migrations' CHECK constraints on profiles (as both variants' SQL creates them).
+CHECKS = {
+    "profiles_overlay_neuro_check": "overlay_neuro IN ('+', '–', '0')",
+    "profiles_overlay_state_check": "overlay_state IN ('+', '–', '0')",
+    "profiles_fc_coverage_bucket_check": "fc_coverage_bucket IN ('None', 'Partial', 'Full')",
+}
+
+
 def relax_checks() -> None:
     """The three CHECK constraints accept the engine's vocabulary (what Fix D does)."""
-    pipeline_sql(
-        "ALTER TABLE profiles DROP CONSTRAINT profiles_overlay_neuro_check,"
-        " DROP CONSTRAINT profiles_overlay_state_check,"
-        " DROP CONSTRAINT profiles_fc_coverage_bucket_check"
-    )
+    pipeline_sql("ALTER TABLE profiles " + ", ".join(f"DROP CONSTRAINT {name}" for name in CHECKS))
 
 
 def restore_checks() -> None:
-    """Put the migrations' CHECK constraints back (after relax_checks in a committed test)."""
+    """Put the migrations' CHECK constraints back exactly as the schema has them, validated
+    (after relax_checks in a committed test). The rows written while they were relaxed that
+    they reject are deleted first: the table then holds only what the schema allows."""
+    pipeline_sql("DELETE FROM profiles WHERE " + " OR ".join(f"NOT ({c})" for c in CHECKS.values()))
     pipeline_sql(
-        "ALTER TABLE profiles"
-        " DROP CONSTRAINT IF EXISTS profiles_overlay_neuro_check,"
-        " DROP CONSTRAINT IF EXISTS profiles_overlay_state_check,"
-        " DROP CONSTRAINT IF EXISTS profiles_fc_coverage_bucket_check,"
-        " ADD CONSTRAINT profiles_overlay_neuro_check CHECK (overlay_neuro IN ('+', '–', '0')) NOT VALID,"
-        " ADD CONSTRAINT profiles_overlay_state_check CHECK (overlay_state IN ('+', '–', '0')) NOT VALID,"
-        " ADD CONSTRAINT profiles_fc_coverage_bucket_check"
-        " CHECK (fc_coverage_bucket IN ('None', 'Partial', 'Full')) NOT VALID"
+        "ALTER TABLE profiles "
+        + ", ".join(f"DROP CONSTRAINT IF EXISTS {name}" for name in CHECKS)
+        + ", "
+        + ", ".join(f"ADD CONSTRAINT {name} CHECK ({c})" for name, c in CHECKS.items())
     )
 
 
@@ -182,6 +211,16 @@ def reload_variant(variant: str) -> None:
     )
     seed_variant_rows(variant)
     pipeline_sql(f"DROP SCHEMA IF EXISTS {settings.PIPELINE_PORTAL_SCHEMA} CASCADE")
+
+
+def heartbeat_stale(run_id: int) -> None:
+    """The run's heartbeat as a killed worker leaves it: ten minutes old (the watchdog, with
+    any stale period under that, takes the run for stopped mid-run)."""
+    from remediation.models import BackfillRun
+
+    BackfillRun.objects.filter(pk=run_id).update(
+        heartbeat_at=timezone.now() - timedelta(minutes=10)
+    )
 
 
 def rollback_run(run_id: int) -> dict:

@@ -28,13 +28,21 @@ from remediation.models import BackfillItem, FinalizeAttempt, MetricSnapshot
 from remediation.pipeline.timeouts import PipelineTimeout, setting_ms
 from remediation.services.fc import fc_set_load
 from remediation.services.fc_sets import read_set
-from tests.factories import clear_write_path, load_reference_data, make_session, pipeline_sql
+from tests.factories import (
+    clear_write_path,
+    held_elsewhere,
+    load_reference_data,
+    make_session,
+    pipeline_sql,
+)
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
 LOCK_MS = 300
 STATEMENT_MS = 3000
 MESSAGE = f"The pipeline database did not answer within {LOCK_MS} ms"
+# The page crawl under a lock: each page that reads the locked table waits this long.
+CRAWL_LOCK_MS = 50
 
 
 @contextlib.contextmanager
@@ -62,20 +70,8 @@ def short_limits(lock_ms: int = LOCK_MS, statement_ms: int = STATEMENT_MS) -> It
 def table_locked(table: str, mode: str = "ACCESS EXCLUSIVE") -> Iterator[psycopg.Connection]:
     """A table lock (ACCESS EXCLUSIVE unless told) held by another connection until the
     block ends."""
-    conf = connections["pipeline"].settings_dict
-    with psycopg.connect(
-        host=conf["HOST"],
-        port=conf["PORT"] or None,
-        user=conf["USER"],
-        password=conf["PASSWORD"] or None,
-        dbname=conf["NAME"],
-        autocommit=False,
-    ) as other:
-        other.execute(f"LOCK TABLE {table} IN {mode} MODE")
-        try:
-            yield other
-        finally:
-            other.rollback()
+    with held_elsewhere(f"LOCK TABLE {table} IN {mode} MODE") as other:
+        yield other
 
 
 def _lock_held(table: str) -> bool:
@@ -180,7 +176,8 @@ def test_every_page_answers_under_a_locked_table(client, engineer, seeded, table
     client.force_login(engineer)
     client.raise_request_exception = False  # a 500 would be a finding, not a test error
     urls = pages(seeded)
-    with short_limits():
+    message = f"The pipeline database did not answer within {CRAWL_LOCK_MS} ms"
+    with short_limits(lock_ms=CRAWL_LOCK_MS):
         unlocked = {name: client.get(url).status_code for name, url in urls.items()}
         assert unlocked == {name: 200 for name in urls}
         got: dict[str, int] = {}
@@ -191,7 +188,7 @@ def test_every_page_answers_under_a_locked_table(client, engineer, seeded, table
                 got[name] = resp.status_code
                 if resp.status_code == 503:
                     body = resp.content.decode()
-                    assert MESSAGE in body, name
+                    assert message in body, name
                     assert "locked by another transaction" in body
                     assert "lock_timeout, SQLSTATE 55P03" in body
                     assert "Try again" in body and "nothing was changed" in body

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import time
 
-import psycopg
 import pytest
-from django.db import connections
 from django.test import override_settings
 
 from remediation.fixes import executor
-from tests.factories import PLAN_POLICY, pipeline_sql, set_fixes
+from tests.factories import PLAN_POLICY, held_elsewhere, pipeline_sql, set_fixes
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 POLICY_COUNT = (
@@ -70,17 +68,7 @@ def test_a_policy_applied_by_hand_beforehand_leaves_exactly_one(pipeline_clean):
 
 
 def test_a_busy_table_makes_it_fail_fast_and_leaves_nothing(pipeline_clean):
-    conf = connections["pipeline"].settings_dict
-    host = conf["HOST"] or conf.get("OPTIONS", {}).get("host")
-    with psycopg.connect(
-        host=host,
-        port=conf["PORT"] or None,
-        user=conf["USER"],
-        password=conf["PASSWORD"] or None,
-        dbname=conf["NAME"],
-    ) as other:
-        other.execute("BEGIN")
-        other.execute("LOCK TABLE public.profiles IN ACCESS EXCLUSIVE MODE")
+    with held_elsewhere("LOCK TABLE public.profiles IN ACCESS EXCLUSIVE MODE"):
         started = time.monotonic()
         with (
             override_settings(PIPELINE_LOCK_TIMEOUT="700ms"),
@@ -88,6 +76,5 @@ def test_a_busy_table_makes_it_fail_fast_and_leaves_nothing(pipeline_clean):
         ):
             migrate("0005")
         elapsed = time.monotonic() - started
-        other.execute("ROLLBACK")
     assert elapsed < 5
     assert policies() == 0 and not executor.is_applied("A")

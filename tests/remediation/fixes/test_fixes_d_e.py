@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import time
 
-import psycopg
 import pytest
-from django.db import connections
 from django.test import override_settings
 from django.utils import timezone
 
@@ -18,6 +16,7 @@ from remediation.fixes import executor
 from remediation.selectors import health
 from remediation.services import session_diagnose, session_finalize
 from tests.factories import (
+    held_elsewhere,
     load_reference_data,
     make_session,
     pipeline_sql,
@@ -158,22 +157,12 @@ def test_fix_e_forward_backward_twice_and_absent(rebuilt):
 def test_a_busy_table_makes_fixes_fail_fast(rebuilt, target):
     migrate("0006" if target == "0007" else "0007")
     before = (constraint_defs(), trigger_def())
-    conf = connections["pipeline"].settings_dict
-    with psycopg.connect(
-        host=conf["HOST"],
-        port=conf["PORT"] or None,
-        user=conf["USER"],
-        password=conf["PASSWORD"] or None,
-        dbname=conf["NAME"],
-    ) as other:
-        other.execute("BEGIN")
-        other.execute("LOCK TABLE public.profiles IN ACCESS EXCLUSIVE MODE")
+    with held_elsewhere("LOCK TABLE public.profiles IN ACCESS EXCLUSIVE MODE"):
         started = time.monotonic()
         with (
             override_settings(PIPELINE_LOCK_TIMEOUT="500ms"),
             pytest.raises(Exception, match="lock timeout"),
         ):
             migrate(target)
-        other.execute("ROLLBACK")
     assert time.monotonic() - started < 5
     assert (constraint_defs(), trigger_def()) == before

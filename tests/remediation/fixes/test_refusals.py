@@ -6,11 +6,9 @@ from __future__ import annotations
 
 from io import StringIO
 
-import psycopg
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connections
 from django.test import override_settings
 from django.urls import reverse
 
@@ -20,6 +18,7 @@ from remediation.fixes.refusal import ROW_CAP, FixRefused
 from remediation.models import AuditEvent, RunbookRecord
 from remediation.services.fixes import fix_apply
 from tests.factories import (
+    held_elsewhere,
     load_reference_data,
     make_session,
     pipeline_sql,
@@ -147,22 +146,14 @@ def test_a_lock_timeout_is_a_refusal_shown_and_recorded(client, engineer, rebuil
     set_fixes("0004")
     before = snapshot()
     client.force_login(engineer)
-    conf = connections["pipeline"].settings_dict
-    with psycopg.connect(
-        host=conf["HOST"] or conf.get("OPTIONS", {}).get("host"),
-        port=conf["PORT"] or None,
-        user=conf["USER"],
-        password=conf["PASSWORD"] or None,
-        dbname=conf["NAME"],
-    ) as other:
-        other.execute("BEGIN")
-        # A long reader: reads go on, the ALTER TABLE cannot get its lock.
-        other.execute("LOCK TABLE public.profiles IN ACCESS SHARE MODE")
-        with override_settings(PIPELINE_LOCK_TIMEOUT="300ms"):
-            resp = client.post(
-                reverse("admin:runbook_action", args=["apply_d"]), {"confirm": "yes"}, follow=True
-            )
-        other.execute("ROLLBACK")
+    # A long reader: reads go on, the ALTER TABLE cannot get its lock.
+    with (
+        held_elsewhere("LOCK TABLE public.profiles IN ACCESS SHARE MODE"),
+        override_settings(PIPELINE_LOCK_TIMEOUT="300ms"),
+    ):
+        resp = client.post(
+            reverse("admin:runbook_action", args=["apply_d"]), {"confirm": "yes"}, follow=True
+        )
     body = resp.content.decode()
     assert "Fix D could not be applied: public.profiles is busy (lock timeout after 300ms" in body
     assert snapshot() == before and executor.applied() == set()

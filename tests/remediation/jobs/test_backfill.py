@@ -14,6 +14,7 @@ from remediation import jobs as bf
 from remediation.models import BackfillItem, BackfillRun, FinalizeAttempt
 from remediation.services import runs, session_finalize
 from tests.factories import (
+    held_elsewhere,
     load_reference_data,
     make_session,
     pipeline_sql,
@@ -321,25 +322,13 @@ def test_the_watchdog_leaves_live_runs_alone(clear):
 def test_a_run_and_a_support_engineer_finalizing_by_hand_never_write_one_session_twice(
     clear_variant,
 ):
-    import psycopg
-
     ids = _sessions(4)
     contested = ids[1]
     run = _start(ids, batch_size=4)
-    conf = connections["pipeline"].settings_dict
-    with psycopg.connect(
-        host=conf["HOST"],
-        port=conf["PORT"] or None,
-        user=conf["USER"],
-        password=conf["PASSWORD"] or None,
-        dbname=conf["NAME"],
-    ) as engineer:
-        # The support engineer's finalize holds the session's claim (its row lock)...
-        engineer.execute("BEGIN")
-        engineer.execute("SELECT 1 FROM assessment_sessions WHERE id = %s FOR UPDATE", [contested])
+    # The support engineer's finalize holds the session's claim (its row lock)...
+    with held_elsewhere("SELECT 1 FROM assessment_sessions WHERE id = %s FOR UPDATE", [contested]):
         # ...so the batch skips it (busy) and writes the others.
         bf.process_batch(run.pk, run.batch_token, enqueue_next=False)
-        engineer.execute("ROLLBACK")
     held = BackfillItem.objects.get(run=run, session_id=contested)
     assert (held.outcome, held.tries, held.ordinal) == ("pending", 1, 4)  # put back at the end
     run.refresh_from_db()

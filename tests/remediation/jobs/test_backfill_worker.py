@@ -5,14 +5,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
 from remediation import jobs as bf
 from remediation.models import BackfillRun
 from tests.cluster import ROOT, db_url, kill_cluster, start_cluster, wait_for
-from tests.factories import clear_write_path, load_reference_data, make_session, pipeline_sql
+from tests.factories import (
+    clear_write_path,
+    heartbeat_stale,
+    load_reference_data,
+    make_session,
+    pipeline_sql,
+)
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
@@ -38,9 +43,10 @@ def test_kill_9_mid_run_then_restart_gives_every_orphan_exactly_one_profile(pipe
         # interrupted and resumes it from its cursor.
         from django.test import override_settings
 
-        with override_settings(BACKFILL_STALE_SECONDS=1):
-            time.sleep(1.2)
-            assert bf.runs_watchdog() == [run.pk]
+        heartbeat_stale(run.pk)
+        with override_settings(BACKFILL_STALE_SECONDS=60):
+            # Once the server has ended the killed worker's session (its lane lock freed).
+            assert wait_for(bf.runs_watchdog, 10, "the watchdog to find the run") == [run.pk]
         resumed = run_state(run.pk)
         assert resumed.state == "enqueued" and "stopped mid-run" in resumed.message
         second = start_cluster()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from django_q.models import Schedule
 
 from remediation.dev.breaks import EXPECTED, break_write_path
@@ -11,6 +12,16 @@ from remediation.models import Alert, BackfillRun, CanaryResult
 from tests.cluster import kill_cluster, start_cluster, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "pipeline"])
+
+# The cluster's guard loop turns every 30 s: its scheduler pass comes at once, then every
+# 30 s (opsportal/test_settings.py), not first after 30 s.
+SCHEDULER_ENV = {"Q_GUARD_CYCLE": "30"}
+
+
+def the_next_minute_has_come() -> None:
+    """The canary's next run is due now (not a minute after its last): the scheduler's next
+    pass runs it, without the test waiting out the minute."""
+    assert Schedule.objects.filter(name="write-path-canary").update(next_run=timezone.now()) == 1
 
 
 def test_setup_schedules_adds_the_canary_in_whole_minutes(pipeline_db, settings):
@@ -29,9 +40,10 @@ def test_the_scheduled_canary_opens_the_alert_and_resolves_it_after_the_repair(
     settings.CANARY_INTERVAL_SECONDS = 60
     call_command("setup_schedules", verbosity=0)
     broken = break_write_path("trigger")
-    cluster = start_cluster(CANARY_INTERVAL_SECONDS="60")
+    cluster = start_cluster(CANARY_INTERVAL_SECONDS="60", **SCHEDULER_ENV)
     try:
-        # The scheduler looks every 30 s; the schedule is due at once, then every minute.
+        # The scheduler looks as the cluster starts, then every 30 s; the schedule is due at
+        # once, then every minute.
         alert = wait_for(
             lambda: Alert.objects.filter(rule="write_path", state="open").first(),
             120,
@@ -39,6 +51,7 @@ def test_the_scheduled_canary_opens_the_alert_and_resolves_it_after_the_repair(
         )
         assert EXPECTED["trigger"] in alert.message
         broken.repair()
+        the_next_minute_has_come()
         wait_for(
             lambda: Alert.objects.filter(pk=alert.pk, state="resolved").exists(),
             120,
@@ -70,6 +83,7 @@ def test_with_auto_heal_on_the_repair_heals_the_fresh_orphans_without_anyone_sta
         "AUTO_HEAL_ENABLED": "true",
         "AUTO_HEAL_THROTTLE_PER_MINUTE": "6000",
         "ORPHAN_ALERT_MINUTES": "0",
+        **SCHEDULER_ENV,
     }
     cluster = start_cluster(**env)
     try:
@@ -80,6 +94,7 @@ def test_with_auto_heal_on_the_repair_heals_the_fresh_orphans_without_anyone_sta
         )
         assert BackfillRun.objects.count() == 0  # broken: nothing is healed
         broken.repair()
+        the_next_minute_has_come()
 
         def healed() -> bool:
             n = pipeline_sql(

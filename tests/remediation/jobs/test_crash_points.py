@@ -1,6 +1,6 @@
 """Crash injection at every commit boundary of the run engine (issue 15, item 1).
 
-A worker process (tests/crash_worker.py) drives a run and kills itself with SIGKILL at one
+A worker process (forked by tests/crash_worker.py's server) drives a run and kills itself with SIGKILL at one
 named boundary (remediation/jobs/crashpoints.py), exactly as `kill -9` would: no cleanup,
 its connections dropped mid-transaction. The watchdog then finds the run, and a new worker
 finishes it. After that:
@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -33,7 +34,7 @@ from remediation.dev.edge_emulator import start_in_thread
 from remediation.jobs import crashpoints, ledger
 from remediation.models import BackfillItem, BackfillRun, FinalizeAttempt
 from tests.cluster import ROOT, db_url
-from tests.factories import make_session, pipeline_sql
+from tests.factories import heartbeat_stale, make_session, pipeline_sql
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
@@ -57,13 +58,13 @@ EDGE_POINTS = [
     *LOCAL_POINTS[3:],
 ]
 # The task budget that makes a task hand over after its first batch.
-TASK_ENV = {"task.handed_over": {"BACKFILL_TASK_SECONDS": "0.001"}}
+TASK_SETTINGS: dict[str, dict[str, Any]] = {"task.handed_over": {"BACKFILL_TASK_SECONDS": 0.001}}
 EDGE = {
-    "EDGE_CONCURRENCY": "1",  # one call at a time: each boundary is met in a known order
-    "EDGE_CONNECT_TIMEOUT": "1.0",
-    "EDGE_READ_TIMEOUT": "5",
-    "EDGE_MAX_RETRIES": "1",
-    "EDGE_BACKOFF_BASE": "0.01",
+    "EDGE_CONCURRENCY": 1,  # one call at a time: each boundary is met in a known order
+    "EDGE_CONNECT_TIMEOUT": 1.0,
+    "EDGE_READ_TIMEOUT": 5.0,
+    "EDGE_MAX_RETRIES": 1,
+    "EDGE_BACKOFF_BASE": 0.01,
 }
 
 
@@ -71,10 +72,12 @@ def test_the_tests_cover_every_point_the_engine_names():
     assert {p for p, _ in LOCAL_POINTS} | {p for p, _ in EDGE_POINTS} == set(crashpoints.POINTS)
 
 
-def _kill_worker_at(run_id: int, point: str, nth: int, **env: str) -> None:
-    """Run the worker until it kills itself at `point` (the nth time it gets there)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.crash_worker", str(run_id)],
+@pytest.fixture(scope="module")
+def worker_server(django_db_setup):
+    """One crash worker server (tests/crash_worker.py) for the module: Django set up once,
+    a forked worker process per crash."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.crash_worker", "serve"],
         cwd=ROOT,
         env={
             **os.environ,
@@ -82,14 +85,33 @@ def _kill_worker_at(run_id: int, point: str, nth: int, **env: str) -> None:
             "DATABASE_URL": db_url("default"),
             "PIPELINE_DATABASE_URL": db_url("pipeline"),
             "DEBUG": "true",
-            "OPSPORTAL_CRASH_AT": f"{point}@{nth}",
-            **env,
         },
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
         text=True,
-        timeout=120,
+        start_new_session=True,
     )
-    assert proc.returncode == -9, (point, proc.returncode, proc.stdout, proc.stderr[-3000:])
+    yield proc
+    proc.stdin.close()
+    proc.wait(30)
+
+
+@pytest.fixture
+def kill_worker_at(worker_server):
+    def kill(run_id: int, point: str, nth: int, **values: Any) -> None:
+        """Run a worker process until it kills itself at `point` (the nth time it gets
+        there); `values` are settings for that worker."""
+        request = {"run_id": run_id, "settings": {"CRASH_AT": f"{point}@{nth}", **values}}
+        worker_server.stdin.write(json.dumps(request) + "\n")
+        worker_server.stdin.flush()
+        ready, _, _ = select.select([worker_server.stdout], [], [], 120)
+        if not ready:
+            os.killpg(worker_server.pid, signal.SIGKILL)
+            raise AssertionError(f"the worker did not stop within 120 s at {point}")
+        answer = json.loads(worker_server.stdout.readline())
+        assert answer["returncode"] == -9, (point, answer["returncode"], answer["output"])
+
+    return kill
 
 
 def _resume(run_id: int) -> BackfillRun:
@@ -97,9 +119,7 @@ def _resume(run_id: int) -> BackfillRun:
     interrupted and resumes it; a new worker (here, this process) finishes it."""
     run = BackfillRun.objects.get(pk=run_id)
     if run.state not in jobs.STOPPED:
-        BackfillRun.objects.filter(pk=run_id).update(
-            heartbeat_at=timezone.now() - timedelta(minutes=10)
-        )
+        heartbeat_stale(run_id)
         with override_settings(BACKFILL_STALE_SECONDS=60):
             assert jobs.runs_watchdog() == [run_id]
     return jobs.run_until_done(run_id)
@@ -192,18 +212,20 @@ def _assert_rolled_back(run_id: int, before: dict, ids: list[str]) -> None:
 
 
 @pytest.mark.parametrize(("point", "nth"), LOCAL_POINTS, ids=[p for p, _ in LOCAL_POINTS])
-def test_a_backfill_and_its_rollback_killed_at_each_boundary_are_exact(point, nth, clear_variant):
+def test_a_backfill_and_its_rollback_killed_at_each_boundary_are_exact(
+    point, nth, clear_variant, kill_worker_at
+):
     orphans, had, abandoned = _sessions()
     ids = [*orphans, had, abandoned]
     before = _tables(ids)
     run = jobs.backfill_start(selection="ids", ids=ids, batch_size=3, enqueue=False)
-    _kill_worker_at(run.pk, point, nth, **TASK_ENV.get(point, {}))
+    kill_worker_at(run.pk, point, nth, **TASK_SETTINGS.get(point, {}))
     done = _resume(run.pk)
     _assert_truthful(done, before, orphans, had, abandoned)
     # Its rollback, killed at the same boundary, then resumed: every row as it was.
     rollback = jobs.run_rollback(run.pk, enqueue=False)
     BackfillRun.objects.filter(pk=rollback.pk).update(batch_size=2)
-    _kill_worker_at(rollback.pk, point, nth, **TASK_ENV.get(point, {}))
+    kill_worker_at(rollback.pk, point, nth, **TASK_SETTINGS.get(point, {}))
     undone = _resume(rollback.pk)
     assert undone.state == "succeeded", undone.message
     assert (undone.processed, undone.counts) == (6, {"restored": 6})
@@ -233,14 +255,16 @@ def emulator(clear_path):
 
 
 @pytest.mark.parametrize(("point", "nth"), EDGE_POINTS, ids=[p for p, _ in EDGE_POINTS])
-def test_an_edge_backfill_killed_at_each_boundary_posts_each_session_once(point, nth, emulator):
+def test_an_edge_backfill_killed_at_each_boundary_posts_each_session_once(
+    point, nth, emulator, kill_worker_at
+):
     orphans = [make_session(seed=40 + i) for i in range(5)]
     before = _tables(orphans)
     run = jobs.backfill_start(
         selection="ids", ids=orphans, backend="edge", batch_size=2, enqueue=False
     )
     seen_before = _emulator.requests_seen
-    _kill_worker_at(run.pk, point, nth, **emulator, **TASK_ENV.get(point, {}))
+    kill_worker_at(run.pk, point, nth, **emulator, **TASK_SETTINGS.get(point, {}))
     done = _resume(run.pk)
     assert done.state == "succeeded", done.message
     items = {str(i.session_id): i for i in done.items.all()}
@@ -280,17 +304,19 @@ def test_an_edge_backfill_killed_at_each_boundary_posts_each_session_once(point,
 
 
 @pytest.mark.parametrize("point", ["edge.claimed", "edge.called"])
-def test_a_parallel_edge_batch_killed_mid_pool_posts_each_session_once(point, emulator):
+def test_a_parallel_edge_batch_killed_mid_pool_posts_each_session_once(
+    point, emulator, kill_worker_at
+):
     """Three calls at a time, the worker killed at the second claim (call): the other
     threads' sessions were claimed, posted or recorded, whatever they had reached. After
     the resume every session was posted exactly once and has one profile; a session whose
     call the kill cut short has no attempt of its own and is settled from the database."""
     orphans = [make_session(seed=70 + i) for i in range(6)]
-    server_env = {**emulator, "EDGE_CONCURRENCY": "3"}
+    server_env = {**emulator, "EDGE_CONCURRENCY": 3}
     run = jobs.backfill_start(
         selection="ids", ids=orphans, backend="edge", batch_size=6, enqueue=False
     )
-    _kill_worker_at(run.pk, point, 2, **server_env)
+    kill_worker_at(run.pk, point, 2, **server_env)
     seen = _emulator.requests_seen
     time.sleep(1.0)  # the watchdog's stale period: calls in flight at the kill have ended
     assert _emulator.requests_seen == seen

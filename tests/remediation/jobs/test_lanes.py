@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import psycopg
 import pytest
 from django.db import connections
 from django.utils import timezone
@@ -18,8 +17,8 @@ from remediation import jobs as bf
 from remediation.jobs import engine, ledger
 from remediation.jobs.engine import kind_of, tokens
 from remediation.models import BackfillRun, FinalizeAttempt
-from tests.cluster import db_url, kill_cluster, start_cluster, wait_for
-from tests.factories import make_session, pipeline_sql
+from tests.cluster import kill_cluster, start_cluster, wait_for
+from tests.factories import held_elsewhere, make_session, pipeline_sql
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
@@ -79,15 +78,12 @@ def test_a_pause_waits_until_no_other_lane_is_in_a_batch(clear_variant):
     bf.transition(run.pk, "pausing")
     first = tokens(BackfillRun.objects.get(pk=run.pk))[0]
     # Another worker is in a batch of lane 1 (it holds the lane's advisory lock).
-    other = psycopg.connect(db_url("default"), autocommit=True)
-    try:
-        other.execute("SELECT pg_advisory_lock(%s, %s)", [engine.LANE_LOCK_CLASS + 1, run.pk])
+    lane_lock = "SELECT pg_advisory_lock(%s, %s)"
+    with held_elsewhere(lane_lock, [engine.LANE_LOCK_CLASS + 1, run.pk], using="default"):
         assert bf.process_batch(run.pk, first, enqueue_next=False) == "pausing"
         assert BackfillRun.objects.get(pk=run.pk).state == "pausing"
         # Lane 0 did not take a batch meanwhile: one session written, no more.
         assert _profiles(ids) == 1
-    finally:
-        other.close()
     assert bf.process_batch(run.pk, first, enqueue_next=False) == "paused"
     paused = BackfillRun.objects.get(pk=run.pk)
     assert paused.state == "paused" and _profiles(ids) == 1

@@ -3,8 +3,6 @@ reply, resume: no one gets two messages, and the interrupted one is shown as unk
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from django.test import override_settings
 
@@ -13,7 +11,7 @@ from remediation.models import BackfillRun, ResultsNotification
 from remediation.services.notifications import results_send_start
 from remediation.services.runs import run_retry_failed
 from tests.cluster import kill_cluster, start_cluster, wait_for
-from tests.factories import pipeline_sql
+from tests.factories import heartbeat_stale, pipeline_sql
 from tests.notify_helpers import backfilled, smtp_server
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
@@ -55,9 +53,10 @@ def test_kill_9_mid_send_then_resume_sends_no_one_two_messages(clear_path):
         assert mid.state == "running"
         (sending,) = ResultsNotification.objects.filter(state="sending")
         assert sending.recipient == held
-        with override_settings(BACKFILL_STALE_SECONDS=1):
-            time.sleep(1.2)
-            assert jobs.runs_watchdog() == [run.pk]
+        heartbeat_stale(run.pk)
+        with override_settings(BACKFILL_STALE_SECONDS=60):
+            # Once the server has ended the killed worker's session (its lane lock freed).
+            assert wait_for(jobs.runs_watchdog, 10, "the watchdog to find the run") == [run.pk]
         second = start_cluster(**env)
         try:
             done = wait_for(

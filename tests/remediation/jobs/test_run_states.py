@@ -18,7 +18,9 @@ from remediation import jobs as bf
 from remediation.admin.runs import _controls
 from remediation.models import BackfillRun
 from remediation.services import runs
-from tests.factories import load_reference_data, make_session, pipeline_sql
+from tests.factories import held_elsewhere, load_reference_data, make_session, pipeline_sql
+
+ROW_LOCK = "SELECT 1 FROM assessment_sessions WHERE id = %s FOR UPDATE"  # a session's claim
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -285,25 +287,12 @@ def test_a_run_that_ended_before_rounds_were_kept_gets_its_first_round_on_retry(
 @pytest.mark.django_db(databases="__all__", transaction=True)
 @override_settings(BACKFILL_BUSY_RETRY_SECONDS=1.5, BACKFILL_BUSY_BACKOFF_BASE=0.2)
 def test_a_session_busy_elsewhere_for_every_round_counts_as_failed(clear_variant):
-    import psycopg
-    from django.db import connections
-
     ids = _sessions(3)
     held = ids[0]
-    conf = connections["pipeline"].settings_dict
-    with psycopg.connect(
-        host=conf["HOST"],
-        port=conf["PORT"] or None,
-        user=conf["USER"],
-        password=conf["PASSWORD"] or None,
-        dbname=conf["NAME"],
-    ) as other:
-        other.execute("BEGIN")
-        other.execute("SELECT 1 FROM assessment_sessions WHERE id = %s FOR UPDATE", [held])
+    with held_elsewhere(ROW_LOCK, [held]):
         started = time.monotonic()
         run = bf.run_until_done(_start(ids, batch_size=3).pk)
         elapsed = time.monotonic() - started
-        other.execute("ROLLBACK")
     assert (run.state, run.created, run.failed) == ("finished_with_failures", 2, 1)
     assert run.failed_by_reason == {"busy": 1}
     # Backoff 0.2 + 0.4 + 0.8 s fits 1.5 s of waiting; the next wait (1.6 s) does not.
@@ -315,30 +304,17 @@ def test_a_session_busy_elsewhere_for_every_round_counts_as_failed(clear_variant
 @pytest.mark.django_db(databases="__all__", transaction=True)
 def test_a_session_held_for_4_seconds_is_written_once_it_is_free(clear_variant):
     """The default backoff (0.5, 1, 2, 4 s, …, over 60 s) outlasts a 4 s lock."""
-    import psycopg
-    from django.db import connections
-
     ids = _sessions(3)
     held = ids[0]
-    conf = connections["pipeline"].settings_dict
-    other = psycopg.connect(
-        host=conf["HOST"],
-        port=conf["PORT"] or None,
-        user=conf["USER"],
-        password=conf["PASSWORD"] or None,
-        dbname=conf["NAME"],
-    )
-    other.execute("BEGIN")
-    other.execute("SELECT 1 FROM assessment_sessions WHERE id = %s FOR UPDATE", [held])
-    release = threading.Timer(4.0, other.rollback)
-    release.start()
-    try:
-        started = time.monotonic()
-        run = bf.run_until_done(_start(ids, batch_size=3).pk)
-        elapsed = time.monotonic() - started
-    finally:
-        release.join()
-        other.close()
+    with held_elsewhere(ROW_LOCK, [held]) as other:
+        release = threading.Timer(4.0, other.rollback)
+        release.start()
+        try:
+            started = time.monotonic()
+            run = bf.run_until_done(_start(ids, batch_size=3).pk)
+            elapsed = time.monotonic() - started
+        finally:
+            release.join()
     assert (run.state, run.created, run.failed) == ("succeeded", 3, 0)
     assert 1 < run.items.get(session_id=held).tries < bf.engine.busy_rounds()
     assert 4.0 <= elapsed < 20, elapsed

@@ -17,6 +17,7 @@ from remediation.services import InvalidSessionId, session_diagnose, session_fin
 from tests.factories import (
     OPTION_A_EVERYWHERE,
     apply_plan_policy,
+    held_elsewhere,
     load_reference_data,
     make_session,
     pipeline_sql,
@@ -294,25 +295,15 @@ def test_two_concurrent_finalizes_of_one_session_give_one_profile(clear_variant)
 
 @pytest.mark.django_db(databases="__all__", transaction=True)
 def test_a_session_held_by_another_worker_is_reported_busy(pipeline_db):
-    import psycopg
+    from django.test import override_settings
 
     load_reference_data()
     sid = make_session(seed=31)
-    conf = connections["pipeline"].settings_dict
-    with psycopg.connect(
-        host=conf["HOST"],
-        port=conf["PORT"] or None,
-        user=conf["USER"],
-        password=conf["PASSWORD"] or None,
-        dbname=conf["NAME"],
-    ) as other:
-        other.execute("BEGIN")
-        other.execute("SELECT 1 FROM assessment_sessions WHERE id = %s FOR UPDATE", [sid])
-        from django.test import override_settings
-
-        with override_settings(PIPELINE_ROW_LOCK_TIMEOUT="300ms"):
-            attempt = session_finalize(session_id=sid)
-        other.execute("ROLLBACK")
+    with (
+        held_elsewhere("SELECT 1 FROM assessment_sessions WHERE id = %s FOR UPDATE", [sid]),
+        override_settings(PIPELINE_ROW_LOCK_TIMEOUT="300ms"),
+    ):
+        attempt = session_finalize(session_id=sid)
     assert (attempt.outcome, attempt.reason, attempt.sqlstate) == ("failed", "busy", "55P03")
     assert "holds this session" in attempt.explanation
 

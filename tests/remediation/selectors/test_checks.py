@@ -197,3 +197,21 @@ def test_the_optional_columns_check_shows_what_the_live_schema_has(schema_varian
         assert "profiles.share_token" in check.detail and check.figure.startswith("4 of 7")
     else:
         assert check.detail == "All present." and check.figure == "7 of 7 present"
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_restore_checks_puts_back_exactly_what_was_there(pipeline_db):
+    """Committed relax then restore leaves the catalog as the schema built it (validated
+    CHECKs, not NOT VALID ones), so no later test depends on the order tests ran in."""
+    from tests.factories import restore_checks
+
+    catalog = (
+        "SELECT conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint"
+        " WHERE conrelid = 'public.profiles'::regclass AND contype = 'c' ORDER BY conname"
+    )
+    before = pipeline_sql(catalog, fetch="all")
+    assert len(before) == 3 and all(validated for *_, validated in before)
+    relax_checks()
+    assert pipeline_sql(catalog, fetch="all") == []
+    restore_checks()
+    assert pipeline_sql(catalog, fetch="all") == before

@@ -15,7 +15,7 @@ from remediation.models import Alert, CanaryResult
 from remediation.pipeline import load_context
 from remediation.pipeline.canary import canary_write
 from remediation.services.canary import RULE, canary_run
-from tests.factories import make_session, pipeline_sql
+from tests.factories import held_elsewhere, make_session, pipeline_sql
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "pipeline"])
 
@@ -210,28 +210,8 @@ def test_a_pass_holds_no_lock_longer_than_the_lock_timeout(clear_path):
 
 @override_settings(PIPELINE_ROW_LOCK_TIMEOUT="1s")
 def test_a_pass_that_cannot_get_its_locks_gives_up_after_the_lock_timeout(clear_path):
-    held = threading.Event()
-    release = threading.Event()
-
-    def holder() -> None:
-        try:
-            with connections["pipeline"].cursor() as cur:
-                cur.execute("BEGIN")
-                cur.execute("LOCK TABLE public.profiles IN ACCESS EXCLUSIVE MODE")
-                held.set()
-                release.wait(30)
-                cur.execute("ROLLBACK")
-        finally:
-            connections.close_all()
-
-    worker = threading.Thread(target=holder)
-    worker.start()
-    held.wait(10)
-    try:
+    with held_elsewhere("LOCK TABLE public.profiles IN ACCESS EXCLUSIVE MODE"):
         result = canary_run()
-    finally:
-        release.set()
-        worker.join(30)
     assert result.outcome == "busy"
     # The lock timeout and the statement timeout are the same bound: whichever the server
     # fires first (55P03 lock_not_available, 57014 query_canceled), the pass gave up in time.
