@@ -223,7 +223,7 @@ class AssessmentSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAd
                 '<li>{}: {} by <a href="{}">{}</a></li>',
                 (
                     (
-                        r["at"] or "–",
+                        display.when(r["at"]) if r["at"] else "–",
                         r["what"],
                         reverse("admin:remediation_backfillrun_change", args=[r["run_id"]]),
                         r["run"],

@@ -81,6 +81,16 @@ def test_run_rollback_confirmation_shows_count_and_sample_then_confirm(
     assert page.url.endswith(f"/backfillrun/{rollback.pk}/change/")
     assert rollback.estimated_total == 25
     assert AuditEvent.objects.filter(action="backfill.rollback").count() == 1
+    # Once it ran: the backfill says it was rolled back, and a session's page shows its
+    # profile's history instead of a "profile created" link to a profile that is gone.
+    assert jobs.run_until_done(rollback.pk).state == "succeeded"
+    admin_login(f"/admin/remediation/backfillrun/{run.pk}/change/")
+    assert f"rolled back by run #{rollback.pk}" in page.inner_text("#run-rolled-back")
+    admin_login(f"/admin/remediation/assessmentsession/{ids[0]}/change/")
+    history = page.inner_text("#profile-history")
+    assert "profile created by Backfill" in history and "rolled back" in history
+    assert page.inner_text("#profile-now") == "now: no profile"
+    assert "+00:00" not in history
 
 
 def test_refused_rollback_of_fix_d_leaves_everything_and_says_so_for_each_fix(
