@@ -130,8 +130,8 @@ def _check_task_budget(timeout: Any) -> list[Any]:
     errors = []
     if settings.EDGE_CONCURRENCY < 1:
         errors.append(Error("EDGE_CONCURRENCY must be at least 1.", id="opsportal.E008"))
-    if not 1 <= settings.BACKFILL_LANES <= 16:
-        errors.append(Error("BACKFILL_LANES must be between 1 and 16.", id="opsportal.E008"))
+    if not 1 <= settings.BACKFILL_LANES <= 8:  # 8 tokens fit BackfillRun.batch_token
+        errors.append(Error("BACKFILL_LANES must be between 1 and 8.", id="opsportal.E008"))
     budget = settings.BACKFILL_TASK_SECONDS
     if budget <= 0:
         return [*errors, Error("BACKFILL_TASK_SECONDS must be positive.", id="opsportal.E008")]

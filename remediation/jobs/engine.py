@@ -580,50 +580,93 @@ def _batch(
     mirror_first: bool,
     lower: int | None = None,
 ) -> tuple[str, str, int | None]:
-    """One batch of one lane under the run's row lock check and the lane's advisory lock:
-    (what happened, the token of the lane's next batch, the lane's cursor)."""
-    with transaction.atomic():
-        run = BackfillRun.objects.select_for_update().filter(pk=run_id).first()
-        if run is None:
-            return "missing", token, lower
-        toks = tokens(run)
-        if token not in toks:
-            return "stale", token, lower  # a duplicate or superseded delivery
-        lane = toks.index(token)
-        if run.state in (State.PAUSING, State.CANCELLING):
-            # The last lane to reach a batch boundary makes it so: until then another
-            # lane is still writing, and the run is not paused (cancelled) yet.
-            others = [k for k in range(run.lanes) if k != lane]
-            if not _lanes_free(run_id, others):
+    """One batch of one lane: (what happened, the token of the lane's next batch, the lane's
+    cursor). The lane's advisory lock is taken first and the run's state read after, under
+    the run's row lock: a lane inside a batch always holds its lock, so a lane that finds
+    every lane's lock free knows no batch of the run is being written."""
+    head = BackfillRun.objects.filter(pk=run_id).values_list("batch_token", flat=True).first()
+    if head is None:
+        return "missing", token, lower
+    if token not in str(head).split():
+        return "stale", token, lower  # a duplicate or superseded delivery
+    lane = str(head).split().index(token)
+    if not _lock_lane(run_id, lane):
+        return "busy", token, lower  # a delivery of this lane's token is in a batch
+    held = True
+    try:
+        with transaction.atomic():
+            run = BackfillRun.objects.select_for_update().filter(pk=run_id).first()
+            if run is None:
+                return "missing", token, lower
+            if tokens(run)[lane : lane + 1] != [token]:
+                return "stale", token, lower  # superseded while the lock was taken
+            if run.state in (State.PAUSING, State.CANCELLING):
+                _unlock_lane(run_id, lane)
+                held = False
+                return _stop_when_lanes_free(run) or str(run.state), token, lower
+            if run.state == State.ENQUEUED:
+                _set_state(run, State.RUNNING)
+                run.heartbeat_at = timezone.now()
+                run.save()
+            elif run.state != State.RUNNING:
                 return str(run.state), token, lower
-            stopped = State.PAUSED if run.state == State.PAUSING else State.CANCELLED
-            _set_state(run, stopped)
-            run.save()
-            return str(stopped), token, lower
-        if run.state == State.ENQUEUED:
-            _set_state(run, State.RUNNING)
-            run.heartbeat_at = timezone.now()
-            run.save()
-        elif run.state != State.RUNNING:
-            return str(run.state), token, lower
-        else:
-            run.heartbeat_at = timezone.now()
-            BackfillRun.objects.filter(pk=run_id).update(heartbeat_at=run.heartbeat_at)
+            else:
+                run.heartbeat_at = timezone.now()
+                BackfillRun.objects.filter(pk=run_id).update(heartbeat_at=run.heartbeat_at)
+        run.task_deadline = deadline  # type: ignore[attr-defined]
+        try:
+            result = _process_locked(run, mirror_first, lane, lower)
+        except Exception as exc:  # the run records it; the task itself must not loop on it
+            logger.exception("run %s batch failed", run_id)
+            with contextlib.suppress(IllegalTransition):
+                transition(run_id, State.ERRORED, message=f"{type(exc).__name__}: {exc}"[:2000])
+            return "errored", token, lower
+    finally:
+        if held:
+            _unlock_lane(run_id, lane)
+    if result[0] in CHAIN_ENDS:
+        # This lane's chain ends here (its lock is free now): a pause or cancel asked while
+        # it was in its batch takes effect now unless another lane is still in one (that
+        # lane does it at its own boundary or end), so none is ever left half-asked.
+        with transaction.atomic():
+            run = BackfillRun.objects.select_for_update().get(pk=run_id)
+            stopped = _stop_when_lanes_free(run)
+        if stopped:
+            return stopped, result[1], result[2]
+    return result
+
+
+# A lane's results after which it enqueues no next task.
+CHAIN_ENDS = ("lane_done", str(State.PAUSING), str(State.CANCELLING))
+
+
+def _lock_lane(run_id: int, lane: int) -> bool:
     with connections["default"].cursor() as cur:
         cur.execute("SELECT pg_try_advisory_lock(%s, %s)", [_lock_key(lane), run_id])
-        if not cur.fetchone()[0]:
-            return "busy", token, lower
-    run.task_deadline = deadline  # type: ignore[attr-defined]
-    try:
-        return _process_locked(run, mirror_first, lane, lower)
-    except Exception as exc:  # the run records it; the task itself must not loop on it
-        logger.exception("run %s batch failed", run_id)
-        with contextlib.suppress(IllegalTransition):
-            transition(run_id, State.ERRORED, message=f"{type(exc).__name__}: {exc}"[:2000])
-        return "errored", token, lower
-    finally:
-        with connections["default"].cursor() as cur:
-            cur.execute("SELECT pg_advisory_unlock(%s, %s)", [_lock_key(lane), run_id])
+        return bool(cur.fetchone()[0])
+
+
+def _unlock_lane(run_id: int, lane: int) -> None:
+    with connections["default"].cursor() as cur:
+        cur.execute("SELECT pg_advisory_unlock(%s, %s)", [_lock_key(lane), run_id])
+
+
+def _stop_when_lanes_free(run: BackfillRun) -> str | None:
+    """A pausing (cancelling) run, locked by the caller, becomes paused (cancelled) when no
+    lane is in a batch; the new state, or None (not asked, or a lane is still writing)."""
+    if run.state not in (State.PAUSING, State.CANCELLING):
+        return None
+    if not _lanes_free(run.pk, range(run.lanes)):
+        return None
+    stopped = State.PAUSED if run.state == State.PAUSING else State.CANCELLED
+    _set_state(run, stopped)
+    run.save()
+    return str(stopped)
+
+
+def lanes_busy(run: BackfillRun) -> bool:
+    """Whether a worker is inside a batch of the run (some lane's advisory lock is held)."""
+    return not _lanes_free(run.pk, range(run.lanes))
 
 
 def _process_locked(
@@ -657,8 +700,10 @@ def _process_locked(
     try:
         outcomes = kind.process(run, items, now)
     except PauseRun as exc:
-        transition(run.pk, State.PAUSED, message=str(exc))
-        return "paused", token, lower
+        # Pausing: paused once no lane is in a batch (_batch, at this lane's chain end).
+        with contextlib.suppress(IllegalTransition):  # another lane asked first
+            transition(run.pk, State.PAUSING, message=str(exc))
+        return str(State.PAUSING), token, lower
     crashpoints.reached("pipeline.committed")
     done = {o.session_id for o in outcomes}
     # The cursor stops at the first item the batch did not get to (time budget). With
@@ -818,12 +863,22 @@ def runs_watchdog(*, resume: bool = True) -> list[int]:
             continue
         if not _lanes_free(run.pk, range(run.lanes)):  # a live worker holds a lane's lock
             continue
+        if run.state in (State.PAUSING, State.CANCELLING):
+            # Asked to stop and no worker is left to reach a boundary: stopped, not resumed.
+            with contextlib.suppress(Exception):  # the resumed stop records it otherwise
+                mirror(run)
+            with transaction.atomic():
+                locked = BackfillRun.objects.select_for_update().get(pk=run.pk)
+                if _stop_when_lanes_free(locked):
+                    logger.warning("run %s: its worker stopped while %s", run.pk, run.state)
+            continue
+        pending = run.items.filter(outcome__in=UNSETTLED).count()
         try:
             transition(
                 run.pk,
                 State.INTERRUPTED,
                 message=f"worker stopped mid-run (no heartbeat since {display.when(beat)}); "
-                f"resuming from session {run.cursor}",
+                f"resuming: {pending} session{'' if pending == 1 else 's'} left",
             )
         except IllegalTransition:
             continue

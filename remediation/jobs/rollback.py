@@ -184,13 +184,17 @@ def _restored(o: pw.SessionOutcome, changed: list[str], differing: dict[str, Any
 
 def run_rollback(run_id: int, *, actor: Any = None, enqueue: bool = True) -> BackfillRun:
     """Start a rollback run over every session the finalize run `run_id` wrote."""
-    from remediation.jobs.engine import mirror
+    from remediation.jobs.engine import lanes_busy, mirror
 
     source = BackfillRun.objects.get(pk=run_id)
     if source.kind != BackfillRun.Kind.FINALIZE:
         raise RunError(f"run #{run_id} is a {source.kind} run; only backfills are rolled back")
     if source.state not in STOPPED:
         raise RunError(f"run #{run_id} is {source.state}: pause or cancel it before rolling back")
+    if lanes_busy(source):  # stopped, but a lane's last batch is still being written
+        raise RunError(
+            f"a worker is still finishing a batch of run #{run_id}; roll back in a few seconds"
+        )
     if source.dry_run:
         raise RunError("a dry run changed nothing; there is nothing to roll back")
     active = source.follow_up_runs.filter(

@@ -9,6 +9,7 @@ from typing import Any
 from django.db import connections, transaction
 from django.utils import timezone
 
+from remediation.jobs import engine
 from remediation.jobs.engine import (
     TERMINAL,
     IllegalTransition,
@@ -98,11 +99,11 @@ def _audited(action: str, run: BackfillRun, actor: Any) -> BackfillRun:
 
 def run_pause(run_id: int, *, actor: Any = None) -> BackfillRun:
     """Running → pausing (takes effect at the next batch boundary); enqueued → paused."""
-    run = BackfillRun.objects.get(pk=run_id)
-    target = State.PAUSED if run.state == State.ENQUEUED else State.PAUSING
-    return _audited(
-        "pause", transition(run_id, target, message="paused by a support engineer"), actor
-    )
+    with transaction.atomic():  # the state read under the row lock the transition takes
+        run = BackfillRun.objects.select_for_update().get(pk=run_id)
+        target = State.PAUSED if run.state == State.ENQUEUED else State.PAUSING
+        moved = transition(run_id, target, message="paused by a support engineer")
+    return _audited("pause", moved, actor)
 
 
 def run_resume(run_id: int, *, actor: Any = None) -> BackfillRun:
@@ -112,10 +113,12 @@ def run_resume(run_id: int, *, actor: Any = None) -> BackfillRun:
 
 def run_cancel(run_id: int, *, actor: Any = None) -> BackfillRun:
     """Stop for good: at the next batch boundary when running, at once otherwise."""
-    run = BackfillRun.objects.get(pk=run_id)
-    active = run.state in (State.RUNNING, State.PAUSING)
-    target = State.CANCELLING if active else State.CANCELLED
-    return _audited("cancel", transition(run_id, target, message="cancelled"), actor)
+    with transaction.atomic():  # the state read under the row lock the transition takes
+        run = BackfillRun.objects.select_for_update().get(pk=run_id)
+        active = run.state in (State.RUNNING, State.PAUSING)
+        target = State.CANCELLING if active else State.CANCELLED
+        moved = transition(run_id, target, message="cancelled")
+    return _audited("cancel", moved, actor)
 
 
 def run_retry_failed(run_id: int, *, actor: Any = None) -> BackfillRun:
@@ -135,6 +138,10 @@ def run_retry_failed(run_id: int, *, actor: Any = None) -> BackfillRun:
         run = BackfillRun.objects.select_for_update().get(pk=run_id)
         if run.state not in TERMINAL:
             raise IllegalTransition(f"run #{run_id} is {run.state}; retry when it has stopped")
+        if engine.lanes_busy(run):
+            raise IllegalTransition(
+                f"a worker is still finishing a batch of run #{run_id}; retry in a few seconds"
+            )
         candidates = list(
             run.items.filter(outcome__in=[Outcome.FAILED, Outcome.BUSY, Outcome.UNKNOWN])
         )

@@ -7,6 +7,7 @@ lane; a lane's task starts by recording only its own lane's ledger entries."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from django.db import connections
@@ -214,3 +215,63 @@ def test_the_admin_and_the_cli_start_a_backfill_with_the_same_defaults(clear_var
     for run in (from_admin, from_cli):
         assert (run.batch_size, run.lanes, run.backend) == (200, 2, "local")
         assert len(tokens(run)) == 2
+
+
+LANE_LOCK = "SELECT pg_advisory_lock(%s, %s)"
+
+
+def _lane_key(lane: int) -> int:
+    return engine.LOCK_CLASS if lane == 0 else engine.LANE_LOCK_CLASS + lane
+
+
+def test_a_duplicate_delivery_of_a_lane_in_a_batch_neither_runs_nor_stops_the_run(clear_variant):
+    ids = [make_session(seed=i) for i in range(4)]
+    run = _start(ids, batch_size=1)
+    first, _ = tokens(run)
+    bf.transition(run.pk, "running")
+    bf.transition(run.pk, "pausing")
+    # The first delivery of lane 0's token is inside its batch (it holds the lane's lock).
+    with held_elsewhere(LANE_LOCK, [_lane_key(0), run.pk], using="default"):
+        assert bf.process_batch(run.pk, first, enqueue_next=False) == "busy"
+        assert BackfillRun.objects.get(pk=run.pk).state == "pausing"
+    assert bf.process_batch(run.pk, first, enqueue_next=False) == "paused"
+    assert _profiles(ids) == 0
+
+
+def test_a_pause_whose_worker_died_mid_batch_ends_paused_not_resumed(clear_variant, settings):
+    ids = [make_session(seed=i) for i in range(6)]
+    run = _start(ids, batch_size=1)
+    first, second = tokens(run)
+    assert bf.process_batch(run.pk, first, enqueue_next=False) == "next"
+    bf.transition(run.pk, "pausing")
+    with held_elsewhere(LANE_LOCK, [_lane_key(0), run.pk], using="default"):
+        # Lane 1 reaches its boundary while lane 0 is in a batch: its chain ends, the run
+        # is still pausing (lane 0 is writing).
+        assert bf.process_batch(run.pk, second, enqueue_next=False) == "pausing"
+        assert BackfillRun.objects.get(pk=run.pk).state == "pausing"
+    # Lane 0's worker died (its lock went with its connection): the watchdog stops the run
+    # as asked, and resumes nothing.
+    BackfillRun.objects.filter(pk=run.pk).update(
+        heartbeat_at=timezone.now() - timedelta(minutes=10)
+    )
+    settings.BACKFILL_STALE_SECONDS = 60
+    OrmQ.objects.all().delete()
+    assert bf.runs_watchdog() == []
+    stopped = BackfillRun.objects.get(pk=run.pk)
+    assert stopped.state == "paused" and not OrmQ.objects.exists()
+    assert _profiles(ids) == 1
+
+
+def test_a_stopped_run_with_a_lane_still_in_a_batch_is_not_rolled_back_or_retried(clear_variant):
+    from remediation.services import runs
+
+    ids = [make_session(seed=i) for i in range(4)]
+    run = bf.run_until_done(_start(ids, batch_size=1).pk)
+    assert run.state == "succeeded"
+    BackfillRun.objects.filter(pk=run.pk).update(state="cancelled")
+    with held_elsewhere(LANE_LOCK, [_lane_key(1), run.pk], using="default"):
+        with pytest.raises(bf.RunError, match="still finishing a batch"):
+            bf.run_rollback(run.pk, enqueue=False)
+        with pytest.raises(bf.RunError, match="still finishing a batch"):
+            runs.run_retry_failed(run.pk)
+    assert bf.run_rollback(run.pk, enqueue=False).estimated_total == 4
