@@ -418,6 +418,16 @@ def _confirm_added(model_admin: admin.ModelAdmin[Any], request: HttpRequest) -> 
         return HttpResponseRedirect(reverse("admin:remediation_backfillrun_add"))
     form = params_form(request, request.POST)
     warning: dict[str, Any] = {}
+    if form.is_valid() and bool(form.cleaned_data.get("rescore")) != chosen["rescore"]:
+        # Re-score changes which sessions a window selects: count and show them again.
+        chosen = {**chosen, "rescore": bool(form.cleaned_data.get("rescore"))}
+        pending = request.session.get(PENDING, {})
+        request.session[PENDING] = {**pending, token: chosen}
+        messages.warning(
+            request,
+            "Re-score changed, so the selection was counted again: check it and confirm.",
+        )
+        return _added_page(model_admin, request, chosen, token, form)
     if form.is_valid():
         sessions, total = _added_sessions(chosen)
         warning = edge_check(request, form, list(sessions[:SAMPLE_SIZE]), total)

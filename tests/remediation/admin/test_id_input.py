@@ -11,6 +11,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from remediation import jobs
 from remediation.models import BackfillRun
 from tests.factories import make_session, start_new_backfill
 
@@ -142,3 +143,32 @@ def test_several_pasted_ids_in_the_search_box_find_each(admin_client, four):
         f"1 of the 3 session ids searched for is not in this list: {unknown}" in m
         for m in _messages(resp)
     )
+
+
+def test_re_score_changed_on_the_confirmation_counts_the_window_again(admin_client, four):
+    """A window selects orphans, or with re-score every completed session: when re-score is
+    changed on the confirmation page, the page is shown again with the new count and
+    nothing starts until it is confirmed."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    had = make_session(seed=9)
+    assert (
+        jobs.run_until_done(
+            jobs.backfill_start(selection="ids", ids=[had], enqueue=False).pk
+        ).created
+        == 1
+    )
+    today = timezone.localdate()
+    data = {"completed_from": str(today - timedelta(days=5)), "completed_to": str(today), **PARAMS}
+    confirm, again = start_new_backfill(admin_client, data, rescore="on")
+    assert confirm.context["total"] == 4
+    assert again.status_code == 200 and again.context["total"] == 5
+    assert "Re-score changed" in " ".join(_messages(again))
+    assert BackfillRun.objects.filter(rescore=True).count() == 0
+    hidden = dict(again.context["hidden"])
+    done = admin_client.post(reverse(ADD), {**hidden, **PARAMS, "rescore": "on"})
+    assert done.status_code == 302
+    run = BackfillRun.objects.get(rescore=True)
+    assert run.estimated_total == 5

@@ -52,10 +52,13 @@ class Command(BaseCommand):
         login, password = password_file.read_text().split()
         self.stdout.write(self.style.SUCCESS(f"Demo login: {login} / {password}"))
         token, written = ensure_metrics_token(settings.METRICS_TOKEN.reveal(), settings.ENV_FILE)
-        note = f" (written to {settings.ENV_FILE}; restart a running portal)" if written else ""
-        self.stdout.write(
-            f"Metrics token: {token}{note}: /metrics wants Authorization: Bearer {token}"
-        )
+        if written:  # made here for the demo: shown once, as the demo login is
+            self.stdout.write(
+                f"Metrics token: {token} (written to {settings.ENV_FILE}; restart a running "
+                f"portal): /metrics wants Authorization: Bearer {token}"
+            )
+        else:  # configured by someone else: never printed (it may be a real one)
+            self.stdout.write("Metrics token: configured (METRICS_TOKEN); not printed.")
 
 
 def ensure_metrics_token(current: str, env_file: Path) -> tuple[str, bool]:
