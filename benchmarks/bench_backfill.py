@@ -72,6 +72,15 @@ def prepare(orphans: int, single: int) -> list[str]:
         f" in {time.perf_counter() - t:.1f}s",
         flush=True,
     )
+    # A database in service is vacuumed and analyzed; a freshly bulk-loaded one is not, and
+    # autovacuum working through it would race the measurements.
+    connections["pipeline"].ensure_connection()
+    raw = connections["pipeline"].connection
+    previous, raw.autocommit = raw.autocommit, True
+    try:
+        raw.execute("VACUUM (ANALYZE) assessment_sessions, assessment_responses, profiles")
+    finally:
+        raw.autocommit = previous
     return [
         str(pk)
         for pk in selectors.orphaned_sessions()
