@@ -16,7 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 import scoring
-from remediation import reference_data
+from remediation import display, reference_data
 from remediation.admin.base import LiveColumnsAdmin, ReadOnlyAdmin
 from remediation.admin.permissions import MANAGE_FC, has_perm, log_change
 from remediation.models import FcBlock, FcChange, FcOption
@@ -248,12 +248,14 @@ class FcChangeAdmin(ReadOnlyAdmin):
         changes = list(queryset.order_by("at"))
         previews = [fc_undo_preview(c) for c in changes]
         if request.POST.get("post") != "yes":
+            doable = sum(1 for p in previews if not p["refusal"])
             context = {
                 **self.admin_site.each_context(request),
                 "title": "Undo FC set rollbacks?",
                 "opts": self.model._meta,
                 "previews": previews,
-                "doable": sum(1 for p in previews if not p["refusal"]),
+                "doable": doable,
+                "confirm_label": f"Yes, undo {display.count(doable, 'rollback')}",
                 "queryset": queryset,
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             }

@@ -219,11 +219,13 @@ class OrphanedSessionAdmin(SessionActionsMixin, SessionSearchMixin, ReadOnlyAdmi
         changelist = self.get_changelist_instance(request)
         queryset = changelist.get_queryset(request)
         if request.method != "POST" or request.POST.get("confirm") != "yes":
+            count = queryset.count()
             context = {
                 **self.admin_site.each_context(request),
                 "title": "Re-diagnose the orphans matching this filter?",
                 "opts": self.model._meta,
-                "count": queryset.count(),
+                "count": count,
+                "confirm_label": f"Yes, re-diagnose {display.count(count, 'session')}",
                 "filters": _filter_words(changelist),
                 "back_url": back,
                 "active": _diagnosis_run(),

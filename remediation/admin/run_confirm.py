@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 
+from remediation import display
 from remediation.admin.base import csv_response
 from remediation.models import BackfillRun
 from remediation.selectors.run_preview import (
@@ -42,6 +43,8 @@ def confirm_page(model_admin: Any, request: HttpRequest, run: BackfillRun, actio
     else:
         preview = cancel_preview(run)
         title = f"Cancel run #{run.pk}?"
+    sessions = display.count(preview.get("count", 0), "session")
+    label = {"rollback": f"Yes, roll back {sessions}", "retry": f"Yes, retry {sessions}"}
     context = {
         **model_admin.admin_site.each_context(request),
         "title": title,
@@ -49,6 +52,7 @@ def confirm_page(model_admin: Any, request: HttpRequest, run: BackfillRun, actio
         "run": run,
         "action": action,
         "preview": preview,
+        "confirm_label": label.get(action, "Yes, cancel the run"),
     }
     return TemplateResponse(request, "admin/remediation/run_confirm.html", context)
 
