@@ -257,15 +257,24 @@ def set_fixes(target: str) -> None:
 
 @contextlib.contextmanager
 def emulated_edge(**overrides):
-    """The edge-function emulator in a thread on loopback, and the settings that call it
-    (SUPABASE_URL plus `overrides`: the key and the client's timeouts)."""
+    """The edge-function emulator in a thread on loopback, and the settings that call it:
+    SUPABASE_URL, a test key and short client timeouts (no retry), each of them changed by
+    `overrides`."""
     from django.test import override_settings
 
+    from opsportal.secrets import Secret
     from remediation.dev.edge_emulator import start_in_thread
 
+    client = {
+        "SUPABASE_SERVICE_ROLE_KEY": Secret("edge-test-service-role-key"),
+        "EDGE_CONNECT_TIMEOUT": 1.0,
+        "EDGE_READ_TIMEOUT": 5.0,
+        "EDGE_MAX_RETRIES": 0,
+        "EDGE_BACKOFF_BASE": 0.01,
+    }
     server = start_in_thread()
     try:
-        with override_settings(SUPABASE_URL=server.url, **overrides):
+        with override_settings(SUPABASE_URL=server.url, **{**client, **overrides}):
             yield server
     finally:
         server.shutdown()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from opsportal.secrets import Secret
 from remediation import jobs
 from remediation.models import AuditEvent, BackfillRun, FinalizeAttempt
 from remediation.services import session_finalize
@@ -16,12 +15,6 @@ from tests.factories import emulated_edge, load_reference_data, make_session, pi
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 ORPHANS = "admin:remediation_orphanedsession_changelist"
-EDGE = {
-    "SUPABASE_SERVICE_ROLE_KEY": Secret("edge-admin-test-key"),
-    "EDGE_CONNECT_TIMEOUT": 1.0,
-    "EDGE_READ_TIMEOUT": 5.0,
-    "EDGE_MAX_RETRIES": 0,
-}
 
 
 @pytest.fixture
@@ -83,7 +76,7 @@ def test_an_engineer_is_warned_then_asked_again_and_completed_at_is_put_back(
     page = client.get(_finalize_url(blocked)).content.decode()
     assert 'value="edge"' in page and "overwrites its <code>completed_at</code>" in page
     before = _completed_at(blocked)
-    with emulated_edge(**EDGE) as server:
+    with emulated_edge() as server:
         # First confirmation: the fresh diagnosis predicts the write fails; asked again.
         again = client.post(_finalize_url(blocked), {"backend": "edge"})
         body = again.content.decode()
@@ -125,7 +118,7 @@ def test_no_second_question_when_the_diagnosis_predicts_success(client, engineer
     client.force_login(engineer)
     sid = make_session(seed=4)
     before = _completed_at(sid)
-    with emulated_edge(**EDGE):
+    with emulated_edge():
         client.post(_finalize_url(sid), {"backend": "edge"})
     attempt = FinalizeAttempt.objects.get(session_id=sid)
     assert attempt.outcome == "created" and _completed_at(sid) == before

@@ -10,7 +10,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.test import override_settings
 
-from opsportal.secrets import Secret
 from remediation import jobs as bf
 from remediation.dev.edge_emulator import Faults
 from remediation.models import FinalizeAttempt
@@ -18,18 +17,11 @@ from remediation.services import runs
 from tests.factories import emulated_edge, make_session, pipeline_sql
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
-EDGE = {
-    "SUPABASE_SERVICE_ROLE_KEY": Secret("edge-backfill-test-key"),
-    "EDGE_CONNECT_TIMEOUT": 1.0,
-    "EDGE_READ_TIMEOUT": 0.5,
-    "EDGE_MAX_RETRIES": 1,
-    "EDGE_BACKOFF_BASE": 0.01,
-}
 
 
 @pytest.fixture
 def emulator(clear_path):
-    with emulated_edge(**EDGE) as server:
+    with emulated_edge(EDGE_READ_TIMEOUT=0.5, EDGE_MAX_RETRIES=1) as server:
         yield server
 
 

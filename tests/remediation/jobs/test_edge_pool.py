@@ -14,7 +14,6 @@ import pytest
 from django.db import connections
 from django.test import override_settings
 
-from opsportal.secrets import Secret
 from remediation import jobs as bf
 from remediation.dev.edge_emulator import Faults
 from remediation.jobs import edge_pool
@@ -24,18 +23,11 @@ from remediation.models import BackfillRun, FinalizeAttempt
 from tests.factories import emulated_edge, make_session, pipeline_sql
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
-EDGE = {
-    "SUPABASE_SERVICE_ROLE_KEY": Secret("edge-pool-test-key"),
-    "EDGE_CONNECT_TIMEOUT": 1.0,
-    "EDGE_READ_TIMEOUT": 5.0,
-    "EDGE_MAX_RETRIES": 2,
-    "EDGE_BACKOFF_BASE": 0.01,
-}
 
 
 @pytest.fixture
 def emulator(clear_path):
-    with emulated_edge(**EDGE) as server:
+    with emulated_edge(EDGE_MAX_RETRIES=2) as server:
         yield server
 
 

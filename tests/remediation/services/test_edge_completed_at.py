@@ -9,7 +9,6 @@ from datetime import timedelta
 import pytest
 from django.db import connections
 
-from opsportal.secrets import Secret
 from remediation import jobs
 from remediation.dev.edge_emulator import Faults
 from remediation.models import AuditEvent, FinalizeAttempt
@@ -19,18 +18,11 @@ from remediation.services.edge import completed_at_restore
 from tests.factories import emulated_edge, make_session, pipeline_sql, rollback_run
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
-EDGE = {
-    "SUPABASE_SERVICE_ROLE_KEY": Secret("completed-at-test-key"),
-    "EDGE_CONNECT_TIMEOUT": 1.0,
-    "EDGE_READ_TIMEOUT": 5.0,
-    "EDGE_MAX_RETRIES": 0,
-    "EDGE_BACKOFF_BASE": 0.01,
-}
 
 
 @pytest.fixture
 def emulator(clear_path):
-    with emulated_edge(**EDGE) as server:
+    with emulated_edge() as server:
         yield server
 
 
