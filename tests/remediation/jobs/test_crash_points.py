@@ -169,6 +169,25 @@ def _sessions():
     return orphans, had, abandoned
 
 
+def _profile_counts(ids: list[str]) -> dict[str, int]:
+    """Profiles per session id (sessions without one are absent)."""
+    rows = pipeline_sql(
+        "SELECT session_id::text, count(*) FROM profiles WHERE session_id = ANY(%s::uuid[])"
+        " GROUP BY session_id",
+        [ids],
+        "all",
+    )
+    return dict(rows)
+
+
+def _attempt_counts(run: BackfillRun) -> Counter:
+    """Finalize attempts per session id of a run."""
+    return Counter(
+        str(s)
+        for s in FinalizeAttempt.objects.filter(run_id=run.pk).values_list("session_id", flat=True)
+    )
+
+
 def _assert_truthful(run: BackfillRun, before: dict, orphans, had, abandoned) -> None:
     """The run's figures, its items and its attempts equal what the database shows."""
     ids = [*orphans, had, abandoned]
@@ -193,10 +212,7 @@ def _assert_truthful(run: BackfillRun, before: dict, orphans, had, abandoned) ->
         assert str(items[sid].profile_id) in {
             str(r["id"]) for k, r in now["profiles"].items() if k.startswith(sid)
         }
-    attempts = Counter(
-        str(s)
-        for s in FinalizeAttempt.objects.filter(run_id=run.pk).values_list("session_id", flat=True)
-    )
+    attempts = _attempt_counts(run)
     assert attempts == Counter(ids), "one attempt per session in the round"
     assert not ledger.read(run.ledger_key), "every ledger entry mirrored and forgotten"
 
@@ -276,20 +292,11 @@ def test_an_edge_backfill_killed_at_each_boundary_posts_each_session_once(
         k: r["completed_at"] for k, r in before["assessment_sessions"].items()
     }
     assert all(i.notes and i.notes["completed_at_restored"]["to"] for i in items.values())
-    profiles = pipeline_sql(
-        "SELECT session_id::text, count(*) FROM profiles WHERE session_id = ANY(%s::uuid[])"
-        " GROUP BY session_id",
-        [orphans],
-        "all",
-    )
-    assert dict(profiles) == dict.fromkeys(orphans, 1)
+    assert _profile_counts(orphans) == dict.fromkeys(orphans, 1)
     # One call per session: the call records its attempt; a call whose outcome the kill
     # lost (edge.answered: before its attempt was saved; edge.called: after) is settled
     # from the database, not posted again.
-    attempts = Counter(
-        str(s)
-        for s in FinalizeAttempt.objects.filter(run_id=run.pk).values_list("session_id", flat=True)
-    )
+    attempts = _attempt_counts(run)
     settled = [sid for sid, i in items.items() if i.reason == "claim_settled"]
     assert len(settled) == (1 if point in ("edge.answered", "edge.called") else 0)
     unrecorded = set(settled) if point == "edge.answered" else set()
@@ -324,17 +331,8 @@ def test_a_parallel_edge_batch_killed_mid_pool_posts_each_session_once(
         done = _resume(run.pk)
     assert (done.state, done.created, done.processed) == ("succeeded", 6, 6), done.message
     assert _emulator.requests_seen == 6, "each session posted exactly once"
-    profiles = pipeline_sql(
-        "SELECT session_id::text, count(*) FROM profiles WHERE session_id = ANY(%s::uuid[])"
-        " GROUP BY session_id",
-        [orphans],
-        "all",
-    )
-    assert dict(profiles) == dict.fromkeys(orphans, 1)
-    attempts = Counter(
-        str(s)
-        for s in FinalizeAttempt.objects.filter(run_id=run.pk).values_list("session_id", flat=True)
-    )
+    assert _profile_counts(orphans) == dict.fromkeys(orphans, 1)
+    attempts = _attempt_counts(run)
     items = {str(i.session_id): i for i in done.items.all()}
     for sid in orphans:  # a call cut short before its attempt was saved has none
         if items[sid].reason == "claim_settled":
